@@ -1,0 +1,2 @@
+//! The `dawin` command-line tool (filled by issue 6).
+fn main() {}

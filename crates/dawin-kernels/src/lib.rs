@@ -1,0 +1,1 @@
+//! CUDA kernels for DaWin (filled by issue 4).

@@ -1,0 +1,1 @@
+//! Mixture models for DaWin coefficients (filled by issue 3).

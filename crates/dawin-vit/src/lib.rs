@@ -1,0 +1,1 @@
+//! CLIP ViT forward for DaWin (filled by issue 5).
