@@ -1,0 +1,670 @@
+//! The parameters of a CLIP ViT classifier as plain f32 tensors, and their loading from a
+//! checkpoint in either common naming.
+//!
+//! Fields are named after the OpenAI / open_clip checkpoint (`conv1`, `ln_pre`, `resblocks.N.attn`,
+//! `ln_post`, `proj`); the doc comment of each field gives both checkpoint names. Every matrix is
+//! stored as a PyTorch `nn.Linear` weight `[out, in]`, so `y = x Wᵀ + b` everywhere:
+//!
+//! | field | OpenAI / open_clip (`visual.` prefix) | Hugging Face (`vision_model.` prefix) |
+//! |---|---|---|
+//! | `conv1` `[W, 3P²]` | `conv1.weight` `[W,3,P,P]` | `embeddings.patch_embedding.weight` |
+//! | `class_embedding` `[W]` | `class_embedding` | `embeddings.class_embedding` |
+//! | `positional_embedding` `[T, W]` | `positional_embedding` | `embeddings.position_embedding.weight` |
+//! | `ln_pre` | `ln_pre` | `pre_layrnorm` |
+//! | `attn_in_proj` `[3W, W]` (q, k, v) | `transformer.resblocks.N.attn.in_proj_weight/_bias` | `encoder.layers.N.self_attn.{q,k,v}_proj` |
+//! | `attn_out_proj` | `….attn.out_proj` | `….self_attn.out_proj` |
+//! | `ln_1`, `ln_2` | `….ln_1`, `….ln_2` | `….layer_norm1`, `….layer_norm2` |
+//! | `mlp_c_fc`, `mlp_c_proj` | `….mlp.c_fc`, `….mlp.c_proj` | `….mlp.fc1`, `….mlp.fc2` |
+//! | `ln_post` | `ln_post` | `post_layernorm` |
+//! | `proj` `[E, W]` | `proj` `[W, E]`, transposed on load | `visual_projection.weight` (no prefix) |
+//! | head `[C, E]`, `[C]` | `classification_head.weight/.bias` | same |
+
+use crate::config::VitConfig;
+use crate::error::{Error, Result};
+use crate::tensors::{fetch, shape_of, TensorSource, HEADS_METADATA_KEY};
+
+/// A linear map `y = x Wᵀ + b` with `W` stored row-major as `[out_dim, in_dim]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    /// `[out_dim, in_dim]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[out_dim]`, or `None` for a map without bias.
+    pub bias: Option<Vec<f32>>,
+    /// Output size.
+    pub out_dim: usize,
+    /// Input size.
+    pub in_dim: usize,
+}
+
+/// Layer norm `y = (x − mean) / sqrt(var + eps) · weight + bias` over the last dimension
+/// (biased variance, as PyTorch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerNorm {
+    /// Scale, `[width]`.
+    pub weight: Vec<f32>,
+    /// Shift, `[width]`.
+    pub bias: Vec<f32>,
+}
+
+/// One residual attention block: `x += attn(ln_1(x)); x += mlp(ln_2(x))`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResidualBlock {
+    /// `ln_1` / `layer_norm1`.
+    pub ln_1: LayerNorm,
+    /// Packed q, k, v projection `[3W, W]` (`attn.in_proj_weight` / `self_attn.{q,k,v}_proj`).
+    pub attn_in_proj: Linear,
+    /// `attn.out_proj` / `self_attn.out_proj`, `[W, W]`.
+    pub attn_out_proj: Linear,
+    /// `ln_2` / `layer_norm2`.
+    pub ln_2: LayerNorm,
+    /// `mlp.c_fc` / `mlp.fc1`, `[M, W]`.
+    pub mlp_c_fc: Linear,
+    /// `mlp.c_proj` / `mlp.fc2`, `[W, M]`.
+    pub mlp_c_proj: Linear,
+}
+
+/// The image tower: patch embedding, transformer, final norm and projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisionWeights {
+    /// Patch embedding as a linear map `[W, 3·P·P]` without bias (conv weight `[W,3,P,P]` flattened
+    /// in `(channel, row, column)` order).
+    pub conv1: Linear,
+    /// Class token, `[W]`.
+    pub class_embedding: Vec<f32>,
+    /// Positional embedding, `[T, W]`.
+    pub positional_embedding: Vec<f32>,
+    /// `ln_pre` / `pre_layrnorm`.
+    pub ln_pre: LayerNorm,
+    /// The blocks, in order.
+    pub resblocks: Vec<ResidualBlock>,
+    /// `ln_post` / `post_layernorm`, applied to the class token.
+    pub ln_post: LayerNorm,
+    /// Projection to the embedding, `[E, W]`, no bias.
+    pub proj: Linear,
+}
+
+/// Everything the classifier's forward reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipWeights {
+    /// The image tower.
+    pub visual: VisionWeights,
+    /// `classification_head`: `[C, E]` weight and `[C]` bias applied to the normalised features.
+    pub head: Linear,
+}
+
+/// The two checkpoint namings this crate reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointNaming {
+    /// OpenAI CLIP / open_clip / WiSE-FT: `{prefix}conv1.weight`, … where `prefix` ends in `visual.`.
+    OpenAi {
+        /// Everything before `conv1.weight`, e.g. `visual.` or `image_encoder.model.visual.`.
+        prefix: String,
+    },
+    /// Hugging Face transformers: `{root}vision_model.…` and `{root}visual_projection.weight`.
+    HuggingFace {
+        /// Everything before `vision_model.`, usually empty.
+        root: String,
+    },
+}
+
+const OPENAI_MARK: &str = "visual.conv1.weight";
+const HF_MARK: &str = "vision_model.embeddings.patch_embedding.weight";
+
+impl CheckpointNaming {
+    /// Detects the naming from the tensor names (the shortest matching prefix wins).
+    pub fn detect(src: &dyn TensorSource) -> Result<Self> {
+        let names = src.tensor_names();
+        let shortest = |mark: &str| {
+            names
+                .iter()
+                .filter(|n| {
+                    n.ends_with(mark)
+                        && (n.len() == mark.len() || n[..n.len() - mark.len()].ends_with('.'))
+                })
+                .min_by_key(|n| n.len())
+                .map(|n| n[..n.len() - mark.len()].to_string())
+        };
+        if let Some(root) = shortest(OPENAI_MARK) {
+            return Ok(CheckpointNaming::OpenAi {
+                prefix: format!("{root}visual."),
+            });
+        }
+        if let Some(root) = shortest(HF_MARK) {
+            return Ok(CheckpointNaming::HuggingFace { root });
+        }
+        Err(Error::NotClipVision {
+            source_name: src.source_name(),
+            reason: format!(
+                "found neither `{OPENAI_MARK}` (OpenAI / open_clip) nor `{HF_MARK}` (Hugging Face) among its {} tensors",
+                names.len()
+            ),
+        })
+    }
+
+    fn patch(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}conv1.weight"),
+            Self::HuggingFace { root } => format!("{root}{HF_MARK}"),
+        }
+    }
+    fn class_embedding(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}class_embedding"),
+            Self::HuggingFace { root } => format!("{root}vision_model.embeddings.class_embedding"),
+        }
+    }
+    fn positional(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}positional_embedding"),
+            Self::HuggingFace { root } => {
+                format!("{root}vision_model.embeddings.position_embedding.weight")
+            }
+        }
+    }
+    fn ln_pre(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}ln_pre"),
+            Self::HuggingFace { root } => format!("{root}vision_model.pre_layrnorm"),
+        }
+    }
+    fn ln_post(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}ln_post"),
+            Self::HuggingFace { root } => format!("{root}vision_model.post_layernorm"),
+        }
+    }
+    fn proj(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}proj"),
+            Self::HuggingFace { root } => format!("{root}visual_projection.weight"),
+        }
+    }
+    fn block_prefix(&self) -> String {
+        match self {
+            Self::OpenAi { prefix } => format!("{prefix}transformer.resblocks."),
+            Self::HuggingFace { root } => format!("{root}vision_model.encoder.layers."),
+        }
+    }
+    fn mlp_in(&self, i: usize) -> String {
+        match self {
+            Self::OpenAi { .. } => format!("{}{i}.mlp.c_fc", self.block_prefix()),
+            Self::HuggingFace { .. } => format!("{}{i}.mlp.fc1", self.block_prefix()),
+        }
+    }
+}
+
+/// How to resolve what the shapes of a checkpoint cannot tell.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Number of attention heads. Resolution: the metadata key `dawin.vit.heads` when present
+    /// (an override that disagrees with it is an error), else this value, else `width / 64`.
+    pub heads: Option<usize>,
+    /// Layer-norm epsilon (default 1e-5, CLIP's).
+    pub layer_norm_eps: Option<f32>,
+}
+
+fn parse_block_index(name: &str, block_prefix: &str) -> Option<usize> {
+    let rest = name.strip_prefix(block_prefix)?;
+    let idx = rest.split('.').next()?;
+    idx.parse().ok()
+}
+
+fn dim(src: &dyn TensorSource, name: &str, shape: &[usize], rank: usize) -> Result<()> {
+    if shape.len() != rank || shape.contains(&0) {
+        return Err(Error::TensorShape {
+            name: name.to_string(),
+            source_name: src.source_name(),
+            got: shape.to_vec(),
+            expected: format!("a non-empty tensor of rank {rank}"),
+        });
+    }
+    Ok(())
+}
+
+/// Finds `classification_head.weight` in `src` (top level first, then under any prefix).
+fn head_names(src: &dyn TensorSource) -> Option<(String, String)> {
+    const W: &str = "classification_head.weight";
+    let names = src.tensor_names();
+    let found = names
+        .iter()
+        .filter(|n| n.as_str() == W || n.ends_with(&format!(".{W}")))
+        .min_by_key(|n| n.len())?;
+    let root = &found[..found.len() - W.len()];
+    Some((found.clone(), format!("{root}classification_head.bias")))
+}
+
+/// Infers the configuration of the checkpoint `src` from its tensor shapes:
+/// patch size and width from the patch embedding, image size from the positional embedding
+/// (`T = (image/patch)² + 1`), layers by counting blocks, MLP size from block 0, embedding size
+/// from the projection and classes from the classification head (in `head` if given, else in `src`).
+pub fn infer_config(
+    src: &dyn TensorSource,
+    head: Option<&dyn TensorSource>,
+    opts: &LoadOptions,
+) -> Result<(VitConfig, CheckpointNaming)> {
+    let naming = CheckpointNaming::detect(src)?;
+    let pname = naming.patch();
+    let ps = shape_of(src, &pname)?;
+    if ps.len() != 4 || ps[1] != 3 || ps[2] != ps[3] || ps[0] == 0 || ps[2] == 0 {
+        return Err(Error::TensorShape {
+            name: pname,
+            source_name: src.source_name(),
+            got: ps,
+            expected: "[width, 3, patch, patch]".into(),
+        });
+    }
+    let (width, patch) = (ps[0], ps[2]);
+    let posname = naming.positional();
+    let pos = shape_of(src, &posname)?;
+    let grid = pos
+        .first()
+        .map(|&t| ((t.saturating_sub(1)) as f64).sqrt().round() as usize);
+    let ok =
+        pos.len() == 2 && pos[1] == width && grid.is_some_and(|g| g > 0 && g * g + 1 == pos[0]);
+    if !ok {
+        return Err(Error::TensorShape {
+            name: posname,
+            source_name: src.source_name(),
+            got: pos,
+            expected: format!("[g² + 1, {width}] for some grid g"),
+        });
+    }
+    let image_size = grid.unwrap_or(0) * patch;
+
+    let bp = naming.block_prefix();
+    let layers = src
+        .tensor_names()
+        .iter()
+        .filter_map(|n| parse_block_index(n, &bp))
+        .max()
+        .map_or(0, |m| m + 1);
+    if layers == 0 {
+        return Err(Error::NotClipVision {
+            source_name: src.source_name(),
+            reason: format!("no transformer block (no tensor named `{bp}0.…`)"),
+        });
+    }
+    let fc = format!("{}.weight", naming.mlp_in(0));
+    let fcs = shape_of(src, &fc)?;
+    dim(src, &fc, &fcs, 2)?;
+    let mlp_dim = fcs[0];
+
+    let projname = naming.proj();
+    let prs = shape_of(src, &projname)?;
+    dim(src, &projname, &prs, 2)?;
+    let embed_dim = match naming {
+        CheckpointNaming::OpenAi { .. } => prs[1],
+        CheckpointNaming::HuggingFace { .. } => prs[0],
+    };
+
+    let hsrc = head.unwrap_or(src);
+    let (hw, _) = head_names(hsrc).ok_or_else(|| Error::MissingTensor {
+        name: "classification_head.weight".into(),
+        source_name: hsrc.source_name(),
+    })?;
+    let hs = shape_of(hsrc, &hw)?;
+    dim(hsrc, &hw, &hs, 2)?;
+    let num_classes = hs[0];
+
+    let meta_heads = match src.metadata_value(HEADS_METADATA_KEY) {
+        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+            Error::Config(format!(
+                "metadata `{HEADS_METADATA_KEY}` = {v:?} of {} is not a number",
+                src.source_name()
+            ))
+        })?),
+        None => None,
+    };
+    let heads = match (meta_heads, opts.heads) {
+        (Some(m), Some(o)) if m != o => {
+            return Err(Error::Config(format!(
+                "heads = {o} was asked for, but {} says `{HEADS_METADATA_KEY}` = {m}",
+                src.source_name()
+            )))
+        }
+        (Some(m), _) => m,
+        (None, Some(o)) => o,
+        (None, None) => {
+            if width % 64 != 0 {
+                return Err(Error::Config(format!(
+                    "width {width} of {} is not a multiple of 64: give the number of heads \
+                     (metadata `{HEADS_METADATA_KEY}` or an explicit override)",
+                    src.source_name()
+                )));
+            }
+            width / 64
+        }
+    };
+    let cfg = VitConfig {
+        image_size,
+        patch_size: patch,
+        width,
+        layers,
+        heads,
+        mlp_dim,
+        embed_dim,
+        num_classes,
+        layer_norm_eps: opts.layer_norm_eps.unwrap_or(1e-5),
+    };
+    cfg.validate()?;
+    Ok((cfg, naming))
+}
+
+fn linear(
+    src: &dyn TensorSource,
+    wname: &str,
+    bname: Option<&str>,
+    out_dim: usize,
+    in_dim: usize,
+) -> Result<Linear> {
+    let weight = fetch(src, wname, &[out_dim, in_dim])?;
+    let bias = match bname {
+        Some(b) => Some(fetch(src, b, &[out_dim])?),
+        None => None,
+    };
+    Ok(Linear {
+        weight,
+        bias,
+        out_dim,
+        in_dim,
+    })
+}
+
+fn layer_norm(src: &dyn TensorSource, prefix: &str, width: usize) -> Result<LayerNorm> {
+    Ok(LayerNorm {
+        weight: fetch(src, &format!("{prefix}.weight"), &[width])?,
+        bias: fetch(src, &format!("{prefix}.bias"), &[width])?,
+    })
+}
+
+/// Transposes a row-major `[rows, cols]` matrix.
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
+
+impl ClipWeights {
+    /// Loads every tensor `cfg` needs from `src` in the given naming, and the head from `head`
+    /// (or from `src` when `head` is `None`). Shapes must match `cfg` exactly; a missing or
+    /// misshapen tensor is an error naming it.
+    pub fn load(
+        src: &dyn TensorSource,
+        head: Option<&dyn TensorSource>,
+        cfg: &VitConfig,
+        naming: &CheckpointNaming,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let (w, m, e, c, p) = (
+            cfg.width,
+            cfg.mlp_dim,
+            cfg.embed_dim,
+            cfg.num_classes,
+            cfg.patch_size,
+        );
+        let conv = fetch(src, &naming.patch(), &[w, 3, p, p])?;
+        let conv1 = Linear {
+            weight: conv,
+            bias: None,
+            out_dim: w,
+            in_dim: 3 * p * p,
+        };
+        let class_embedding = fetch(src, &naming.class_embedding(), &[w])?;
+        let positional_embedding = fetch(src, &naming.positional(), &[cfg.num_tokens(), w])?;
+        let ln_pre = layer_norm(src, &naming.ln_pre(), w)?;
+        let ln_post = layer_norm(src, &naming.ln_post(), w)?;
+        let proj = match naming {
+            CheckpointNaming::OpenAi { .. } => {
+                let pt = fetch(src, &naming.proj(), &[w, e])?;
+                Linear {
+                    weight: transpose(&pt, w, e),
+                    bias: None,
+                    out_dim: e,
+                    in_dim: w,
+                }
+            }
+            CheckpointNaming::HuggingFace { .. } => linear(src, &naming.proj(), None, e, w)?,
+        };
+        let bp = naming.block_prefix();
+        let mut resblocks = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let b = format!("{bp}{i}");
+            let blk = match naming {
+                CheckpointNaming::OpenAi { .. } => ResidualBlock {
+                    ln_1: layer_norm(src, &format!("{b}.ln_1"), w)?,
+                    attn_in_proj: linear(
+                        src,
+                        &format!("{b}.attn.in_proj_weight"),
+                        Some(&format!("{b}.attn.in_proj_bias")),
+                        3 * w,
+                        w,
+                    )?,
+                    attn_out_proj: linear(
+                        src,
+                        &format!("{b}.attn.out_proj.weight"),
+                        Some(&format!("{b}.attn.out_proj.bias")),
+                        w,
+                        w,
+                    )?,
+                    ln_2: layer_norm(src, &format!("{b}.ln_2"), w)?,
+                    mlp_c_fc: linear(
+                        src,
+                        &format!("{b}.mlp.c_fc.weight"),
+                        Some(&format!("{b}.mlp.c_fc.bias")),
+                        m,
+                        w,
+                    )?,
+                    mlp_c_proj: linear(
+                        src,
+                        &format!("{b}.mlp.c_proj.weight"),
+                        Some(&format!("{b}.mlp.c_proj.bias")),
+                        w,
+                        m,
+                    )?,
+                },
+                CheckpointNaming::HuggingFace { .. } => {
+                    let mut weight = Vec::with_capacity(3 * w * w);
+                    let mut bias = Vec::with_capacity(3 * w);
+                    for q in ["q", "k", "v"] {
+                        weight.extend(fetch(
+                            src,
+                            &format!("{b}.self_attn.{q}_proj.weight"),
+                            &[w, w],
+                        )?);
+                        bias.extend(fetch(src, &format!("{b}.self_attn.{q}_proj.bias"), &[w])?);
+                    }
+                    ResidualBlock {
+                        ln_1: layer_norm(src, &format!("{b}.layer_norm1"), w)?,
+                        attn_in_proj: Linear {
+                            weight,
+                            bias: Some(bias),
+                            out_dim: 3 * w,
+                            in_dim: w,
+                        },
+                        attn_out_proj: linear(
+                            src,
+                            &format!("{b}.self_attn.out_proj.weight"),
+                            Some(&format!("{b}.self_attn.out_proj.bias")),
+                            w,
+                            w,
+                        )?,
+                        ln_2: layer_norm(src, &format!("{b}.layer_norm2"), w)?,
+                        mlp_c_fc: linear(
+                            src,
+                            &format!("{b}.mlp.fc1.weight"),
+                            Some(&format!("{b}.mlp.fc1.bias")),
+                            m,
+                            w,
+                        )?,
+                        mlp_c_proj: linear(
+                            src,
+                            &format!("{b}.mlp.fc2.weight"),
+                            Some(&format!("{b}.mlp.fc2.bias")),
+                            w,
+                            m,
+                        )?,
+                    }
+                }
+            };
+            resblocks.push(blk);
+        }
+        let hsrc = head.unwrap_or(src);
+        let (hw, hb) = head_names(hsrc).ok_or_else(|| Error::MissingTensor {
+            name: "classification_head.weight".into(),
+            source_name: hsrc.source_name(),
+        })?;
+        let head = linear(hsrc, &hw, Some(&hb), c, e)?;
+        let weights = ClipWeights {
+            visual: VisionWeights {
+                conv1,
+                class_embedding,
+                positional_embedding,
+                ln_pre,
+                resblocks,
+                ln_post,
+                proj,
+            },
+            head,
+        };
+        weights.check(cfg)?;
+        Ok(weights)
+    }
+
+    /// Random weights of shape `cfg` (for benches and tests): matrices `N(0, 1/in)`, biases and
+    /// embeddings `N(0, 0.02²)`, identity norms; deterministic for a given `seed`.
+    pub fn random(cfg: &VitConfig, seed: u64) -> Result<Self> {
+        use rand::{RngExt, SeedableRng};
+        cfg.validate()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut normal = move || -> f32 { rng.sample(rand_distr::StandardNormal) };
+        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
+        let mut lin = |out_dim: usize, in_dim: usize, bias: bool| {
+            let s = 1.0 / (in_dim as f32).sqrt();
+            Linear {
+                weight: (0..out_dim * in_dim).map(|_| s * normal()).collect(),
+                bias: bias.then(|| (0..out_dim).map(|_| 0.02 * normal()).collect()),
+                out_dim,
+                in_dim,
+            }
+        };
+        let conv1 = lin(w, cfg.patch_dim(), false);
+        let mut resblocks = Vec::new();
+        for _ in 0..cfg.layers {
+            resblocks.push(ResidualBlock {
+                ln_1: LayerNorm::identity(w),
+                attn_in_proj: lin(3 * w, w, true),
+                attn_out_proj: lin(w, w, true),
+                ln_2: LayerNorm::identity(w),
+                mlp_c_fc: lin(m, w, true),
+                mlp_c_proj: lin(w, m, true),
+            });
+        }
+        let proj = lin(e, w, false);
+        let head = lin(c, e, true);
+        let class_embedding = (0..w).map(|_| 0.02 * normal()).collect();
+        let positional_embedding = (0..cfg.num_tokens() * w).map(|_| 0.02 * normal()).collect();
+        Ok(ClipWeights {
+            visual: VisionWeights {
+                conv1,
+                class_embedding,
+                positional_embedding,
+                ln_pre: LayerNorm::identity(w),
+                resblocks,
+                ln_post: LayerNorm::identity(w),
+                proj,
+            },
+            head,
+        })
+    }
+
+    /// Checks every tensor's length against `cfg`; errors name the field.
+    pub fn check(&self, cfg: &VitConfig) -> Result<()> {
+        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
+        let bad = |what: String, got: usize, want: usize| {
+            Err(Error::Config(format!(
+                "weights `{what}` hold {got} values, config wants {want}"
+            )))
+        };
+        let check_lin =
+            |what: &str, l: &Linear, out_dim: usize, in_dim: usize, bias: bool| -> Result<()> {
+                if l.out_dim != out_dim || l.in_dim != in_dim || l.weight.len() != out_dim * in_dim
+                {
+                    return bad(format!("{what}.weight"), l.weight.len(), out_dim * in_dim);
+                }
+                match (&l.bias, bias) {
+                    (Some(b), true) if b.len() == out_dim => Ok(()),
+                    (None, false) => Ok(()),
+                    (b, _) => bad(
+                        format!("{what}.bias"),
+                        b.as_ref().map_or(0, |b| b.len()),
+                        if bias { out_dim } else { 0 },
+                    ),
+                }
+            };
+        let check_ln = |what: &str, l: &LayerNorm| -> Result<()> {
+            if l.weight.len() != w || l.bias.len() != w {
+                return bad(what.to_string(), l.weight.len().min(l.bias.len()), w);
+            }
+            Ok(())
+        };
+        let v = &self.visual;
+        check_lin("conv1", &v.conv1, w, cfg.patch_dim(), false)?;
+        if v.class_embedding.len() != w {
+            return bad("class_embedding".into(), v.class_embedding.len(), w);
+        }
+        if v.positional_embedding.len() != cfg.num_tokens() * w {
+            return bad(
+                "positional_embedding".into(),
+                v.positional_embedding.len(),
+                cfg.num_tokens() * w,
+            );
+        }
+        check_ln("ln_pre", &v.ln_pre)?;
+        check_ln("ln_post", &v.ln_post)?;
+        if v.resblocks.len() != cfg.layers {
+            return bad("resblocks".into(), v.resblocks.len(), cfg.layers);
+        }
+        for (i, b) in v.resblocks.iter().enumerate() {
+            check_ln(&format!("resblocks.{i}.ln_1"), &b.ln_1)?;
+            check_ln(&format!("resblocks.{i}.ln_2"), &b.ln_2)?;
+            check_lin(
+                &format!("resblocks.{i}.attn.in_proj"),
+                &b.attn_in_proj,
+                3 * w,
+                w,
+                true,
+            )?;
+            check_lin(
+                &format!("resblocks.{i}.attn.out_proj"),
+                &b.attn_out_proj,
+                w,
+                w,
+                true,
+            )?;
+            check_lin(&format!("resblocks.{i}.mlp.c_fc"), &b.mlp_c_fc, m, w, true)?;
+            check_lin(
+                &format!("resblocks.{i}.mlp.c_proj"),
+                &b.mlp_c_proj,
+                w,
+                m,
+                true,
+            )?;
+        }
+        check_lin("proj", &v.proj, e, w, false)?;
+        check_lin("classification_head", &self.head, c, e, true)
+    }
+}
+
+impl LayerNorm {
+    /// The identity norm: weight 1, bias 0.
+    pub fn identity(width: usize) -> Self {
+        LayerNorm {
+            weight: vec![1.0; width],
+            bias: vec![0.0; width],
+        }
+    }
+}
