@@ -25,14 +25,18 @@
 
 pub mod config;
 pub mod cpu;
+pub mod dataset;
 pub mod error;
 pub mod model;
+pub mod preprocess;
 pub mod tensors;
 pub mod weights;
 
 pub use config::VitConfig;
+pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, ForwardOutput};
+pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ResidualBlock,
