@@ -35,7 +35,7 @@ pub mod weights;
 pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
-pub use model::{ClipClassifier, ForwardOutput};
+pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
 pub use weights::{

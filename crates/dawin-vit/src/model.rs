@@ -2,6 +2,7 @@
 
 use crate::config::VitConfig;
 use crate::cpu;
+use crate::dataset::{ImageDataset, Skipped};
 use crate::error::{Error, Result};
 use crate::tensors::TensorSource;
 use crate::weights::{infer_config, CheckpointNaming, ClipWeights, LoadOptions};
@@ -17,6 +18,46 @@ pub struct ForwardOutput {
     pub batch: usize,
     /// Number of classes (columns of `logits`).
     pub num_classes: usize,
+}
+
+/// Predictions of a model over a dataset ([`ClipClassifier::predict_dataset`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetPredictions {
+    /// Logits of the evaluated samples, `[indices.len(), num_classes]`.
+    pub logits: Vec<f32>,
+    /// Normalised features `[indices.len(), embed_dim]`, when asked for.
+    pub features: Option<Vec<f32>>,
+    /// Dataset indices of the evaluated samples (skipped ones are absent).
+    pub indices: Vec<usize>,
+    /// Labels of the evaluated samples, when the dataset has labels.
+    pub labels: Option<Vec<i64>>,
+    /// Samples that could not be loaded (only with `skip_bad_files`).
+    pub skipped: Vec<Skipped>,
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+impl DatasetPredictions {
+    /// Top-1 accuracy `#{argmax_c z_ic = y_i} / n` over the evaluated samples (first maximum wins);
+    /// `None` without labels.
+    pub fn accuracy(&self) -> Option<f64> {
+        let labels = self.labels.as_ref()?;
+        let correct = self
+            .logits
+            .chunks(self.num_classes)
+            .zip(labels)
+            .filter(|(row, &y)| {
+                let mut best = 0;
+                for (c, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = c;
+                    }
+                }
+                best as i64 == y
+            })
+            .count();
+        Some(correct as f64 / labels.len().max(1) as f64)
+    }
 }
 
 /// A CLIP ViT image classifier: `logits = W · f/‖f‖ + b` with `f` the CLIP image embedding.
@@ -121,5 +162,78 @@ impl ClipClassifier {
             batch,
             num_classes: self.config.num_classes,
         })
+    }
+
+    /// Runs the model over a whole dataset in batches of `batch_size` (loading the next batch is
+    /// not overlapped with the forward). Bad samples are an error naming the file, or with
+    /// `skip_bad_files` are listed in [`DatasetPredictions::skipped`] while the rest is evaluated.
+    /// Errors when the dataset's input size differs from the model's, a label is not a class
+    /// index, or no sample could be loaded.
+    pub fn predict_dataset(
+        &self,
+        dataset: &ImageDataset,
+        batch_size: usize,
+        skip_bad_files: bool,
+        with_features: bool,
+    ) -> Result<DatasetPredictions> {
+        if batch_size == 0 {
+            return Err(Error::arg("batch_size", "must be > 0"));
+        }
+        if dataset.image_size() != self.config.image_size {
+            return Err(Error::Dataset {
+                path: dataset.path().to_path_buf(),
+                msg: format!(
+                    "opened for {0}×{0} inputs, the model takes {1}×{1}",
+                    dataset.image_size(),
+                    self.config.image_size
+                ),
+            });
+        }
+        if let Some(labels) = dataset.labels() {
+            let c = self.config.num_classes as i64;
+            if let Some(i) = labels.iter().position(|&y| y < 0 || y >= c) {
+                return Err(Error::Dataset {
+                    path: dataset.path().to_path_buf(),
+                    msg: format!(
+                        "label {} of sample {i} is not a class of this {c}-class model",
+                        labels[i]
+                    ),
+                });
+            }
+        }
+        let mut out = DatasetPredictions {
+            logits: Vec::new(),
+            features: with_features.then(Vec::new),
+            indices: Vec::new(),
+            labels: dataset.labels().map(|_| Vec::new()),
+            skipped: Vec::new(),
+            num_classes: self.config.num_classes,
+        };
+        let mut start = 0;
+        while start < dataset.len() {
+            let end = (start + batch_size).min(dataset.len());
+            let batch = dataset.load_batch(start..end, skip_bad_files)?;
+            start = end;
+            out.skipped.extend(batch.skipped);
+            if batch.indices.is_empty() {
+                continue;
+            }
+            let f = self.forward_with(&batch.images, batch.indices.len(), with_features)?;
+            out.logits.extend(f.logits);
+            if let (Some(all), Some(b)) = (out.features.as_mut(), f.features) {
+                all.extend(b);
+            }
+            if let (Some(all), Some(b)) = (out.labels.as_mut(), batch.labels) {
+                all.extend(b);
+            }
+            out.indices.extend(batch.indices);
+        }
+        if out.indices.is_empty() {
+            return Err(Error::Dataset {
+                path: dataset.path().to_path_buf(),
+                msg: format!("none of its {} samples could be loaded", dataset.len()),
+            });
+        }
+        Ok(out)
     }
 }
