@@ -1,0 +1,381 @@
+//! CPU reference merges, in the tensors' own dtype with `f32` arithmetic.
+//!
+//! * [`lerp`]: θ(λ) = (1 − λ)·θ0 + λ·θ1, per element `(1 - λ) * a + λ * b` in `f32`, rounded once.
+//!   λ = 0 and λ = 1 copy θ0 and θ1 bit for bit.
+//! * [`multi_lerp`]: K merged outputs for K coefficients from one pass over θ0 and θ1.
+//! * [`task_arithmetic`]: θ = θ0 + Σ_j w_j (θ_j − θ0), accumulated in `f32` in the order j = 0…M−1.
+//!
+//! Slices are processed in parallel chunks (rayon); within a chunk, half-precision data are
+//! widened to `f32` in blocks so the arithmetic vectorises. The whole-checkpoint versions
+//! ([`lerp_state_dicts`], [`multi_lerp_state_dicts`], [`task_arithmetic_state_dicts`]) check the
+//! checkpoints are compatible, merge every floating-point tensor (classification head included)
+//! and copy integer tensors, which must be identical.
+
+use rayon::prelude::*;
+
+use crate::dtype::{DType, Param};
+use crate::error::{Error, Result};
+use crate::state_dict::{OwnedTensor, StateDict, TensorView};
+
+/// Elements per parallel task (256 KiB of f32).
+const PAR_CHUNK: usize = 64 * 1024;
+/// Elements widened to f32 at a time inside a task (fits in L1 with three buffers).
+const BLOCK: usize = 1024;
+
+fn check_len(name: &'static str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(Error::arg(
+            name,
+            format!("has {got} elements, expected {want}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_lambda(name: &'static str, l: f32) -> Result<()> {
+    if !l.is_finite() {
+        return Err(Error::arg(name, format!("must be finite, got {l}")));
+    }
+    Ok(())
+}
+
+/// Applies `f(a_block, b_block, out_block)` to f32 blocks of three equal-length slices, in
+/// parallel over chunks.
+fn blockwise2<T: Param>(
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) {
+    out.par_chunks_mut(PAR_CHUNK)
+        .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            let mut fa = [0.0f32; BLOCK];
+            let mut fb = [0.0f32; BLOCK];
+            let mut fo = [0.0f32; BLOCK];
+            for ((o, a), b) in o
+                .chunks_mut(BLOCK)
+                .zip(a.chunks(BLOCK))
+                .zip(b.chunks(BLOCK))
+            {
+                let n = o.len();
+                T::slice_to_f32(a, &mut fa[..n]);
+                T::slice_to_f32(b, &mut fb[..n]);
+                f(&fa[..n], &fb[..n], &mut fo[..n]);
+                T::slice_from_f32(&fo[..n], o);
+            }
+        });
+}
+
+#[inline(always)]
+fn lerp_f32(a: &[f32], b: &[f32], l: f32, out: &mut [f32]) {
+    let m = 1.0 - l;
+    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+        *o = m * *a + l * *b;
+    }
+}
+
+/// `out = (1 − λ)·a + λ·b`, element-wise in `f32`, rounded once to `T`.
+///
+/// λ = 0 copies `a` and λ = 1 copies `b` exactly (bit for bit, `-0.0` and NaN payloads included).
+/// λ outside [0, 1] extrapolates. Errors: length mismatch, non-finite λ.
+pub fn lerp<T: Param>(a: &[T], b: &[T], lambda: f32, out: &mut [T]) -> Result<()> {
+    check_len("b", b.len(), a.len())?;
+    check_len("out", out.len(), a.len())?;
+    check_lambda("lambda", lambda)?;
+    if lambda == 0.0 {
+        out.copy_from_slice(a);
+    } else if lambda == 1.0 {
+        out.copy_from_slice(b);
+    } else if T::DTYPE == DType::F32 {
+        let (a, b): (&[f32], &[f32]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        out.par_chunks_mut(PAR_CHUNK)
+            .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+            .for_each(|(o, (a, b))| lerp_f32(a, b, lambda, o));
+    } else {
+        blockwise2(a, b, out, |a, b, o| lerp_f32(a, b, lambda, o));
+    }
+    Ok(())
+}
+
+/// K outputs from one pass over `a` and `b`: `outs[k] = (1 − λ_k)·a + λ_k·b`, with exactly the
+/// arithmetic of [`lerp`] (so each output equals a separate `lerp`).
+pub fn multi_lerp<T: Param>(
+    a: &[T],
+    b: &[T],
+    lambdas: &[f32],
+    outs: &mut [&mut [T]],
+) -> Result<()> {
+    check_len("b", b.len(), a.len())?;
+    if outs.len() != lambdas.len() {
+        return Err(Error::arg(
+            "outs",
+            format!("{} outputs for {} coefficients", outs.len(), lambdas.len()),
+        ));
+    }
+    for (o, &l) in outs.iter().zip(lambdas) {
+        check_len("outs[k]", o.len(), a.len())?;
+        check_lambda("lambdas", l)?;
+    }
+    if lambdas.is_empty() || a.is_empty() {
+        return Ok(());
+    }
+    // Split every output into the same chunks so one task reads a chunk of a and b once and
+    // writes that chunk of all K outputs.
+    let mut per_chunk: Vec<Vec<&mut [T]>> = (0..a.len().div_ceil(PAR_CHUNK))
+        .map(|_| Vec::new())
+        .collect();
+    for o in outs.iter_mut() {
+        for (c, piece) in o.chunks_mut(PAR_CHUNK).enumerate() {
+            per_chunk[c].push(piece);
+        }
+    }
+    per_chunk
+        .into_par_iter()
+        .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+        .for_each(|(mut outs, (a, b))| {
+            let mut fa = [0.0f32; BLOCK];
+            let mut fb = [0.0f32; BLOCK];
+            let mut fo = [0.0f32; BLOCK];
+            for start in (0..a.len()).step_by(BLOCK) {
+                let end = (start + BLOCK).min(a.len());
+                let n = end - start;
+                T::slice_to_f32(&a[start..end], &mut fa[..n]);
+                T::slice_to_f32(&b[start..end], &mut fb[..n]);
+                for (o, &l) in outs.iter_mut().zip(lambdas) {
+                    let o = &mut o[start..end];
+                    if l == 0.0 {
+                        o.copy_from_slice(&a[start..end]);
+                    } else if l == 1.0 {
+                        o.copy_from_slice(&b[start..end]);
+                    } else {
+                        lerp_f32(&fa[..n], &fb[..n], l, &mut fo[..n]);
+                        T::slice_from_f32(&fo[..n], o);
+                    }
+                }
+            }
+        });
+    Ok(())
+}
+
+/// Task arithmetic: `out = θ0 + Σ_j w_j (θ_j − θ0)`, accumulated in `f32` as
+/// `acc = θ0; for j in 0..M { acc += w_j * (θ_j − θ0) }`, rounded once to `T`.
+///
+/// With one model and w = 1 the result is that model up to one f32 rounding; with all weights 0 it
+/// is θ0 exactly. Errors: no model, weight count or length mismatch, non-finite weights.
+pub fn task_arithmetic<T: Param>(
+    base: &[T],
+    models: &[&[T]],
+    weights: &[f32],
+    out: &mut [T],
+) -> Result<()> {
+    if models.is_empty() {
+        return Err(Error::arg(
+            "models",
+            "at least one fine-tuned model is required",
+        ));
+    }
+    if weights.len() != models.len() {
+        return Err(Error::arg(
+            "weights",
+            format!("{} weights for {} models", weights.len(), models.len()),
+        ));
+    }
+    for m in models {
+        check_len("models[j]", m.len(), base.len())?;
+    }
+    for &w in weights {
+        check_lambda("weights", w)?;
+    }
+    check_len("out", out.len(), base.len())?;
+    out.par_chunks_mut(PAR_CHUNK)
+        .enumerate()
+        .for_each(|(c, o)| {
+            let start = c * PAR_CHUNK;
+            let mut acc = [0.0f32; BLOCK];
+            let mut f0 = [0.0f32; BLOCK];
+            let mut fj = [0.0f32; BLOCK];
+            for (bi, o) in o.chunks_mut(BLOCK).enumerate() {
+                let s = start + bi * BLOCK;
+                let n = o.len();
+                T::slice_to_f32(&base[s..s + n], &mut f0[..n]);
+                acc[..n].copy_from_slice(&f0[..n]);
+                for (m, &w) in models.iter().zip(weights) {
+                    T::slice_to_f32(&m[s..s + n], &mut fj[..n]);
+                    for i in 0..n {
+                        acc[i] += w * (fj[i] - f0[i]);
+                    }
+                }
+                T::slice_from_f32(&acc[..n], o);
+            }
+        });
+    Ok(())
+}
+
+/// `dst[i] = D::from_f32(src[i].to_f32())`: a dtype cast through `f32`.
+pub fn cast<S: Param, D: Param>(src: &[S], dst: &mut [D]) -> Result<()> {
+    check_len("dst", dst.len(), src.len())?;
+    dst.par_chunks_mut(PAR_CHUNK)
+        .zip(src.par_chunks(PAR_CHUNK))
+        .for_each(|(d, s)| {
+            let mut f = [0.0f32; BLOCK];
+            for (d, s) in d.chunks_mut(BLOCK).zip(s.chunks(BLOCK)) {
+                let n = d.len();
+                S::slice_to_f32(s, &mut f[..n]);
+                D::slice_from_f32(&f[..n], d);
+            }
+        });
+    Ok(())
+}
+
+/// A merge over one tensor's data in any parameter dtype: `inputs` are the checkpoints' slices,
+/// `outs` the merged outputs.
+trait MergeOp: Sync {
+    fn apply<T: Param>(&self, inputs: &[&[T]], outs: &mut [&mut [T]]) -> Result<()>;
+}
+
+struct MultiLerp<'a>(&'a [f32]);
+
+impl MergeOp for MultiLerp<'_> {
+    fn apply<T: Param>(&self, x: &[&[T]], outs: &mut [&mut [T]]) -> Result<()> {
+        multi_lerp(x[0], x[1], self.0, outs)
+    }
+}
+
+struct TaskArithmetic<'a>(&'a [f32]);
+
+impl MergeOp for TaskArithmetic<'_> {
+    fn apply<T: Param>(&self, x: &[&[T]], outs: &mut [&mut [T]]) -> Result<()> {
+        task_arithmetic(x[0], &x[1..], self.0, outs[0])
+    }
+}
+
+/// Runs `op` with the tensors' bytes viewed as `T` (copying only when unaligned) and returns the
+/// bytes of its `n_out` outputs.
+fn with_typed<T: Param>(
+    views: &[TensorView<'_>],
+    n_out: usize,
+    op: &impl MergeOp,
+) -> Result<Vec<Vec<u8>>> {
+    let cows: Vec<_> = views
+        .iter()
+        .map(|v| v.as_cow::<T>().expect("dtype checked by the caller"))
+        .collect();
+    let slices: Vec<&[T]> = cows.iter().map(|c| c.as_ref()).collect();
+    let n = views[0].numel();
+    let mut outs: Vec<Vec<T>> = (0..n_out).map(|_| vec![T::from_f32(0.0); n]).collect();
+    {
+        let mut refs: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        op.apply(&slices, &mut refs)?;
+    }
+    Ok(outs
+        .into_iter()
+        .map(|o| bytemuck::cast_slice(&o).to_vec())
+        .collect())
+}
+
+/// Merges one tensor across checkpoints. Float tensors go through `op` in their own dtype;
+/// other tensors must be byte-identical across `views` and are copied to every output.
+fn merge_tensor(
+    views: &[TensorView<'_>],
+    n_out: usize,
+    op: &impl MergeOp,
+) -> Result<Vec<OwnedTensor>> {
+    let v0 = &views[0];
+    let bytes = match v0.dtype {
+        DType::F32 => with_typed::<f32>(views, n_out, op)?,
+        DType::F16 => with_typed::<half::f16>(views, n_out, op)?,
+        DType::BF16 => with_typed::<half::bf16>(views, n_out, op)?,
+        _ => {
+            if let Some(v) = views.iter().find(|v| v.bytes != v0.bytes) {
+                return Err(Error::Mismatch(format!(
+                    "non-floating-point tensor `{}` ({}) differs between checkpoints and cannot be interpolated",
+                    v.name, v.dtype
+                )));
+            }
+            vec![v0.bytes.to_vec(); n_out]
+        }
+    };
+    Ok(bytes
+        .into_iter()
+        .map(|bytes| OwnedTensor {
+            name: v0.name.to_string(),
+            dtype: v0.dtype,
+            shape: v0.shape.to_vec(),
+            bytes,
+        })
+        .collect())
+}
+
+/// Merges whole checkpoints tensor by tensor: `outs[k]` is the k-th merged checkpoint.
+fn merge_state_dicts(
+    dicts: &[&StateDict],
+    n_out: usize,
+    op: &impl MergeOp,
+) -> Result<Vec<Vec<OwnedTensor>>> {
+    for d in &dicts[1..] {
+        dicts[0].check_compatible(d)?;
+    }
+    let mut outs: Vec<Vec<OwnedTensor>> = (0..n_out)
+        .map(|_| Vec::with_capacity(dicts[0].len()))
+        .collect();
+    for name in dicts[0].names() {
+        let views = dicts
+            .iter()
+            .map(|d| d.tensor(name))
+            .collect::<Result<Vec<_>>>()?;
+        for (k, t) in merge_tensor(&views, n_out, op)?.into_iter().enumerate() {
+            outs[k].push(t);
+        }
+    }
+    Ok(outs)
+}
+
+/// θ(λ) = (1 − λ)·θ0 + λ·θ1 for every floating-point tensor of two compatible checkpoints
+/// (integer tensors must be identical and are copied). λ must lie in [0, 1].
+pub fn lerp_state_dicts(
+    theta0: &StateDict,
+    theta1: &StateDict,
+    lambda: f32,
+) -> Result<Vec<OwnedTensor>> {
+    Ok(multi_lerp_state_dicts(theta0, theta1, &[lambda])?.remove(0))
+}
+
+/// K merged checkpoints θ(λ_k) from one pass over θ0 and θ1 (see [`multi_lerp`]).
+/// Every λ_k must lie in [0, 1].
+pub fn multi_lerp_state_dicts(
+    theta0: &StateDict,
+    theta1: &StateDict,
+    lambdas: &[f32],
+) -> Result<Vec<Vec<OwnedTensor>>> {
+    for &l in lambdas {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(Error::arg("lambda", format!("must lie in [0, 1], got {l}")));
+        }
+    }
+    merge_state_dicts(&[theta0, theta1], lambdas.len(), &MultiLerp(lambdas))
+}
+
+/// θ0 + Σ_j w_j (θ_j − θ0) over whole checkpoints (see [`task_arithmetic`]).
+pub fn task_arithmetic_state_dicts(
+    base: &StateDict,
+    models: &[&StateDict],
+    weights: &[f32],
+) -> Result<Vec<OwnedTensor>> {
+    if models.is_empty() {
+        return Err(Error::arg(
+            "models",
+            "at least one fine-tuned model is required",
+        ));
+    }
+    if weights.len() != models.len() {
+        return Err(Error::arg(
+            "weights",
+            format!("{} weights for {} models", weights.len(), models.len()),
+        ));
+    }
+    let mut dicts = vec![base];
+    dicts.extend_from_slice(models);
+    Ok(merge_state_dicts(&dicts, 1, &TaskArithmetic(weights))?.remove(0))
+}
