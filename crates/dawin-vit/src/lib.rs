@@ -7,6 +7,12 @@
 //! forward that is the reference ([`cpu`]), CLIP's preprocessing ([`preprocess`]) and datasets
 //! ([`dataset`]): image-folder trees and safetensors files.
 //!
+//! Layout: [`VitConfig`] and [`ClipWeights`] are backend-independent; [`cpu`] holds the forward
+//! as small layer functions (`embed`, `layer_norm`, `linear`, `attention`, `quick_gelu`,
+//! `residual_block`) that variants such as a forward blending two parameter sets reuse. A GPU
+//! forward goes in a sibling module taking the same config and weights, and is tested against
+//! [`cpu::forward`].
+//!
 //! ```
 //! use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
 //!

@@ -241,6 +241,27 @@ fn a_text_model_is_not_a_vision_checkpoint() {
 }
 
 #[test]
+fn a_resnet_clip_checkpoint_is_rejected_naming_the_missing_tensor() {
+    // OpenAI RN50 also has `visual.conv1.weight` (a 3×3 stem) but no ViT positional embedding.
+    let mut rn = TensorMap::new();
+    rn.insert("visual.conv1.weight", vec![32, 3, 3, 3], vec![0.0; 32 * 27])
+        .unwrap();
+    rn.insert(
+        "visual.attnpool.positional_embedding",
+        vec![50, 2048],
+        vec![0.0; 50 * 2048],
+    )
+    .unwrap();
+    let err = ClipClassifier::from_source(&rn, None, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`visual.positional_embedding` is missing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn wrong_input_size_and_non_finite_inputs_are_errors() {
     let model = ClipClassifier::from_source(
         &tensor_map(&fixture("tiny_hf.safetensors")),
