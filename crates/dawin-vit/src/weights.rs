@@ -659,6 +659,174 @@ impl ClipWeights {
     }
 }
 
+impl ClipWeights {
+    /// Every parameter tensor as a flat slice, in a fixed order (the order of
+    /// [`ClipWeights::to_tensor_map`] with the OpenAI naming, head last). Two weight sets of one
+    /// config line up slice by slice, e.g. to merge them: `θ = (1 − λ) θ0 + λ θ1`.
+    pub fn params(&self) -> Vec<&[f32]> {
+        let mut v: Vec<&[f32]> = Vec::new();
+        let w = &self.visual;
+        v.push(&w.conv1.weight);
+        v.push(&w.class_embedding);
+        v.push(&w.positional_embedding);
+        v.push(&w.ln_pre.weight);
+        v.push(&w.ln_pre.bias);
+        for b in &w.resblocks {
+            for l in [&b.ln_1, &b.ln_2] {
+                v.push(&l.weight);
+                v.push(&l.bias);
+            }
+            for l in [
+                &b.attn_in_proj,
+                &b.attn_out_proj,
+                &b.mlp_c_fc,
+                &b.mlp_c_proj,
+            ] {
+                v.push(&l.weight);
+                v.extend(l.bias.as_deref());
+            }
+        }
+        v.push(&w.ln_post.weight);
+        v.push(&w.ln_post.bias);
+        v.push(&w.proj.weight);
+        v.push(&self.head.weight);
+        v.extend(self.head.bias.as_deref());
+        v
+    }
+
+    /// [`ClipWeights::params`], mutable.
+    pub fn params_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut v: Vec<&mut [f32]> = Vec::new();
+        let w = &mut self.visual;
+        v.push(&mut w.conv1.weight);
+        v.push(&mut w.class_embedding);
+        v.push(&mut w.positional_embedding);
+        v.push(&mut w.ln_pre.weight);
+        v.push(&mut w.ln_pre.bias);
+        for b in &mut w.resblocks {
+            for l in [&mut b.ln_1, &mut b.ln_2] {
+                v.push(&mut l.weight);
+                v.push(&mut l.bias);
+            }
+            for l in [
+                &mut b.attn_in_proj,
+                &mut b.attn_out_proj,
+                &mut b.mlp_c_fc,
+                &mut b.mlp_c_proj,
+            ] {
+                v.push(&mut l.weight);
+                v.extend(l.bias.as_deref_mut());
+            }
+        }
+        v.push(&mut w.ln_post.weight);
+        v.push(&mut w.ln_post.bias);
+        v.push(&mut w.proj.weight);
+        v.push(&mut self.head.weight);
+        v.extend(self.head.bias.as_deref_mut());
+        v
+    }
+
+    /// The weights as checkpoint tensors in `naming` (the inverse of [`ClipWeights::load`]):
+    /// OpenAI packs q, k, v into `in_proj_weight` and stores `proj` as `[W, E]`; Hugging Face
+    /// splits q, k, v. The head is `classification_head.weight` / `.bias`; the map carries the
+    /// [`HEADS_METADATA_KEY`] metadata with `cfg.heads`. Use it to convert a checkpoint from one
+    /// naming to the other.
+    pub fn to_tensor_map(
+        &self,
+        cfg: &VitConfig,
+        naming: &CheckpointNaming,
+    ) -> Result<crate::tensors::TensorMap> {
+        self.check(cfg)?;
+        let mut m = crate::tensors::TensorMap::new();
+        let (w, e, p) = (cfg.width, cfg.embed_dim, cfg.patch_size);
+        let v = &self.visual;
+        let ln = |m: &mut crate::tensors::TensorMap, name: String, l: &LayerNorm| -> Result<()> {
+            m.insert(format!("{name}.weight"), vec![w], l.weight.clone())?;
+            m.insert(format!("{name}.bias"), vec![w], l.bias.clone())
+        };
+        let lin = |m: &mut crate::tensors::TensorMap, name: String, l: &Linear| -> Result<()> {
+            m.insert(
+                format!("{name}.weight"),
+                vec![l.out_dim, l.in_dim],
+                l.weight.clone(),
+            )?;
+            if let Some(b) = &l.bias {
+                m.insert(format!("{name}.bias"), vec![l.out_dim], b.clone())?;
+            }
+            Ok(())
+        };
+        m.insert(naming.patch(), vec![w, 3, p, p], v.conv1.weight.clone())?;
+        m.insert(naming.class_embedding(), vec![w], v.class_embedding.clone())?;
+        m.insert(
+            naming.positional(),
+            vec![cfg.num_tokens(), w],
+            v.positional_embedding.clone(),
+        )?;
+        ln(&mut m, naming.ln_pre(), &v.ln_pre)?;
+        ln(&mut m, naming.ln_post(), &v.ln_post)?;
+        let bp = naming.block_prefix();
+        for (i, blk) in v.resblocks.iter().enumerate() {
+            let b = format!("{bp}{i}");
+            match naming {
+                CheckpointNaming::OpenAi { .. } => {
+                    ln(&mut m, format!("{b}.ln_1"), &blk.ln_1)?;
+                    ln(&mut m, format!("{b}.ln_2"), &blk.ln_2)?;
+                    let ip = &blk.attn_in_proj;
+                    m.insert(
+                        format!("{b}.attn.in_proj_weight"),
+                        vec![3 * w, w],
+                        ip.weight.clone(),
+                    )?;
+                    m.insert(
+                        format!("{b}.attn.in_proj_bias"),
+                        vec![3 * w],
+                        ip.bias.clone().unwrap_or_default(),
+                    )?;
+                    lin(&mut m, format!("{b}.attn.out_proj"), &blk.attn_out_proj)?;
+                    lin(&mut m, format!("{b}.mlp.c_fc"), &blk.mlp_c_fc)?;
+                    lin(&mut m, format!("{b}.mlp.c_proj"), &blk.mlp_c_proj)?;
+                }
+                CheckpointNaming::HuggingFace { .. } => {
+                    ln(&mut m, format!("{b}.layer_norm1"), &blk.ln_1)?;
+                    ln(&mut m, format!("{b}.layer_norm2"), &blk.ln_2)?;
+                    let ip = &blk.attn_in_proj;
+                    let bias = ip.bias.clone().unwrap_or_default();
+                    for (j, q) in ["q", "k", "v"].iter().enumerate() {
+                        m.insert(
+                            format!("{b}.self_attn.{q}_proj.weight"),
+                            vec![w, w],
+                            ip.weight[j * w * w..(j + 1) * w * w].to_vec(),
+                        )?;
+                        m.insert(
+                            format!("{b}.self_attn.{q}_proj.bias"),
+                            vec![w],
+                            bias[j * w..(j + 1) * w].to_vec(),
+                        )?;
+                    }
+                    lin(
+                        &mut m,
+                        format!("{b}.self_attn.out_proj"),
+                        &blk.attn_out_proj,
+                    )?;
+                    lin(&mut m, format!("{b}.mlp.fc1"), &blk.mlp_c_fc)?;
+                    lin(&mut m, format!("{b}.mlp.fc2"), &blk.mlp_c_proj)?;
+                }
+            }
+        }
+        match naming {
+            CheckpointNaming::OpenAi { .. } => {
+                m.insert(naming.proj(), vec![w, e], transpose(&v.proj.weight, e, w))?
+            }
+            CheckpointNaming::HuggingFace { .. } => {
+                m.insert(naming.proj(), vec![e, w], v.proj.weight.clone())?
+            }
+        }
+        lin(&mut m, "classification_head".into(), &self.head)?;
+        m.set_metadata(HEADS_METADATA_KEY, cfg.heads.to_string());
+        Ok(m)
+    }
+}
+
 impl LayerNorm {
     /// The identity norm: weight 1, bias 0.
     pub fn identity(width: usize) -> Self {

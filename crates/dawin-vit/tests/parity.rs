@@ -280,3 +280,52 @@ fn wrong_input_size_and_non_finite_inputs_are_errors() {
     let err = model.forward(&x, 2).unwrap_err().to_string();
     assert!(err.contains("image 1"), "{err}");
 }
+
+#[test]
+fn converting_between_namings_gives_the_other_fixture_exactly() {
+    let hf_src = tensor_map(&fixture("tiny_hf.safetensors"));
+    let oa_src = tensor_map(&fixture("tiny_openai.safetensors"));
+    let model = ClipClassifier::from_source(&hf_src, None, &LoadOptions::default()).unwrap();
+    let cfg = model.config();
+    let to_oa = model
+        .weights()
+        .to_tensor_map(
+            cfg,
+            &CheckpointNaming::OpenAi {
+                prefix: "visual.".into(),
+            },
+        )
+        .unwrap();
+    let to_hf = model
+        .weights()
+        .to_tensor_map(
+            cfg,
+            &CheckpointNaming::HuggingFace {
+                root: String::new(),
+            },
+        )
+        .unwrap();
+    for (ours, theirs) in [(&to_oa, &oa_src), (&to_hf, &hf_src)] {
+        assert_eq!(ours.len(), theirs.len());
+        for (name, t) in theirs.iter() {
+            assert_eq!(ours.get(name), Some(t), "{name}");
+        }
+    }
+    // params() lines up two weight sets of one config; params_mut() edits them in place.
+    let mut w = model.weights().clone();
+    let n: usize = w.params().iter().map(|p| p.len()).sum();
+    let expected: usize = oa_src.iter().map(|(_, t)| t.data.len()).sum();
+    assert_eq!(n, expected);
+    for p in w.params_mut() {
+        p.iter_mut().for_each(|v| *v *= 2.0);
+    }
+    assert_eq!(w.head.weight[3], 2.0 * model.weights().head.weight[3]);
+    assert_eq!(
+        w.visual.resblocks[1].mlp_c_proj.bias.as_ref().unwrap()[0],
+        2.0 * model.weights().visual.resblocks[1]
+            .mlp_c_proj
+            .bias
+            .as_ref()
+            .unwrap()[0]
+    );
+}
