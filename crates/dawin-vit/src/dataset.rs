@@ -5,17 +5,16 @@
 //!   case) are samples, sorted by path; other files are ignored.
 //! * **Safetensors file**: `images`, either u8 `[N, H, W, 3]` raw RGB (any `H × W`, preprocessed
 //!   like an image file) or f32 `[N, 3, S, S]` already preprocessed (used as is; `S` must be the
-//!   model's input size), and optionally `labels` i64 (or i32) `[N]`.
+//!   model's input size), and optionally `labels` i64 `[N]`.
 //!
 //! A sample that cannot be read is an error naming it; with `skip_bad_files` it is reported in
 //! [`Batch::skipped`] instead and the rest of the batch is loaded.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use dawin_core::{DType, StateDict};
 use rayon::prelude::*;
-use safetensors::Dtype;
 
 use crate::error::{Error, Result};
 use crate::preprocess::{load_image, preprocess_rgb, RgbImage};
@@ -25,25 +24,16 @@ const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 /// Images of a safetensors dataset.
 #[derive(Debug)]
 enum TensorImages {
-    /// u8 `[N, H, W, 3]`: byte offset of the data in the file, H, W.
-    RawU8 {
-        offset: usize,
-        height: usize,
-        width: usize,
-    },
-    /// f32 `[N, 3, S, S]`: byte offset of the data in the file.
-    Preprocessed { offset: usize },
+    /// u8 `[N, H, W, 3]`.
+    RawU8 { height: usize, width: usize },
+    /// f32 `[N, 3, S, S]`.
+    Preprocessed,
 }
 
 #[derive(Debug)]
 enum Source {
-    Folder {
-        files: Vec<PathBuf>,
-    },
-    Tensors {
-        mmap: memmap2::Mmap,
-        images: TensorImages,
-    },
+    Folder { files: Vec<PathBuf> },
+    Tensors { sd: StateDict, images: TensorImages },
 }
 
 /// A dataset of images for a model with input side `image_size`.
@@ -186,28 +176,29 @@ impl ImageDataset {
     }
 
     fn open_safetensors(path: &Path, image_size: usize) -> Result<Self> {
-        let file = File::open(path).map_err(io_err(path))?;
-        // SAFETY: the file is mapped read-only; like every memory-mapped reader we rely on it not
-        // being truncated while mapped.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&mmap[..])
-            .map_err(|e| dataset_err(path, format!("not a safetensors file: {e}")))?;
-        let base = 8 + header_len;
-        let info = meta
-            .info("images")
-            .ok_or_else(|| dataset_err(path, "tensor `images` is missing"))?;
-        let shape = info.shape.clone();
-        let offset = base + info.data_offsets.0;
+        let sd = StateDict::open(path)?;
+        if !sd.names().contains(&"images") {
+            return Err(dataset_err(path, "tensor `images` is missing"));
+        }
+        let bad_images = |what: String| {
+            dataset_err(
+                path,
+                format!("tensor `images` is {what}; expected u8 [N, H, W, 3] or f32 [N, 3, {image_size}, {image_size}]"),
+            )
+        };
+        let info = sd
+            .tensor("images")
+            .map_err(|e| bad_images(format!("unreadable ({e})")))?;
+        let shape = info.shape.to_vec();
         let (len, images) = match (info.dtype, shape.as_slice()) {
-            (Dtype::U8, &[n, h, w, 3]) if h > 0 && w > 0 => (
+            (DType::U8, &[n, h, w, 3]) if h > 0 && w > 0 => (
                 n,
                 TensorImages::RawU8 {
-                    offset,
                     height: h,
                     width: w,
                 },
             ),
-            (Dtype::F32, &[n, 3, h, w]) => {
+            (DType::F32, &[n, 3, h, w]) => {
                 if h != image_size || w != image_size {
                     return Err(dataset_err(
                         path,
@@ -217,55 +208,44 @@ impl ImageDataset {
                         ),
                     ));
                 }
-                (n, TensorImages::Preprocessed { offset })
+                (n, TensorImages::Preprocessed)
             }
-            (dt, s) => {
-                return Err(dataset_err(
-                    path,
-                    format!("tensor `images` is {dt:?} {s:?}; expected u8 [N, H, W, 3] or f32 [N, 3, {image_size}, {image_size}]"),
-                ))
-            }
+            (dt, s) => return Err(bad_images(format!("{} {s:?}", dt.name()))),
         };
         if len == 0 {
             return Err(dataset_err(path, "tensor `images` holds no image (N = 0)"));
         }
-        let labels = match meta.info("labels") {
-            None => None,
-            Some(l) => {
-                if l.shape != [len] {
-                    return Err(dataset_err(
-                        path,
-                        format!(
-                            "tensor `labels` has shape {:?}, expected [{len}] like `images`",
-                            l.shape
-                        ),
-                    ));
-                }
-                let bytes = &mmap[base + l.data_offsets.0..base + l.data_offsets.1];
-                let labels: Vec<i64> = match l.dtype {
-                    Dtype::I64 => bytes
-                        .chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                    Dtype::I32 => bytes
-                        .chunks_exact(4)
-                        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
-                        .collect(),
-                    dt => {
-                        return Err(dataset_err(
-                            path,
-                            format!("tensor `labels` is {dt:?}; expected i64 (or i32)"),
-                        ))
-                    }
-                };
-                if let Some(i) = labels.iter().position(|&l| l < 0) {
-                    return Err(dataset_err(
-                        path,
-                        format!("labels[{i}] = {} is negative", labels[i]),
-                    ));
-                }
-                Some(labels)
+        let labels = if sd.names().contains(&"labels") {
+            let l = sd.tensor("labels").map_err(|e| {
+                dataset_err(
+                    path,
+                    format!("tensor `labels` is unreadable ({e}); expected i64 [{len}]"),
+                )
+            })?;
+            if l.shape != [len] {
+                return Err(dataset_err(
+                    path,
+                    format!(
+                        "tensor `labels` has shape {:?}, expected [{len}] like `images`",
+                        l.shape
+                    ),
+                ));
             }
+            let labels = l.to_i64_vec().ok_or_else(|| {
+                dataset_err(
+                    path,
+                    format!("tensor `labels` is {}; expected i64", l.dtype.name()),
+                )
+            })?;
+            if let Some(i) = labels.iter().position(|&l| l < 0) {
+                return Err(dataset_err(
+                    path,
+                    format!("labels[{i}] = {} is negative", labels[i]),
+                ));
+            }
+            Some(labels)
+        } else {
+            None
         };
         Ok(ImageDataset {
             path: path.to_path_buf(),
@@ -273,7 +253,7 @@ impl ImageDataset {
             len,
             labels,
             class_names: None,
-            source: Source::Tensors { mmap, images },
+            source: Source::Tensors { sd, images },
         })
     }
 
@@ -335,32 +315,32 @@ impl ImageDataset {
                 let img = load_image(&files[i])?;
                 preprocess_rgb(&img, s, out)
             }
-            Source::Tensors { mmap, images } => match *images {
-                TensorImages::RawU8 {
-                    offset,
-                    height,
-                    width,
-                } => {
-                    let n = height * width * 3;
-                    let bytes = mmap[offset + i * n..offset + (i + 1) * n].to_vec();
-                    let img = RgbImage::new(width, height, bytes)?;
-                    preprocess_rgb(&img, s, out)
-                }
-                TensorImages::Preprocessed { offset } => {
-                    let n = 3 * s * s;
-                    let bytes = &mmap[offset + i * n * 4..offset + (i + 1) * n * 4];
-                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                        *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+            Source::Tensors { sd, images } => {
+                let bytes = sd.tensor("images")?.bytes;
+                match *images {
+                    TensorImages::RawU8 { height, width } => {
+                        let n = height * width * 3;
+                        let img = RgbImage::new(width, height, bytes[i * n..(i + 1) * n].to_vec())?;
+                        preprocess_rgb(&img, s, out)
                     }
-                    if let Some(j) = out.iter().position(|v| !v.is_finite()) {
-                        return Err(dataset_err(
-                            &self.path,
-                            format!("images[{i}] holds a non-finite value at offset {j}"),
-                        ));
+                    TensorImages::Preprocessed => {
+                        let n = 3 * s * s;
+                        for (o, c) in out
+                            .iter_mut()
+                            .zip(bytes[i * n * 4..(i + 1) * n * 4].chunks_exact(4))
+                        {
+                            *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+                        }
+                        if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+                            return Err(dataset_err(
+                                &self.path,
+                                format!("images[{i}] holds a non-finite value at offset {j}"),
+                            ));
+                        }
+                        Ok(())
                     }
-                    Ok(())
                 }
-            },
+            }
         }
     }
 

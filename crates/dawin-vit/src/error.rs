@@ -63,6 +63,9 @@ pub enum Error {
         /// What went wrong.
         msg: String,
     },
+    /// An error of dawin-core (state dicts: unreadable file, unsupported dtype, ...).
+    #[error(transparent)]
+    Core(#[from] dawin_core::Error),
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {

@@ -1,5 +1,9 @@
 //! [`ClipClassifier`]: a config, its weights and the forward passes.
 
+use std::path::Path;
+
+use dawin_core::StateDict;
+
 use crate::config::VitConfig;
 use crate::cpu;
 use crate::dataset::{ImageDataset, Skipped};
@@ -98,6 +102,18 @@ impl ClipClassifier {
             weights,
             naming: Some(naming),
         })
+    }
+
+    /// Loads a safetensors checkpoint file (f32, f16, bf16 or f64 tensors, memory-mapped), with
+    /// the head from `head_file` when given; see [`ClipClassifier::from_source`].
+    pub fn from_files(
+        checkpoint: impl AsRef<Path>,
+        head_file: Option<&Path>,
+        opts: &LoadOptions,
+    ) -> Result<Self> {
+        let sd = StateDict::open(checkpoint)?;
+        let head = head_file.map(StateDict::open).transpose()?;
+        Self::from_source(&sd, head.as_ref().map(|h| h as &dyn TensorSource), opts)
     }
 
     /// Loads a checkpoint whose config is known: every tensor must have exactly the shape `config`

@@ -14,10 +14,11 @@ pub const HEADS_METADATA_KEY: &str = "dawin.vit.heads";
 pub trait TensorSource {
     /// Names of all tensors, in any order.
     fn tensor_names(&self) -> Vec<String>;
-    /// Shape of the tensor `name`, `None` when absent.
+    /// Shape of the tensor `name`, `None` when absent (or of a dtype the source cannot read).
     fn tensor_shape(&self, name: &str) -> Option<Vec<usize>>;
-    /// Values of the tensor `name` converted to f32 (row-major), `None` when absent.
-    fn tensor_f32(&self, name: &str) -> Option<Vec<f32>>;
+    /// Values of the tensor `name` converted to f32 (row-major). Errors name the tensor: absent,
+    /// or of a dtype that does not convert.
+    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>>;
     /// A metadata value (safetensors `__metadata__`), `None` when absent.
     fn metadata_value(&self, key: &str) -> Option<String>;
     /// How errors name this source: a file path, or `<memory>`.
@@ -109,11 +110,11 @@ impl TensorMap {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Copies every tensor and the metadata of `src` into a new map.
+    /// Copies every tensor of `src` that converts to f32, and the heads metadata, into a new map.
     pub fn from_source(src: &dyn TensorSource) -> Self {
         let mut map = TensorMap::new();
         for name in src.tensor_names() {
-            if let (Some(shape), Some(data)) = (src.tensor_shape(&name), src.tensor_f32(&name)) {
+            if let (Some(shape), Ok(data)) = (src.tensor_shape(&name), src.tensor_f32(&name)) {
                 map.tensors.insert(name, Tensor { shape, data });
             }
         }
@@ -132,8 +133,14 @@ impl TensorSource for TensorMap {
     fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
         self.tensors.get(name).map(|t| t.shape.clone())
     }
-    fn tensor_f32(&self, name: &str) -> Option<Vec<f32>> {
-        self.tensors.get(name).map(|t| t.data.clone())
+    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
+        self.tensors
+            .get(name)
+            .map(|t| t.data.clone())
+            .ok_or_else(|| Error::MissingTensor {
+                name: name.to_string(),
+                source_name: self.source_name(),
+            })
     }
     fn metadata_value(&self, key: &str) -> Option<String> {
         self.metadata.get(key).cloned()
@@ -145,10 +152,7 @@ impl TensorSource for TensorMap {
 
 /// Fetches tensor `name` from `src`, checking its shape against `expected` (exact match).
 pub(crate) fn fetch(src: &dyn TensorSource, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
-    let shape = src.tensor_shape(name).ok_or_else(|| Error::MissingTensor {
-        name: name.to_string(),
-        source_name: src.source_name(),
-    })?;
+    let shape = shape_of(src, name)?;
     if shape != expected {
         return Err(Error::TensorShape {
             name: name.to_string(),
@@ -157,10 +161,7 @@ pub(crate) fn fetch(src: &dyn TensorSource, name: &str, expected: &[usize]) -> R
             expected: format!("{expected:?}"),
         });
     }
-    let data = src.tensor_f32(name).ok_or_else(|| Error::MissingTensor {
-        name: name.to_string(),
-        source_name: src.source_name(),
-    })?;
+    let data = src.tensor_f32(name)?;
     if data.len() != expected.iter().product::<usize>() {
         return Err(Error::TensorShape {
             name: name.to_string(),
@@ -172,10 +173,43 @@ pub(crate) fn fetch(src: &dyn TensorSource, name: &str, expected: &[usize]) -> R
     Ok(data)
 }
 
-/// Shape of tensor `name`, or a `MissingTensor` error.
+/// Shape of tensor `name`; a tensor that is absent is a `MissingTensor` error, one the source
+/// cannot read is the source's own error (e.g. an unsupported dtype).
 pub(crate) fn shape_of(src: &dyn TensorSource, name: &str) -> Result<Vec<usize>> {
-    src.tensor_shape(name).ok_or_else(|| Error::MissingTensor {
+    if let Some(s) = src.tensor_shape(name) {
+        return Ok(s);
+    }
+    if src.tensor_names().iter().any(|n| n == name) {
+        src.tensor_f32(name)?;
+    }
+    Err(Error::MissingTensor {
         name: name.to_string(),
         source_name: src.source_name(),
     })
+}
+
+impl TensorSource for dawin_core::StateDict {
+    fn tensor_names(&self) -> Vec<String> {
+        self.names().into_iter().map(str::to_string).collect()
+    }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.get(name).map(|t| t.shape.to_vec())
+    }
+    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
+        match self.tensor(name) {
+            Ok(t) => Ok(t.to_f32_vec()),
+            Err(dawin_core::Error::MissingTensor { .. }) => Err(Error::MissingTensor {
+                name: name.to_string(),
+                source_name: self.source_name(),
+            }),
+            // e.g. a dtype dawin-core does not read; its message names the tensor and the file.
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        self.metadata().and_then(|m| m.get(key).cloned())
+    }
+    fn source_name(&self) -> String {
+        self.path().display().to_string()
+    }
 }

@@ -247,10 +247,11 @@ fn bad_safetensors_datasets_are_named() {
         .to_string()
         .contains("`images` is missing"));
     std::fs::write(&p, b"garbage").unwrap();
-    assert!(ImageDataset::open(&p, 32)
-        .unwrap_err()
-        .to_string()
-        .contains("not a safetensors file"));
+    let err = ImageDataset::open(&p, 32).unwrap_err().to_string();
+    assert!(
+        err.contains("a.safetensors") && err.contains("not a valid safetensors file"),
+        "{err}"
+    );
     // Labels that are not classes of the model.
     write_st(
         &p,

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{f32s, fixture, read_raw, rel_err, tensor_map};
+use dawin_core::{write_safetensors, OwnedTensor, StateDict};
 use dawin_vit::{
     CheckpointNaming, ClipClassifier, LoadOptions, TensorMap, TensorSource, VitConfig,
 };
@@ -53,7 +54,9 @@ fn check_parity(src: &dyn TensorSource) -> (f64, f64) {
 
 #[test]
 fn hugging_face_naming_matches_transformers() {
-    let src = tensor_map(&fixture("tiny_hf.safetensors"));
+    // The same tensors held in memory give the same model.
+    check_parity(&tensor_map(&fixture("tiny_hf.safetensors")));
+    let src = StateDict::open(fixture("tiny_hf.safetensors")).unwrap();
     assert_eq!(
         CheckpointNaming::detect(&src).unwrap(),
         CheckpointNaming::HuggingFace {
@@ -65,7 +68,7 @@ fn hugging_face_naming_matches_transformers() {
 
 #[test]
 fn openai_naming_matches_transformers() {
-    let src = tensor_map(&fixture("tiny_openai.safetensors"));
+    let src = StateDict::open(fixture("tiny_openai.safetensors")).unwrap();
     assert_eq!(
         CheckpointNaming::detect(&src).unwrap(),
         CheckpointNaming::OpenAi {
@@ -73,6 +76,66 @@ fn openai_naming_matches_transformers() {
         }
     );
     check_parity(&src);
+}
+
+#[test]
+fn half_precision_checkpoints_and_separate_head_files_load() {
+    // The OpenAI fixture stored in f16 (the head in bf16, in its own file): the model equals the
+    // f32 model built from the same rounded values, and stays close to the f32 reference.
+    let src = tensor_map(&fixture("tiny_openai.safetensors"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut tower = Vec::new();
+    let mut head = Vec::new();
+    let mut rounded = TensorMap::new();
+    for (name, t) in src.iter() {
+        if name.starts_with("classification_head") {
+            let v: Vec<half::bf16> = t.data.iter().map(|&x| half::bf16::from_f32(x)).collect();
+            rounded
+                .insert(
+                    name,
+                    t.shape.clone(),
+                    v.iter().map(|x| x.to_f32()).collect(),
+                )
+                .unwrap();
+            head.push(OwnedTensor::from_slice(name, t.shape.clone(), &v));
+        } else {
+            let v: Vec<half::f16> = t.data.iter().map(|&x| half::f16::from_f32(x)).collect();
+            rounded
+                .insert(
+                    name,
+                    t.shape.clone(),
+                    v.iter().map(|x| x.to_f32()).collect(),
+                )
+                .unwrap();
+            tower.push(OwnedTensor::from_slice(name, t.shape.clone(), &v));
+        }
+    }
+    rounded.set_metadata(dawin_vit::HEADS_METADATA_KEY, "2");
+    let meta = std::collections::HashMap::from([(
+        dawin_vit::HEADS_METADATA_KEY.to_string(),
+        "2".to_string(),
+    )]);
+    let (tp, hp) = (
+        dir.path().join("tower_f16.safetensors"),
+        dir.path().join("head_bf16.safetensors"),
+    );
+    write_safetensors(&tp, &tower, Some(meta)).unwrap();
+    write_safetensors(&hp, &head, None).unwrap();
+    let from_file =
+        ClipClassifier::from_files(&tp, Some(hp.as_path()), &LoadOptions::default()).unwrap();
+    let in_memory = ClipClassifier::from_source(&rounded, None, &LoadOptions::default()).unwrap();
+    assert_eq!(from_file.weights(), in_memory.weights());
+    let (inputs, logits, _) = io();
+    let err = rel_err(&from_file.forward(&inputs, 4).unwrap(), &logits);
+    assert!(err > 1e-6 && err < 2e-2, "{err}");
+    // A head file without a head names what it lacks and the file.
+    let err = ClipClassifier::from_files(&tp, Some(tp.as_path()), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("classification_head.weight") && err.contains("tower_f16"),
+        "{err}"
+    );
 }
 
 #[test]
