@@ -1,0 +1,159 @@
+//! Compiling `kernels/*.cu` to PTX with NVRTC, loaded at run time through cudarc.
+//!
+//! This is the one code path that turns kernel sources into PTX: `examples/gen_ptx.rs` uses it
+//! to write the shipped `ptx/*.ptx`, and [`crate::Gpu`] uses it at run time when
+//! `DAWIN_KERNELS_NVRTC=1` (for people editing kernels). cudarc looks for `libnvrtc.so.12` (and
+//! a few other names) through the dynamic loader, so `LD_LIBRARY_PATH` must name the directory
+//! that holds it, e.g. `.../site-packages/nvidia/cuda_nvrtc/lib` of the
+//! `nvidia-cuda-nvrtc-cu12` Python package. The kernels include no header, so nothing else of
+//! CUDA is needed.
+
+use crate::error::{Error, Result};
+use crate::source::{ptx_header, KernelSource, NVRTC_OPTIONS, SHIPPED_ARCH};
+use cudarc::nvrtc::{self, CompileError, CompileOptions};
+
+/// True when the NVRTC library can be loaded (checked before any NVRTC call: cudarc panics
+/// when the library is missing).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to dlopen the library by its candidate names.
+    unsafe { nvrtc::sys::is_culib_present() }
+}
+
+/// The version of the loaded NVRTC, e.g. `(12, 4)`.
+pub fn nvrtc_version() -> Result<(i32, i32)> {
+    if !nvrtc_available() {
+        return Err(Error::NoNvrtc);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: two valid out-pointers; the library is present (checked above).
+    let r = unsafe { nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    r.result().map_err(|e| Error::Compile {
+        file: "-".into(),
+        log: format!("nvrtcVersion failed: {e:?}"),
+    })?;
+    Ok((major, minor))
+}
+
+/// The virtual architectures (`compute_XY`) the loaded NVRTC can generate PTX for, as `XY`.
+pub fn nvrtc_supported_archs() -> Result<Vec<i32>> {
+    if !nvrtc_available() {
+        return Err(Error::NoNvrtc);
+    }
+    let mut n = 0;
+    // SAFETY: valid out-pointer; the library is present.
+    unsafe { nvrtc::sys::nvrtcGetNumSupportedArchs(&mut n) }
+        .result()
+        .map_err(|e| Error::Compile {
+            file: "-".into(),
+            log: format!("nvrtcGetNumSupportedArchs failed: {e:?}"),
+        })?;
+    let mut archs = vec![0; n.max(0) as usize];
+    // SAFETY: `archs` has room for the `n` entries NVRTC writes.
+    unsafe { nvrtc::sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) }
+        .result()
+        .map_err(|e| Error::Compile {
+            file: "-".into(),
+            log: format!("nvrtcGetSupportedArchs failed: {e:?}"),
+        })?;
+    Ok(archs)
+}
+
+/// Compiles one kernel source to PTX for the virtual architecture `arch` (e.g. `compute_70`)
+/// with [`NVRTC_OPTIONS`] (whose architecture is replaced by `arch`). Returns NVRTC's PTX text.
+pub fn compile_ptx(src: &KernelSource, arch: &str) -> Result<String> {
+    if !nvrtc_available() {
+        return Err(Error::NoNvrtc);
+    }
+    if src.source.contains('\0') {
+        return Err(Error::Compile {
+            file: src.file.into(),
+            log: "the source contains a NUL byte".into(),
+        });
+    }
+    let options: Vec<String> = NVRTC_OPTIONS
+        .iter()
+        .map(|o| {
+            if o.starts_with("--gpu-architecture=") {
+                format!("--gpu-architecture={arch}")
+            } else {
+                (*o).to_string()
+            }
+        })
+        .collect();
+    let opts = CompileOptions {
+        options,
+        name: Some(src.file.to_string()),
+        ..Default::default()
+    };
+    let ptx = nvrtc::compile_ptx_with_opts(src.source, opts).map_err(|e| Error::Compile {
+        file: src.file.into(),
+        log: match e {
+            CompileError::CompileError { nvrtc, log, .. } => {
+                format!("{nvrtc:?}\n{}", log.to_string_lossy())
+            }
+            other => format!("{other:?}"),
+        },
+    })?;
+    Ok(ptx.to_src())
+}
+
+/// The content of the shipped `ptx/<stem>.ptx` for `src`: a header (source hash, NVRTC version,
+/// options) followed by NVRTC's PTX for [`SHIPPED_ARCH`].
+pub fn generate_shipped_ptx(src: &KernelSource) -> Result<String> {
+    let version = nvrtc_version()?;
+    let body = compile_ptx(src, SHIPPED_ARCH)?;
+    let mut out = ptx_header(src, version);
+    out.push_str(body.trim_end_matches('\0'));
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The virtual architecture to compile for at run time on a device of compute capability
+/// `(major, minor)`: the newest one NVRTC supports that is not newer than the device.
+pub fn runtime_arch(cc: (i32, i32), supported: &[i32]) -> Option<String> {
+    let want = cc.0 * 10 + cc.1;
+    supported
+        .iter()
+        .copied()
+        .filter(|&a| a <= want)
+        .max()
+        .map(|a| format!("compute_{a}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_arch_picks_the_newest_supported_not_above_the_device() {
+        let supported = [50, 52, 60, 70, 75, 80, 86, 89, 90];
+        assert_eq!(
+            runtime_arch((9, 0), &supported).as_deref(),
+            Some("compute_90")
+        );
+        assert_eq!(
+            runtime_arch((8, 7), &supported).as_deref(),
+            Some("compute_86")
+        );
+        assert_eq!(
+            runtime_arch((12, 0), &supported).as_deref(),
+            Some("compute_90")
+        );
+        assert_eq!(runtime_arch((3, 5), &supported), None);
+    }
+
+    #[test]
+    fn missing_nvrtc_is_an_error_not_a_panic() {
+        if nvrtc_available() {
+            eprintln!("NVRTC is present: nothing to check for the missing-library case");
+            return;
+        }
+        assert!(matches!(nvrtc_version(), Err(Error::NoNvrtc)));
+        assert!(matches!(
+            compile_ptx(&crate::source::MERGE, SHIPPED_ARCH),
+            Err(Error::NoNvrtc)
+        ));
+    }
+}
