@@ -148,14 +148,14 @@ impl Param for f16 {
 
 /// bf16 → f32: the bf16 bits are the high half of the f32 (exact).
 #[inline(always)]
-fn bf16_bits_to_f32(b: u16) -> f32 {
+pub(crate) fn bf16_bits_to_f32(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)
 }
 
 /// f32 → bf16 bits, round to nearest even, NaN quieted (same results as `half::bf16::from_f32`).
 /// Branch-free so that slice loops vectorise.
 #[inline(always)]
-fn f32_to_bf16_bits(x: f32) -> u16 {
+pub(crate) fn f32_to_bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
     let is_nan = (b & 0x7fff_ffff) > 0x7f80_0000;
     let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
