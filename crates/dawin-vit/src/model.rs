@@ -149,6 +149,9 @@ impl ClipClassifier {
 
     /// Logits `[batch, C]` of preprocessed images `[batch, 3, S, S]` (CPU, f32).
     ///
+    /// The whole batch goes through each layer at once (working memory about
+    /// `batch · T · (6W + M)` floats, ~100 MB for B/32 at batch 64).
+    ///
     /// Errors when `images.len() != batch · 3 · S · S` or an input value is not finite.
     pub fn forward(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
         Ok(self.forward_with(images, batch, false)?.logits)
