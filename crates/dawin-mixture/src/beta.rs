@@ -198,7 +198,7 @@ impl BetaMixture {
     /// infinite or out-of-range value (naming its index). Values of exactly 0 or 1 are clamped
     /// (see [`BetaMixtureConfig::clamp_eps`]). Data with fewer distinct values than K
     /// (for instance all equal) is fitted without error: the surplus components get weights of
-    /// about 10⁻¹⁵ and the mean of the data.
+    /// about 10⁻¹⁵ and means near the data's (so every sample's λ is its cluster's value).
     ///
     /// ```
     /// use dawin_mixture::{BetaMixture, BetaMixtureConfig};
