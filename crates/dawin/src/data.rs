@@ -1,0 +1,174 @@
+//! Labelled datasets the pipeline evaluates: anything that can load samples by index.
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+
+/// A labelled dataset of preprocessed f32 inputs.
+pub trait Dataset: Sync {
+    /// A short name (a table column, a file name stem).
+    fn name(&self) -> &str;
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Whether there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of f32 values of one sample.
+    fn sample_numel(&self) -> usize;
+    /// The labels, one per sample.
+    fn labels(&self) -> &[i64];
+    /// The inputs of `indices`, concatenated: `[indices.len(), sample_numel]`.
+    fn load(&self, indices: &[usize]) -> Result<Vec<f32>>;
+    /// A content hash: equal for equal content, different when any input or label changes
+    /// (the logits cache keys on it).
+    fn fingerprint(&self) -> Result<String>;
+}
+
+/// A dataset held in memory.
+#[derive(Clone, Debug)]
+pub struct InMemoryDataset {
+    name: String,
+    inputs: Vec<f32>,
+    numel: usize,
+    labels: Vec<i64>,
+}
+
+impl InMemoryDataset {
+    /// `inputs` `[N, numel]`, `labels` `[N]`. Errors on an empty dataset, ragged inputs,
+    /// negative labels or non-finite inputs.
+    pub fn new(
+        name: impl Into<String>,
+        inputs: Vec<f32>,
+        numel: usize,
+        labels: Vec<i64>,
+    ) -> Result<Self> {
+        let name = name.into();
+        if labels.is_empty() {
+            return Err(Error::invalid(
+                format!("dataset `{name}`"),
+                "is empty (no samples)",
+            ));
+        }
+        if numel == 0 || inputs.len() != numel * labels.len() {
+            return Err(Error::invalid(
+                format!("dataset `{name}`"),
+                format!(
+                    "{} input values for {} labels of {numel} values each",
+                    inputs.len(),
+                    labels.len()
+                ),
+            ));
+        }
+        if let Some(i) = labels.iter().position(|&y| y < 0) {
+            return Err(Error::invalid(
+                format!("dataset `{name}`"),
+                format!("label {i} is negative"),
+            ));
+        }
+        if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                format!("dataset `{name}`"),
+                format!("input value of sample {} is not finite", i / numel),
+            ));
+        }
+        Ok(InMemoryDataset {
+            name,
+            inputs,
+            numel,
+            labels,
+        })
+    }
+
+    /// The first `n` samples (all when `n ≥ len`).
+    pub fn head(&self, n: usize) -> Self {
+        let n = n.min(self.labels.len());
+        InMemoryDataset {
+            name: self.name.clone(),
+            inputs: self.inputs[..n * self.numel].to_vec(),
+            numel: self.numel,
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// Loads every sample of a safetensors (`images`, `labels`) file or an image-folder tree
+    /// through [`dawin_vit::ImageDataset`], named `name`. Labels are required.
+    pub fn open(
+        name: impl Into<String>,
+        path: impl AsRef<std::path::Path>,
+        image_size: usize,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let ds = dawin_vit::ImageDataset::open(path, image_size)?;
+        let labels = ds
+            .labels()
+            .ok_or_else(|| Error::invalid(path.display().to_string(), "has no labels"))?
+            .to_vec();
+        let numel = 3 * image_size * image_size;
+        let mut inputs = vec![0f32; numel * ds.len()];
+        for (i, chunk) in inputs.chunks_mut(numel).enumerate() {
+            ds.load(i, chunk)?;
+        }
+        Self::new(name, inputs, numel, labels)
+    }
+}
+
+impl Dataset for InMemoryDataset {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn sample_numel(&self) -> usize {
+        self.numel
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn load(&self, indices: &[usize]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(indices.len() * self.numel);
+        for &i in indices {
+            let s = self
+                .inputs
+                .get(i * self.numel..(i + 1) * self.numel)
+                .ok_or_else(|| {
+                    Error::invalid(format!("dataset `{}`", self.name), format!("no sample {i}"))
+                })?;
+            out.extend_from_slice(s);
+        }
+        Ok(out)
+    }
+    fn fingerprint(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        h.update(b"dawin-dataset-v1");
+        h.update((self.numel as u64).to_le_bytes());
+        for v in &self.inputs {
+            h.update(v.to_bits().to_le_bytes());
+        }
+        for y in &self.labels {
+            h.update(y.to_le_bytes());
+        }
+        Ok(hex(&h.finalize()))
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file's bytes, as hex (checkpoint fingerprints for the cache).
+pub fn file_fingerprint(path: impl AsRef<std::path::Path>) -> Result<String> {
+    use std::io::Read;
+    let path = path.as_ref();
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}

@@ -1,0 +1,86 @@
+//! What the pipeline needs from a model: a batched forward, and weight interpolation.
+use crate::error::{Error, Result};
+use dawin_vit::ClipClassifier;
+
+/// A classifier: inputs `[batch, input_numel]` (f32, preprocessed) to logits `[batch, C]`.
+pub trait Model: Send + Sync {
+    /// `C`, the number of classes of the head.
+    fn num_classes(&self) -> usize;
+    /// Number of f32 values of one input sample.
+    fn input_numel(&self) -> usize;
+    /// Logits `[batch, C]`, row-major.
+    fn forward(&self, inputs: &[f32], batch: usize) -> Result<Vec<f32>>;
+}
+
+/// Models whose weights can be merged: θ(λ) = (1 − λ)·θ0 + λ·θ1 over every parameter, head
+/// included, built in memory.
+pub trait Interpolate: Model + Sized {
+    /// Errors (naming what differs) when `self` and `other` cannot be merged.
+    fn check_compatible(&self, other: &Self) -> Result<()>;
+    /// θ(λ) = (1 − λ)·`self` + λ·`other`, λ ∈ [0, 1]; λ = 0 and λ = 1 copy exactly.
+    fn interpolate(&self, other: &Self, lambda: f32) -> Result<Self>;
+}
+
+impl Model for ClipClassifier {
+    fn num_classes(&self) -> usize {
+        self.config().num_classes
+    }
+    fn input_numel(&self) -> usize {
+        self.config().image_numel()
+    }
+    fn forward(&self, inputs: &[f32], batch: usize) -> Result<Vec<f32>> {
+        Ok(ClipClassifier::forward(self, inputs, batch)?)
+    }
+}
+
+impl Interpolate for ClipClassifier {
+    fn check_compatible(&self, other: &Self) -> Result<()> {
+        let (a, b) = (self.config(), other.config());
+        if a != b {
+            return Err(Error::invalid(
+                "checkpoints",
+                format!("θ0 and θ1 have different architectures: {a:?} vs {b:?}"),
+            ));
+        }
+        let (pa, pb) = (self.weights().params(), other.weights().params());
+        if pa.len() != pb.len() {
+            return Err(Error::invalid(
+                "checkpoints",
+                format!("θ0 has {} parameter tensors, θ1 {}", pa.len(), pb.len()),
+            ));
+        }
+        for (i, (x, y)) in pa.iter().zip(&pb).enumerate() {
+            if x.len() != y.len() {
+                return Err(Error::invalid(
+                    "checkpoints",
+                    format!(
+                        "parameter tensor #{i}: θ0 has {} values, θ1 {}",
+                        x.len(),
+                        y.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges slice by slice with [`dawin_core::merge::lerp`] over [`dawin_vit::ClipWeights::params`].
+    fn interpolate(&self, other: &Self, lambda: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&lambda) {
+            return Err(Error::invalid(
+                "lambda",
+                format!("must lie in [0, 1], got {lambda}"),
+            ));
+        }
+        self.check_compatible(other)?;
+        let mut w = self.weights().clone();
+        {
+            let b = other.weights().params();
+            let a = self.weights().params();
+            for ((dst, a), b) in w.params_mut().into_iter().zip(a).zip(b) {
+                dawin_core::merge::lerp(a, b, lambda, dst)?;
+            }
+        }
+        Ok(ClipClassifier::new(self.config().clone(), w)?)
+    }
+}

@@ -1,0 +1,196 @@
+//! The report of an evaluation: the Markdown table, the JSON report, the JSONL results file and
+//! the per-sample `.npy` arrays. Accuracies are in percent.
+use crate::error::{Error, Result};
+use crate::eval::{EvalOutput, Method};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MethodRow {
+    /// Method name (`zs`, `dawin`, …).
+    pub method: String,
+    /// Accuracy (%) per dataset.
+    pub accuracy: BTreeMap<String, f64>,
+    /// Accuracy (%) on the ID test set.
+    pub id: f64,
+    /// Mean accuracy (%) over the shifted sets (`None` without any).
+    pub ood_mean: Option<f64>,
+    /// Number of weight merges the method ran (dynamic methods).
+    pub merges: Option<usize>,
+}
+
+/// A fitted Beta mixture of one dataset's λ.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MixtureReport {
+    /// Components.
+    pub k: usize,
+    /// π_k.
+    pub weights: Vec<f64>,
+    /// a_k.
+    pub a: Vec<f64>,
+    /// b_k.
+    pub b: Vec<f64>,
+    /// a_k / (a_k + b_k), the λ of each cluster.
+    pub means: Vec<f64>,
+    /// Mean log-likelihood of the fit.
+    pub mean_log_likelihood: f64,
+    /// EM iterations.
+    pub n_iter: usize,
+    /// Whether EM converged.
+    pub converged: bool,
+}
+
+/// One point of the WiSE-FT curve.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WisePoint {
+    /// λ.
+    pub lambda: f32,
+    /// ID accuracy (%).
+    pub id: f64,
+    /// Mean OOD accuracy (%).
+    pub ood_mean: Option<f64>,
+}
+
+/// Every number of the table, plus what produced it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// θ0's name.
+    pub theta0: String,
+    /// θ1's name.
+    pub theta1: String,
+    /// The validation set's name.
+    pub val: String,
+    /// The ID test set's name.
+    pub id: String,
+    /// Evaluated datasets, ID first.
+    pub datasets: Vec<String>,
+    /// Samples per dataset.
+    pub n_samples: BTreeMap<String, usize>,
+    /// One row per method.
+    pub methods: Vec<MethodRow>,
+    /// (T0, T1).
+    pub temperatures: [f32; 2],
+    /// Whether they were fitted on the validation set (else given).
+    pub temperatures_fitted: bool,
+    /// WiSE-FT's λ picked on validation.
+    pub wise_lambda: Option<f32>,
+    /// The output ensemble's weight picked on validation.
+    pub ensemble_weight: Option<f32>,
+    /// WiSE-FT over the grid (empty unless computed on every dataset).
+    pub wise_curve: Vec<WisePoint>,
+    /// Beta mixture per dataset.
+    pub mixtures: BTreeMap<String, MixtureReport>,
+    /// Mean λ(x) per dataset.
+    pub mean_lambda: BTreeMap<String, f64>,
+    /// Expertise metric.
+    pub expertise: String,
+    /// `eq1` or `eq2`.
+    pub coefficient: String,
+    /// Mixture components.
+    pub k: usize,
+    /// WiSE-FT plug-in α.
+    pub wise_alpha: Option<f32>,
+    /// Mixture seed.
+    pub seed: u64,
+    /// Device used.
+    pub device: String,
+    /// Logits cache directory.
+    pub cache_dir: Option<String>,
+    /// Logits served from the cache.
+    pub cache_hits: usize,
+    /// Logits computed.
+    pub cache_misses: usize,
+    /// Seconds per stage, in order, `total` last.
+    pub timings: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// The Markdown table: rows = methods, columns = datasets (ID first) and the OOD mean,
+    /// accuracies in % with two decimals.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("| method |");
+        for d in &self.datasets {
+            s += &format!(" {d} |");
+        }
+        s += " OOD mean |\n|---|";
+        for _ in 0..=self.datasets.len() {
+            s += "---:|";
+        }
+        s.push('\n');
+        for r in &self.methods {
+            s += &format!("| {} |", r.method);
+            for d in &self.datasets {
+                s += &format!(" {:.2} |", r.accuracy[d]);
+            }
+            match r.ood_mean {
+                Some(m) => s += &format!(" {m:.2} |\n"),
+                None => s += " — |\n",
+            }
+        }
+        s
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    dawin_core::atomic_write(path, |tmp| std::fs::write(tmp, text))?;
+    Ok(())
+}
+
+/// Writes `report.json` and, per dataset, `<dataset>/{h0,h1,lambda,cluster,labels}.npy` and
+/// `<dataset>/{pred,correct}_<method>.npy` under `dir` (created). Every file is written to a
+/// temporary file and renamed into place.
+pub fn write_outputs(out: &EvalOutput, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_text(&dir.join("report.json"), &out.report.to_json())?;
+    for p in &out.per_sample {
+        let d = dir.join(&p.dataset);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        let n = p.labels.len();
+        dawin_core::npy::write_f32(d.join("h0.npy"), &p.h0, &[n])?;
+        dawin_core::npy::write_f32(d.join("h1.npy"), &p.h1, &[n])?;
+        dawin_core::npy::write_f32(d.join("lambda.npy"), &p.lambda, &[n])?;
+        dawin_core::npy::write_i64(d.join("cluster.npy"), &p.cluster, &[n])?;
+        dawin_core::npy::write_i64(d.join("labels.npy"), &p.labels, &[n])?;
+        for (m, pred) in &p.predictions {
+            let pi: Vec<i64> = pred.iter().map(|&v| v as i64).collect();
+            dawin_core::npy::write_i64(d.join(format!("pred_{}.npy", m.name())), &pi, &[n])?;
+            let ci: Vec<i64> = p
+                .correct(*m)
+                .unwrap_or_default()
+                .iter()
+                .map(|&b| b as i64)
+                .collect();
+            dawin_core::npy::write_i64(d.join(format!("correct_{}.npy", m.name())), &ci, &[n])?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends the report as one JSON line to `path` (created when absent).
+pub fn append_results_db(report: &Report, path: &Path) -> Result<()> {
+    use std::io::Write;
+    let line = serde_json::to_string(report).expect("a report always serialises");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// The methods of a report, parsed back.
+pub fn methods_of(report: &Report) -> Vec<Method> {
+    report
+        .methods
+        .iter()
+        .filter_map(|r| Method::parse(&r.method).ok())
+        .collect()
+}
