@@ -13,13 +13,19 @@ Everything is deterministic (fixed seeds, CPU only). What it writes, under crate
   theta0.safetensors  θ0, a "pre-trained generalist": trained from scratch on broadly augmented digits
                       (rotations, noise, inversion, blur, occlusion, contrast, shifts), with its own head;
   theta1.safetensors  θ1, θ0 fine-tuned (all parameters, head included) on the clean ID training split;
-  data/{val,id,rotate,noise,invert,blur,occlude}.safetensors  `images` f32 [N,3,H,W] (preprocessed, used
-                      as-is) and `labels` i64 [N]; `val` is a labelled ID validation split, the rest are test sets;
-  reference_logits.safetensors  `images` [8,3,H,W] (first 8 of data/id), `theta0`, `theta1` f32 [8,10] logits
-                      from this script's forward, to cross-check the Rust forward.
+  data/{val,id,rotate,noise,invert,blur,occlude}.safetensors  `images` u8 [N,H,W,3] (raw RGB, 0..255; the model
+                      input is CLIP's normalisation (v/255 - mean_c)/std_c of it) and `labels` i64 [N]; `val` is a
+                      labelled ID validation split, the rest are test sets;
+  reference_logits.safetensors  `images_u8` u8 [8,H,W,3] (first 8 of data/id), `images` f32 [8,3,H,W] (those,
+                      CLIP-normalised in f32), `theta0`, `theta1` f32 [8,10] logits from this script's forward on
+                      `images`, to cross-check the Rust forward.
 * multi-task demo, under mtl/: base.safetensors (encoder only, visual.*), <task>.safetensors (θ0 fine-tuned on
   the task: encoder + its classification_head.*), heads/<task>.safetensors (that head alone), data/<task>.safetensors
-  (the task's test set).
+  (the task's test set, u8 images as above).
+
+Every accuracy, temperature, λ and reference logit is computed on the stored u8 images, normalised in f32 exactly
+as a loader does ((u8 / 255 - mean_c) / std_c, f32 arithmetic); training uses the unquantised f32 images.
+`--reuse` loads every trained weight from an existing demo folder instead of training (no training, seconds).
 
 Model: the OpenAI / open_clip CLIP ViT image encoder (see shared/DAWIN.md), tiny; weight names as open_clip spells
 them, linear weights [out, in] (y = x W^T + b) as in PyTorch, `visual.proj` [width, embed] used as x @ proj,
@@ -75,6 +81,20 @@ def upsample(x8):
     """[N,8,8] in 0..16 -> [N,IMAGE,IMAGE] in [0,1], bilinear with pixel-centre alignment (like an image resize)."""
     z = IMAGE / 8
     return np.stack([ndimage.zoom(im / 16.0, z, order=1, mode="nearest", grid_mode=True) for im in x8]).astype(np.float32)
+
+
+def to_u8(g):
+    """Grey [N,H,W] in [0,1] -> stored image u8 [N,H,W,3]: clipped, round(255 v) (ties to even), replicated to RGB."""
+    q = np.rint(np.clip(np.asarray(g, np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(q[..., None], 3, axis=-1))
+
+
+def from_u8(u):
+    """Stored u8 [N,H,W,3] -> model input f32 [N,3,H,W]: (u / 255 - mean_c) / std_c in f32, as dawin-vit's loader
+    (`preprocess_rgb`: `v as f32 / 255.0`, then `(v - CLIP_MEAN[c]) / CLIP_STD[c]`) computes it."""
+    v = u.astype(np.float32) / np.float32(255.0)
+    x = (v - CLIP_MEAN[None, None, None, :]) / CLIP_STD[None, None, None, :]
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32)
 
 
 def normalize(g):
@@ -534,17 +554,28 @@ def canonical_header(path):
         fh.write(text + b" " * (n - len(text)))
 
 
-def save_set(path, x, y, description):
-    assert x.dtype == np.float32 and x.shape[1:] == (3, IMAGE, IMAGE), x.shape
-    save(path, {"images": x, "labels": np.asarray(y, np.int64)}, description)
+def save_set(path, u, y, description):
+    assert u.dtype == np.uint8 and u.shape[1:] == (IMAGE, IMAGE, 3), (u.dtype, u.shape)
+    save(path, {"images": u, "labels": np.asarray(y, np.int64)}, description)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "dawin-cli", "demo"))
     ap.add_argument("--cache", default="", help="development only: keep/reuse θ0 and θ1 in this .npz prefix")
+    ap.add_argument(
+        "--reuse",
+        nargs="?",
+        const="OUT",
+        default="",
+        metavar="DIR",
+        help="load every trained weight (θ0, θ1, multi-task encoders and heads) from this demo folder (default: --out) "
+        "instead of training; the data, tables and reference logits are rebuilt",
+    )
     args = ap.parse_args()
     out = os.path.normpath(args.out)
+    reuse = os.path.normpath(out if args.reuse == "OUT" else args.reuse) if args.reuse else ""
+    weights = load_weights(reuse) if reuse else None
     t_start = time.time()
 
     # ---------------- data
@@ -555,15 +586,20 @@ def main():
     g = upsample(x8)
     g_tr, y_tr = g[tr], y[tr]
     print(f"digits: train {len(tr)}, val {len(va)}, test {len(te)}; image {IMAGE}x{IMAGE}", flush=True)
-    sets = {"val": (normalize(g[va]), y[va]), "id": (normalize(g[te]), y[te])}
+    # stored: u8 RGB; evaluated: exactly what a loader makes of the stored bytes
+    raw = {"val": (to_u8(g[va]), y[va]), "id": (to_u8(g[te]), y[te])}
     for i, s in enumerate(SHIFTS):
-        sets[s] = (normalize(apply_shift(s, g[te], 100 + i)), y[te])
+        raw[s] = (to_u8(apply_shift(s, g[te], 100 + i)), y[te])
+    sets = {name: (from_u8(u), yy) for name, (u, yy) in raw.items()}
 
     # ---------------- θ0: generalist "pre-trained" on broadly augmented digits (label smoothing 0.1)
     bs = 64
     c0 = args.cache and args.cache + ".theta0.npz"
     c1 = args.cache and args.cache + ".theta1.npz"
-    if c0 and os.path.exists(c0):
+    if weights:
+        p0 = weights["theta0"]
+        print(f"θ0, θ1 and the multi-task weights: loaded from {reuse}", flush=True)
+    elif c0 and os.path.exists(c0):
         p0 = dict(np.load(c0))
     else:
         get, per = epoch_batches(g_tr, y_tr, bs, 2, aug=lambda gb, r: augment_generalist(gb, r, 1.0))
@@ -572,7 +608,9 @@ def main():
         if c0:
             np.savez(c0, **p0)
     # ---------------- θ1: θ0 fine-tuned (all parameters) on the clean ID training split
-    if c1 and os.path.exists(c1):
+    if weights:
+        p1 = weights["theta1"]
+    elif c1 and os.path.exists(c1):
         p1 = dict(np.load(c1))
     else:
         get, per = epoch_batches(g_tr, y_tr, bs, 3)
@@ -592,12 +630,18 @@ def main():
     # ---------------- multi-task: base = θ0's encoder; each task: linear-probe head on the base (frozen),
     # then the encoder fine-tuned on the task.
     base = {k: v for k, v in p0.items() if k.startswith("visual.")}
-    fts, heads, mdata = {}, {}, {}
+    if weights:
+        assert all(np.array_equal(base[k], v) for k, v in weights["base"].items()) and base.keys() == weights["base"].keys()
+    fts, heads, mdata, mraw = {}, {}, {}, {}
     for j, (task, (classes, _)) in enumerate(MTL_TASKS.items()):
+        gt, yt = mtl_examples(task, g[te][:MTL_N_TEST], y[te][:MTL_N_TEST], np.random.default_rng(300 + j))
+        mraw[task] = (to_u8(gt), yt)
+        mdata[task] = (from_u8(mraw[task][0]), yt)
+        if weights:
+            fts[task], heads[task] = weights["fts"][task], weights["heads"][task]
+            continue
         gx, gy = mtl_examples(task, g_tr, y_tr, np.random.default_rng(200 + j))
         heads[task] = {k: np.asarray(v) for k, v in linear_probe(base, normalize(gx), gy, classes).items()}
-        gt, yt = mtl_examples(task, g[te][:MTL_N_TEST], y[te][:MTL_N_TEST], np.random.default_rng(300 + j))
-        mdata[task] = (normalize(gt), yt)
         get, per = task_batches(task, g_tr, y_tr, bs, 400 + j)
         p = {**{k: jnp.asarray(v) for k, v in base.items()}, **{k: jnp.asarray(v) for k, v in heads[task].items()}}
         p = train(p, get, MTL_EPOCHS * per, 1e-3, 0.0, 0, trainable=lambda k: k.startswith("visual."), log=f"mtl {task}")
@@ -610,37 +654,62 @@ def main():
     desc = f"DaWin demo: tiny CLIP ViT (image {IMAGE}, patch {PATCH}, width {WIDTH}, layers {LAYERS}, heads {HEADS}, embed {EMBED})"
     save(f"{out}/theta0.safetensors", p0, desc + "; theta0: generalist trained on broadly augmented digits", model=True)
     save(f"{out}/theta1.safetensors", p1, desc + "; theta1: theta0 fine-tuned on clean digits", model=True)
-    for name, (x, yy) in sets.items():
+    for name, (u, yy) in raw.items():
         what = "labelled ID validation split" if name == "val" else ("clean ID test split" if name == "id" else f"ID test split under shift '{name}'")
-        save_set(f"{out}/data/{name}.safetensors", x, yy, f"DaWin demo data (digits, {what}); images preprocessed, use as-is")
+        save_set(f"{out}/data/{name}.safetensors", u, yy, f"DaWin demo data (digits, {what}); {RAW_NOTE}")
     xr = sets["id"][0][:8]
     save(
         f"{out}/reference_logits.safetensors",
-        {"images": xr, "theta0": predict(p0, xr), "theta1": predict(p1, xr)},
-        "logits of theta0 and theta1 on the first 8 images of data/id, from scripts/make_demo.py's JAX forward",
+        {"images_u8": raw["id"][0][:8], "images": xr, "theta0": predict(p0, xr), "theta1": predict(p1, xr)},
+        "logits of theta0 and theta1 on the first 8 images of data/id (images_u8: as stored; images: CLIP-normalised "
+        "in f32), from scripts/make_demo.py's JAX forward",
     )
     save(f"{out}/mtl/base.safetensors", base, desc + "; multi-task base encoder (theta0's encoder)", model=True)
     for task, (classes, what) in MTL_TASKS.items():
         save(f"{out}/mtl/{task}.safetensors", {**fts[task], **heads[task]}, desc + f"; base fine-tuned on task '{task}': {what}", model=True)
         save(f"{out}/mtl/heads/{task}.safetensors", heads[task], f"DaWin demo: classification head of task '{task}' ({classes} classes): {what}")
-        save_set(f"{out}/mtl/data/{task}.safetensors", *mdata[task], f"DaWin demo multi-task test set '{task}': {what}; images preprocessed, use as-is")
+        save_set(f"{out}/mtl/data/{task}.safetensors", *mraw[task], f"DaWin demo multi-task test set '{task}': {what}; {RAW_NOTE}")
 
     check_files(out)
     elapsed = time.time() - t_start
-    write_readme(out, table2, table_m, t0, t1, wise, elapsed)
+    write_readme(out, table2, table_m, t0, t1, wise)
     print(f"wrote {out} in {elapsed:.0f} s", flush=True)
 
 
 PRE_EPOCHS = 60
+RAW_NOTE = "images raw RGB u8 [N,H,W,3]; model input (v/255 - mean_c)/std_c with CLIP's mean and std"
 FT_EPOCHS = 60
 MTL_EPOCHS = 30
 
 
+def load_weights(d):
+    """Every trained weight of an existing demo folder `d` (for --reuse), as float32 NumPy arrays."""
+    from safetensors.numpy import load_file
+
+    def f32(path):
+        sd = load_file(os.path.join(d, path))
+        assert all(v.dtype == np.float32 for v in sd.values()), path
+        return {k: np.array(v) for k, v in sd.items()}
+
+    w = {"theta0": f32("theta0.safetensors"), "theta1": f32("theta1.safetensors"), "base": f32("mtl/base.safetensors")}
+    w["fts"] = {t: {k: v for k, v in f32(f"mtl/{t}.safetensors").items() if k.startswith("visual.")} for t in MTL_TASKS}
+    w["heads"] = {t: f32(f"mtl/heads/{t}.safetensors") for t in MTL_TASKS}
+    return w
+
+
 def check_files(out):
     """Reload what was written and recompute logits with a plain NumPy forward written independently of the JAX one
-    (explicit per-patch convolution, per-head loops): checks names, layouts, metadata and reference_logits."""
+    (explicit per-patch convolution, per-head loops), in float64 from the stored u8 images normalised in float64:
+    checks names, dtypes, layouts, metadata and reference_logits."""
     from safetensors import safe_open
     from safetensors.numpy import load_file
+
+    mean64 = np.array([0.48145466, 0.4578275, 0.40821073])  # OpenAI CLIP's digits
+    std64 = np.array([0.26862954, 0.26130258, 0.27577711])
+
+    def np_input(u):  # u8 [N,H,W,3] -> float64 [N,3,H,W]
+        assert u.dtype == np.uint8 and u.ndim == 4 and u.shape[-1] == 3, (u.dtype, u.shape)
+        return ((u.astype(np.float64) / 255.0 - mean64) / std64).transpose(0, 3, 1, 2)
 
     def np_logits(sd, img, heads):
         w = sd["visual.conv1.weight"]
@@ -679,29 +748,40 @@ def check_files(out):
         f = ln(x[0], "visual.ln_post") @ sd["visual.proj"]
         return sd["classification_head.weight"] @ (f / np.linalg.norm(f)) + sd["classification_head.bias"]
 
+    for root, _, names in os.walk(out):
+        for n in names:
+            if n.endswith(".safetensors") and os.path.basename(root) == "data":
+                d = load_file(os.path.join(root, n))
+                assert sorted(d) == ["images", "labels"], (root, n, sorted(d))
+                assert d["images"].dtype == np.uint8 and d["images"].shape[1:] == (IMAGE, IMAGE, 3), (n, d["images"].shape)
+                assert d["labels"].dtype == np.int64 and d["labels"].shape == (len(d["images"]),), n
     ref = load_file(f"{out}/reference_logits.safetensors")
+    ids = load_file(f"{out}/data/id.safetensors")
+    assert np.array_equal(ids["images"][:8], ref["images_u8"])
+    x_ref = np_input(ids["images"][:8])
+    err = np.abs(x_ref - ref["images"]).max()
+    print(f"check: reference images vs data/id[:8] u8 normalised in float64: max |diff| {err:.2e}", flush=True)
+    assert ref["images"].dtype == np.float32 and ref["images"].shape == (8, 3, IMAGE, IMAGE) and err < 1e-6, err
     for name in ("theta0", "theta1"):
         path = f"{out}/{name}.safetensors"
         with safe_open(path, "np") as fh:
             meta = fh.metadata()
         assert meta["dawin.vit.heads"] == str(HEADS) and meta["dawin.vit.image_size"] == str(IMAGE), meta
         sd = {k: v.astype(np.float64) for k, v in load_file(path).items()}
-        z = np.stack([np_logits(sd, im.astype(np.float64), int(meta["dawin.vit.heads"])) for im in ref["images"]])
+        z = np.stack([np_logits(sd, im, int(meta["dawin.vit.heads"])) for im in x_ref])
         err = np.abs(z - ref[name]).max()
-        print(f"check: {name} NumPy float64 forward vs reference_logits: max |diff| {err:.2e}", flush=True)
-        assert err < 1e-3, err
-    ids = load_file(f"{out}/data/id.safetensors")
-    assert np.array_equal(ids["images"][:8], ref["images"]) and ids["labels"].dtype == np.int64
+        print(f"check: {name} NumPy float64 forward of data/id[:8] (u8 -> normalise) vs reference_logits: max |diff| {err:.2e}", flush=True)
+        assert err < 1e-4, err
     sd = {**load_file(f"{out}/mtl/base.safetensors"), **load_file(f"{out}/mtl/heads/digits.safetensors")}
     md = load_file(f"{out}/mtl/data/digits.safetensors")
-    z = np.stack([np_logits(sd, im.astype(np.float64), HEADS) for im in md["images"][:50]])
+    z = np.stack([np_logits(sd, im, HEADS) for im in np_input(md["images"][:50])])
     print(f"check: base + digits head on 50 mtl/data/digits images: {acc(z, md['labels'][:50]):.0f}% correct", flush=True)
 
 
 REQUIRES = "jax[cpu]==0.10.2 optax==0.2.8 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 safetensors==0.8.0"
 
 
-def write_readme(out, table2, table_m, t0, t1, wise, elapsed):
+def write_readme(out, table2, table_m, t0, t1, wise):
     files = []
     for root, _, names in os.walk(out):
         for n in names:
@@ -734,14 +814,17 @@ Conv patch embedding (no bias) → class token → positional embedding → `ln_
 1e-5, linear weights stored [out, in] as in PyTorch. safetensors metadata: `dawin.vit.heads` = "{HEADS}" (the
 head count cannot be derived as width/64 for this model), `dawin.vit.image_size` = "{IMAGE}", `description`.
 
-## Images: stored preprocessed, use as-is
+## Images: raw 8-bit RGB
 
-Every `images` tensor is f32 [N, 3, {IMAGE}, {IMAGE}] and is the model input exactly: no resize, crop or
-normalisation is to be applied. How they were made: scikit-learn's digits (8×8, values 0..16) / 16 → bilinear
-upsampling to {IMAGE}×{IMAGE} (`scipy.ndimage.zoom`, order 1, pixel-centre aligned) → the shift, if any, applied to
-this grey image in [0, 1] and clipped to [0, 1] → replicated to 3 channels → CLIP's normalisation
-(v − mean_c) / std_c with mean (0.48145466, 0.4578275, 0.40821073), std (0.26862954, 0.26130258, 0.27577711).
-`labels` are i64 [N].
+Every dataset's `images` tensor is u8 [N, {IMAGE}, {IMAGE}, 3], raw RGB (grey: R = G = B), already at the model's
+input size, so CLIP's resize and centre crop leave it unchanged; the model input is CLIP's normalisation
+(u / 255 − mean_c) / std_c, laid out [3, {IMAGE}, {IMAGE}], with mean (0.48145466, 0.4578275, 0.40821073), std
+(0.26862954, 0.26130258, 0.27577711) — what dawin-vit's dataset loader does with u8 images. How they were made:
+scikit-learn's digits (8×8, values 0..16) / 16 → bilinear upsampling to {IMAGE}×{IMAGE} (`scipy.ndimage.zoom`,
+order 1, pixel-centre aligned) → the shift, if any, applied to this grey image in [0, 1] and clipped to [0, 1] →
+round(255 v) (ties to even) → replicated to 3 channels. `labels` are i64 [N]. Every number below (temperatures,
+WiSE-FT's λ, accuracies, reference logits) is computed on these stored bytes, normalised in f32 as above; the
+models were trained on the unquantised images.
 
 ## Two models (robust fine-tuning)
 
@@ -784,15 +867,17 @@ mean weight DaWin gives to the row's own expert (1/M = {1 / len(MTL_TASKS):.2f} 
 {listing}
 | **total** | **{total / 1024 / 1024:.2f} MiB** |
 
-`reference_logits.safetensors`: `images` (the first 8 images of `data/id`), `theta0`, `theta1` (f32 [8, {CLASSES}]
-logits from the script's JAX forward, f32 with highest matmul precision) to check a Rust forward against.
+`reference_logits.safetensors`: `images_u8` (u8 [8, {IMAGE}, {IMAGE}, 3], the first 8 images of `data/id`), `images`
+(f32 [8, 3, {IMAGE}, {IMAGE}], those normalised in f32 as above), `theta0`, `theta1` (f32 [8, {CLASSES}] logits of
+`images` from the script's JAX forward, f32 with highest matmul precision) to check a Rust forward against.
 
 ## Regenerating
 
 ```sh
 python3 -m venv /work/venvs/demo && . /work/venvs/demo/bin/activate
 pip install {" ".join(f'"{r}"' if "[" in r else r for r in REQUIRES.split())}
-python scripts/make_demo.py      # about {round(elapsed / 60 + 0.49):.0f} min on 2 CPU cores ({elapsed:.0f} s last time)
+python scripts/make_demo.py      # trains everything: 5-7 min on 2 CPU cores
+python scripts/make_demo.py --reuse   # keeps the trained weights of this folder, rebuilds data, tables, README
 ```
 """
     with open(os.path.join(out, "README.md"), "w") as fh:
