@@ -2,7 +2,8 @@
 //
 //   lerp             out = (1 - l) a + l b
 //   multi_lerp       out_k = (1 - l_k) a + l_k b for K coefficients, one read of a and b
-//   task_arith       out = t0 + sum_j w_j (t_j - t0) for M models in one pass
+//   task_arith       out = t0 + sum_j w_j (t_j - t0) for M models in one pass, evaluated as
+//                    (1 - sum_j w_j) t0 + sum_j w_j t_j (exact for one model with w = 1)
 //   cast             dst = D(src)
 //
 // for f32, f16 and bf16 parameters with f32 arithmetic. Every kernel has a CPU reference in
@@ -231,7 +232,9 @@ __device__ __forceinline__ void multi_lerp_impl(const typename D::T* __restrict_
 }
 
 // ---------------------------------------------------------------------------------------------
-// task_arith: out = t0 + sum_j w_j (t_j - t0), accumulated in f32 in model order, rounded once.
+// task_arith: out = t0 + sum_j w_j (t_j - t0), evaluated as c0 t0 + sum_j w_j t_j with
+// c0 = 1 - (w_1 + ... + w_M) (sums in model order), accumulated in f32, rounded once. This form has
+// no cancellation: one model with w = 1 gives t_1 exactly, all w = 0 give t0.
 
 struct TaskArithParams {
     u64 model[DAWIN_MAX_MODELS];     // device pointers to the M fine-tuned models
@@ -249,6 +252,9 @@ __device__ __forceinline__ void task_arith_impl(const typename D::T* __restrict_
     const u64 stride = grid_threads();
     bool all_aligned = aligned16(base) && aligned16(out);
     for (u32 j = 0; j < p.m; ++j) all_aligned = all_aligned && aligned16((const void*)p.model[j]);
+    float wsum = 0.0f;
+    for (u32 j = 0; j < p.m; ++j) wsum = __fadd_rn(wsum, p.weight[j]);
+    const float c0 = __fsub_rn(1.0f, wsum);
     u64 head = 0;
     if (all_aligned) {
         const u64 nvec = n / Vec<D>::LEN;
@@ -256,13 +262,13 @@ __device__ __forceinline__ void task_arith_impl(const typename D::T* __restrict_
             const Vec<D> t0 = Vec<D>::load(base, c);
             float acc[Vec<D>::LEN];
 #pragma unroll
-            for (int i = 0; i < Vec<D>::LEN; ++i) acc[i] = t0.get(i);
+            for (int i = 0; i < Vec<D>::LEN; ++i) acc[i] = __fmul_rn(c0, t0.get(i));
             for (u32 j = 0; j < p.m; ++j) {
                 const Vec<D> t = Vec<D>::load((const T*)p.model[j], c);
                 const float w = p.weight[j];
 #pragma unroll
                 for (int i = 0; i < Vec<D>::LEN; ++i)
-                    acc[i] = __fadd_rn(acc[i], __fmul_rn(w, __fsub_rn(t.get(i), t0.get(i))));
+                    acc[i] = __fadd_rn(acc[i], __fmul_rn(w, t.get(i)));
             }
             Vec<D> r{};
 #pragma unroll
@@ -272,11 +278,10 @@ __device__ __forceinline__ void task_arith_impl(const typename D::T* __restrict_
         head = nvec * Vec<D>::LEN;
     }
     for (u64 i = head + tid; i < n; i += stride) {
-        const float t0 = D::to_f32(base[i]);
-        float acc = t0;
+        float acc = __fmul_rn(c0, D::to_f32(base[i]));
         for (u32 j = 0; j < p.m; ++j) {
             const float t = D::to_f32(((const T*)p.model[j])[i]);
-            acc = __fadd_rn(acc, __fmul_rn(p.weight[j], __fsub_rn(t, t0)));
+            acc = __fadd_rn(acc, __fmul_rn(p.weight[j], t));
         }
         out[i] = D::from_f32(acc);
     }

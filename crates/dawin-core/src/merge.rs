@@ -3,7 +3,7 @@
 //! * [`lerp`]: θ(λ) = (1 − λ)·θ0 + λ·θ1, per element `(1 - λ) * a + λ * b` in `f32`, rounded once.
 //!   λ = 0 and λ = 1 copy θ0 and θ1 bit for bit.
 //! * [`multi_lerp`]: K merged outputs for K coefficients from one pass over θ0 and θ1.
-//! * [`task_arithmetic`]: θ = θ0 + Σ_j w_j (θ_j − θ0), accumulated in `f32` in the order j = 0…M−1.
+//! * [`task_arithmetic`]: θ = θ0 + Σ_j w_j (θ_j − θ0), evaluated as (1 − Σ_j w_j)·θ0 + Σ_j w_j·θ_j in `f32`.
 //!
 //! Slices are processed in parallel chunks (rayon); within a chunk, half-precision data are
 //! widened to `f32` in blocks so the arithmetic vectorises. The whole-checkpoint versions
@@ -237,11 +237,12 @@ pub fn multi_lerp<T: Param>(
     Ok(())
 }
 
-/// Task arithmetic: `out = θ0 + Σ_j w_j (θ_j − θ0)`, accumulated in `f32` as
-/// `acc = θ0; for j in 0..M { acc += w_j * (θ_j − θ0) }`, rounded once to `T`.
+/// Task arithmetic: `out = θ0 + Σ_j w_j (θ_j − θ0)`, evaluated in `f32` in the equivalent form
+/// `(1 − Σ_j w_j)·θ0 + Σ_j w_j·θ_j` (sums in model order:
+/// `c0 = 1 − (w_1 + … + w_M); acc = c0 * θ0; for j { acc += w_j * θ_j }`), rounded once to `T`.
 ///
-/// With one model and w = 1 the result is that model up to one f32 rounding; with all weights 0 it
-/// is θ0 exactly. Errors: no model, weight count or length mismatch, non-finite weights.
+/// This form has no cancellation: with one model and w = 1 the result is that model exactly, and
+/// with all weights 0 it is θ0. Errors: no model, weight count or length mismatch, non-finite weights.
 pub fn task_arithmetic<T: Param>(
     base: &[T],
     models: &[&[T]],
@@ -267,6 +268,7 @@ pub fn task_arithmetic<T: Param>(
         check_lambda("weights", w)?;
     }
     check_len("out", out.len(), base.len())?;
+    let c0 = 1.0 - weights.iter().fold(0.0f32, |s, &w| s + w);
     out.par_chunks_mut(PAR_CHUNK)
         .enumerate()
         .for_each(|(c, o)| {
@@ -278,11 +280,13 @@ pub fn task_arithmetic<T: Param>(
                 let s = start + bi * BLOCK;
                 let n = o.len();
                 T::slice_to_f32(&base[s..s + n], &mut f0[..n]);
-                acc[..n].copy_from_slice(&f0[..n]);
+                for i in 0..n {
+                    acc[i] = c0 * f0[i];
+                }
                 for (m, &w) in models.iter().zip(weights) {
                     T::slice_to_f32(&m[s..s + n], &mut fj[..n]);
                     for i in 0..n {
-                        acc[i] += w * (fj[i] - f0[i]);
+                        acc[i] += w * fj[i];
                     }
                 }
                 T::slice_from_f32(&acc[..n], o);

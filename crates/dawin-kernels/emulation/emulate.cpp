@@ -209,8 +209,10 @@ static void test_task_arith() {
                         std::string what = std::string("task_arith ") + dt_name(d) + " n=" + std::to_string(n) + " m=" + std::to_string(m);
                         o.check_guards(what.c_str());
                         for (size_t i = 0; i < n; ++i) {
-                            float t0 = to_f32(d, base.get(i)), acc = t0;
-                            for (unsigned j = 0; j < m; ++j) acc += p.weight[j] * (to_f32(d, models[j]->get(i)) - t0);
+                            float wsum = 0.0f;
+                            for (unsigned j = 0; j < m; ++j) wsum += p.weight[j];
+                            float acc = (1.0f - wsum) * to_f32(d, base.get(i));
+                            for (unsigned j = 0; j < m; ++j) acc += p.weight[j] * to_f32(d, models[j]->get(i));
                             CHECK(o.get(i) == from_f32(d, acc), "%s: element %zu", what.c_str(), i);
                         }
                     }
