@@ -11,6 +11,8 @@ use crate::config::VitConfig;
 use crate::error::{Error, Result};
 use crate::weights::{ClipWeights, LayerNorm, Linear, ResidualBlock, VisionWeights};
 
+pub mod blended;
+
 /// Products with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_GEMM_MIN_MACS: usize = 1 << 18;
 
@@ -170,12 +172,18 @@ pub fn layer_norm(x: &[f32], width: usize, ln: &LayerNorm, eps: f32, out: &mut [
 
 /// [`layer_norm`] of one row.
 pub fn layer_norm_row(x: &[f32], ln: &LayerNorm, eps: f32, out: &mut [f32]) {
+    layer_norm_row_with(x, &ln.weight, &ln.bias, eps, out);
+}
+
+/// [`layer_norm_row`] with the scale `weight` and shift `bias` given as slices:
+/// `out = (x − μ) / sqrt(σ² + eps) · weight + bias`.
+pub fn layer_norm_row_with(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
     let n = x.len() as f64;
     let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
     let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
     let mean = mean as f32;
-    for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(&ln.weight).zip(&ln.bias) {
+    for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(weight).zip(bias) {
         *o = (v - mean) * inv * w + b;
     }
 }
@@ -294,33 +302,14 @@ pub fn softmax_row(row: &mut [f32], scale: f32) {
 /// `x[b, 0] = class + pos[0]`, `x[b, 1 + i] = conv1 · patch_i(image_b) + pos[1 + i]`,
 /// patches in row-major grid order. `images` is `[batch, 3, S, S]`, `out` `[batch, T, W]`.
 pub fn embed(images: &[f32], batch: usize, cfg: &VitConfig, v: &VisionWeights, out: &mut [f32]) {
-    let (s, p, g, w, t) = (
-        cfg.image_size,
-        cfg.patch_size,
-        cfg.grid(),
-        cfg.width,
-        cfg.num_tokens(),
-    );
-    let pd = cfg.patch_dim();
+    let (g, w, t) = (cfg.grid(), cfg.width, cfg.num_tokens());
     assert_eq!(
         images.len(),
         batch * cfg.image_numel(),
         "embed: images length"
     );
     assert_eq!(out.len(), batch * t * w, "embed: out length");
-    // im2col: one row of 3·P·P values per patch, in (channel, row, column) order like the conv weight.
-    let mut cols = vec![0.0f32; batch * g * g * pd];
-    cols.par_chunks_mut(pd).enumerate().for_each(|(idx, row)| {
-        let (b, gi) = (idx / (g * g), idx % (g * g));
-        let (gy, gx) = (gi / g, gi % g);
-        let img = &images[b * 3 * s * s..(b + 1) * 3 * s * s];
-        for c in 0..3 {
-            for ky in 0..p {
-                let src = &img[c * s * s + (gy * p + ky) * s + gx * p..][..p];
-                row[(c * p + ky) * p..][..p].copy_from_slice(src);
-            }
-        }
-    });
+    let cols = im2col(images, batch, cfg);
     let mut patches = vec![0.0f32; batch * g * g * w];
     linear(&cols, batch * g * g, &v.conv1, &mut patches);
     out.par_chunks_mut(t * w).enumerate().for_each(|(b, ob)| {
@@ -336,6 +325,26 @@ pub fn embed(images: &[f32], batch: usize, cfg: &VitConfig, v: &VisionWeights, o
             *o = x + pe;
         }
     });
+}
+
+/// im2col of `images` `[batch, 3, S, S]`: `[batch · G², 3·P·P]`, one row per patch (row-major
+/// grid order), values in (channel, row, column) order like the conv weight.
+pub fn im2col(images: &[f32], batch: usize, cfg: &VitConfig) -> Vec<f32> {
+    let (s, p, g) = (cfg.image_size, cfg.patch_size, cfg.grid());
+    let pd = cfg.patch_dim();
+    let mut cols = vec![0.0f32; batch * g * g * pd];
+    cols.par_chunks_mut(pd).enumerate().for_each(|(idx, row)| {
+        let (b, gi) = (idx / (g * g), idx % (g * g));
+        let (gy, gx) = (gi / g, gi % g);
+        let img = &images[b * 3 * s * s..(b + 1) * 3 * s * s];
+        for c in 0..3 {
+            for ky in 0..p {
+                let src = &img[c * s * s + (gy * p + ky) * s + gx * p..][..p];
+                row[(c * p + ky) * p..][..p].copy_from_slice(src);
+            }
+        }
+    });
+    cols
 }
 
 /// Scratch buffers of one forward, reused across blocks.

@@ -9,7 +9,9 @@
 //!
 //! Layout: [`VitConfig`] and [`ClipWeights`] are backend-independent; [`cpu`] holds the forward
 //! as small layer functions (`embed`, `layer_norm`, `linear`, `attention`, `quick_gelu`,
-//! `residual_block`) that variants such as a forward blending two parameter sets reuse. A GPU
+//! `residual_block`) that variants reuse: [`cpu::blended`] runs a batch in which every sample has
+//! its own interpolation coefficients, exactly and without merging a model per sample, over
+//! [`BlendedWeights`] (θ0 and the deltas θ_j − θ0 stacked). A GPU
 //! forward goes in a sibling module taking the same config and weights, and is tested against
 //! [`cpu::forward`].
 //!
@@ -29,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod blended;
 pub mod config;
 pub mod cpu;
 pub mod dataset;
@@ -38,6 +41,7 @@ pub mod preprocess;
 pub mod tensors;
 pub mod weights;
 
+pub use blended::BlendedWeights;
 pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
