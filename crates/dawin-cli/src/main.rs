@@ -68,7 +68,7 @@ struct Common {
     #[arg(long)]
     wise_alpha: Option<f32>,
     /// Temperatures T0,T1 (default: fitted on the validation set).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', value_name = "T0,T1")]
     temperatures: Option<Vec<f32>>,
     /// Samples per forward batch.
     #[arg(long, default_value_t = 64)]
@@ -173,7 +173,7 @@ struct CoefArgs {
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Temperatures T0,T1 (default: fitted when labels are given, else 1,1).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', value_name = "T0,T1")]
     temperatures: Option<Vec<f32>>,
     /// Coefficient formula: 1 or 2.
     #[arg(long, value_enum, default_value = "2")]
@@ -303,6 +303,20 @@ fn open_data(name: String, path: &Path, image_size: usize) -> Result<InMemoryDat
     InMemoryDataset::open(name, path, image_size)
 }
 
+/// `--temperatures T0,T1`: exactly two positive finite values.
+fn temperatures(t: &Option<Vec<f32>>) -> Result<Option<(f32, f32)>> {
+    match t {
+        None => Ok(None),
+        Some(v) if v.len() == 2 && v.iter().all(|x| x.is_finite() && *x > 0.0) => {
+            Ok(Some((v[0], v[1])))
+        }
+        Some(v) => Err(Error::invalid(
+            "--temperatures",
+            format!("expected two positive values T0,T1, got {v:?}"),
+        )),
+    }
+}
+
 fn eval_config(
     c: &Common,
     device: String,
@@ -335,7 +349,7 @@ fn eval_config(
         wise_alpha: c.wise_alpha,
         batch_size: c.batch_size.max(1),
         seed: c.seed,
-        temperatures: c.temperatures.as_ref().map(|t| (t[0], t[1])),
+        temperatures: temperatures(&c.temperatures)?,
         cache_dir,
         wise_curve: c.wise_curve,
         progress: !c.quiet,
@@ -518,8 +532,8 @@ fn cmd_coef(a: CoefArgs) -> Result<()> {
         }
         None => None,
     };
-    let (t0, t1) = match (&a.temperatures, &labels) {
-        (Some(t), _) => (t[0], t[1]),
+    let (t0, t1) = match (temperatures(&a.temperatures)?, &labels) {
+        (Some(t), _) => t,
         (None, Some(l)) => (
             temperature::fit_temperature(&z0, c, l)?.temperature,
             temperature::fit_temperature(&z1, c, l)?.temperature,

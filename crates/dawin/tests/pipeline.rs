@@ -1,0 +1,200 @@
+//! Pipeline tests on a subset of the embedded demo (crates/dawin-cli/demo).
+use dawin::eval::{
+    evaluate, forward_by_lambda, forward_per_sample_loop, EvalConfig, Method, Named,
+};
+use dawin::vit::{ClipClassifier, LoadOptions};
+use dawin::{Dataset, InMemoryDataset, Interpolate, Model};
+use std::path::PathBuf;
+
+fn demo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../dawin-cli/demo")
+        .join(p)
+}
+
+fn models() -> (ClipClassifier, ClipClassifier) {
+    let o = LoadOptions::default();
+    (
+        ClipClassifier::from_files(demo("theta0.safetensors"), None, &o).unwrap(),
+        ClipClassifier::from_files(demo("theta1.safetensors"), None, &o).unwrap(),
+    )
+}
+
+fn data(name: &str, n: usize) -> InMemoryDataset {
+    InMemoryDataset::open(name, demo(&format!("data/{name}.safetensors")), 16)
+        .unwrap()
+        .head(n)
+}
+
+fn quiet(methods: Vec<Method>) -> EvalConfig {
+    EvalConfig {
+        methods,
+        progress: false,
+        ..EvalConfig::default()
+    }
+}
+
+#[test]
+fn dawin_sample_equals_an_explicit_per_sample_merge_and_forward_loop() {
+    let (m0, m1) = models();
+    let (val, id, rot) = (data("val", 60), data("id", 24), data("rotate", 24));
+    let out = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &id,
+        &[&rot],
+        &quiet(vec![Method::DawinSample]),
+    )
+    .unwrap();
+    for (ps, d) in out.per_sample.iter().zip([&id, &rot]) {
+        // λ really varies per sample (otherwise the check would be weak).
+        let mut distinct: Vec<u32> = ps.lambda.iter().map(|l| l.to_bits()).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() > d.len() / 2,
+            "{} distinct λ",
+            distinct.len()
+        );
+        let z_loop = forward_per_sample_loop(&m0, &m1, d, &ps.lambda).unwrap();
+        let bar = indicatif::ProgressBar::hidden();
+        let (z_grouped, merges) = forward_by_lambda(&m0, &m1, d, &ps.lambda, 64, &bar).unwrap();
+        assert_eq!(merges, distinct.len());
+        for (a, b) in z_loop.iter().zip(&z_grouped) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        let pred_loop = dawin::core::stats::argmax(&z_loop, 10).unwrap();
+        assert_eq!(
+            &pred_loop,
+            &ps.predictions[&Method::DawinSample],
+            "dataset {}",
+            ps.dataset
+        );
+    }
+}
+
+#[test]
+fn dawin_with_k_equal_to_the_number_of_distinct_lambdas_equals_dawin_sample() {
+    let (m0, m1) = models();
+    // Three distinct images, each repeated: λ takes exactly three values.
+    let src = data("rotate", 3);
+    let idx: Vec<usize> = (0..15).map(|i| i % 3).collect();
+    let labels = idx.iter().map(|&i| src.labels()[i]).collect();
+    let rep =
+        InMemoryDataset::new("rep", src.load(&idx).unwrap(), src.sample_numel(), labels).unwrap();
+    let val = data("val", 60);
+    let out = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &rep,
+        &[],
+        &EvalConfig {
+            k: 3,
+            ..quiet(vec![Method::Dawin, Method::DawinSample])
+        },
+    )
+    .unwrap();
+    let ps = &out.per_sample[0];
+    let mut distinct: Vec<u32> = ps.lambda.iter().map(|l| l.to_bits()).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3);
+    // Each cluster is one distinct λ, and its mean is that λ.
+    let mix = &out.report.mixtures["rep"];
+    for (i, &l) in ps.lambda.iter().enumerate() {
+        let k = ps.cluster[i] as usize;
+        assert!(
+            (mix.means[k] - l as f64).abs() < 1e-3,
+            "cluster mean {} vs λ {l}",
+            mix.means[k]
+        );
+    }
+    assert_eq!(
+        ps.predictions[&Method::Dawin],
+        ps.predictions[&Method::DawinSample]
+    );
+    let r = &out.report.methods;
+    assert_eq!(r[0].id, r[1].id);
+    assert_eq!(r[0].merges, Some(3));
+    assert_eq!(r[1].merges, Some(3));
+}
+
+#[test]
+fn lambda_zero_and_one_reproduce_the_endpoints_exactly() {
+    let (m0, m1) = models();
+    let d = data("id", 8);
+    let x = d.load(&(0..8).collect::<Vec<_>>()).unwrap();
+    let z0 = Model::forward(&m0, &x, 8).unwrap();
+    let z1 = Model::forward(&m1, &x, 8).unwrap();
+    assert_eq!(
+        Model::forward(&m0.interpolate(&m1, 0.0).unwrap(), &x, 8).unwrap(),
+        z0
+    );
+    assert_eq!(
+        Model::forward(&m0.interpolate(&m1, 1.0).unwrap(), &x, 8).unwrap(),
+        z1
+    );
+    assert!(m0.interpolate(&m1, 1.5).is_err());
+}
+
+#[test]
+fn zs_and_ft_match_the_demo_readme_and_the_cache_is_reused() {
+    // demo/README.md (the Python/JAX forward): θ0 87.5 %, θ1 99.0 % on `id`.
+    let (m0, m1) = models();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EvalConfig {
+        cache_dir: Some(dir.path().into()),
+        ..quiet(vec![Method::Zs, Method::Ft])
+    };
+    let (val, id) = (data("val", 200), data("id", 200));
+    let run = |fp1: &str| {
+        evaluate(
+            &Named::new("t0", &m0, "a"),
+            &Named::new("t1", &m1, fp1),
+            &val,
+            &id,
+            &[],
+            &cfg,
+        )
+        .unwrap()
+    };
+    let r1 = run("b").report;
+    assert_eq!((r1.cache_hits, r1.cache_misses), (0, 4));
+    assert!((r1.methods[0].id - 87.5).abs() < 1e-9 && (r1.methods[1].id - 99.0).abs() < 1e-9);
+    let r2 = run("b").report;
+    assert_eq!((r2.cache_hits, r2.cache_misses), (4, 0));
+    assert_eq!(r1.methods, r2.methods);
+    // A new θ1 fingerprint: θ1's two entries are recomputed, θ0's reused.
+    let r3 = run("b2").report;
+    assert_eq!((r3.cache_hits, r3.cache_misses), (2, 2));
+}
+
+#[test]
+fn bad_datasets_are_rejected_with_the_dataset_named() {
+    let (m0, m1) = models();
+    let val = data("val", 20);
+    let n = |m| Named::new("t", m, "x");
+    assert!(InMemoryDataset::new("empty", vec![], 768, vec![])
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
+    let bad = InMemoryDataset::new("big", vec![0.0; 768 * 2], 768, vec![3, 10]).unwrap();
+    let e = evaluate(&n(&m0), &n(&m1), &val, &bad, &[], &quiet(vec![Method::Zs]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("big") && e.contains("10 classes"), "{e}");
+    let small = InMemoryDataset::new("small", vec![0.0; 12], 12, vec![1]).unwrap();
+    let e = evaluate(
+        &n(&m0),
+        &n(&m1),
+        &val,
+        &small,
+        &[],
+        &quiet(vec![Method::Zs]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("small") && e.contains("768"), "{e}");
+}
