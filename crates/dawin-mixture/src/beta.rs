@@ -41,8 +41,10 @@
 
 use crate::em::{run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
+use crate::fastmath::ln_pos;
 use crate::input::{
     argmax, check_clamp, check_common, check_shape, check_weights, clamp_unit, softmax_in_place,
+    sort_positive,
 };
 use crate::kmeans::{kmeans_1d, Sorted1d};
 use crate::special::ln_beta;
@@ -219,10 +221,7 @@ impl BetaMixture {
         if k == 1 {
             return Ok(closed_form_k1(&x, config.clamp_eps));
         }
-        // Positive finite doubles sort like their bit patterns.
-        let mut bits: Vec<u64> = x.iter().map(|v| v.to_bits()).collect();
-        bits.sort_unstable();
-        let sorted = Sorted1d::new(bits.into_iter().map(f64::from_bits).collect());
+        let sorted = Sorted1d::new(sort_positive(&x));
         let data = EmData::beta(&sorted.xs);
         let mut scratch = EmScratch::new(k, &data);
         let mut best: Option<(BetaParams, EmOutcome)> = None;
@@ -469,13 +468,13 @@ impl BetaMixtureFit {
             .map(|j| self.weights[j].ln() - ln_beta(self.a[j], self.b[j]))
             .collect();
         let mut out = Vec::with_capacity(x.len() * k);
+        // The E-step's own features and operation order, so that predictions on the fitted
+        // coefficients agree with its responsibilities bit for bit.
         for &v in &x {
-            let (u, w) = (v.ln(), (-v).ln_1p());
+            let (u, w) = (ln_pos(v), ln_pos(1.0 - v));
             for j in 0..k {
-                let mut l = c0[j];
-                l += (self.a[j] - 1.0) * u;
-                l += (self.b[j] - 1.0) * w;
-                out.push(l);
+                let l = (self.a[j] - 1.0).mul_add(u, c0[j]);
+                out.push((self.b[j] - 1.0).mul_add(w, l));
             }
         }
         Ok((k, out))

@@ -33,6 +33,7 @@
 use crate::beta::DEFAULT_CLAMP_EPS;
 use crate::em::{run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
+use crate::fastmath::ln_pos;
 use crate::input::{
     argmax, check_clamp, check_common, check_shape, check_weights, clamp_rows, softmax_in_place,
 };
@@ -250,13 +251,7 @@ fn canonical_labels(labels: &[usize], k: usize) -> Vec<usize> {
 }
 
 fn em_data(x: &[f64], m: usize) -> EmData {
-    EmData::new(
-        x.len() / m,
-        m,
-        m,
-        |i, f| x[i * m + f].ln(),
-        |i, q| x[i * m + q],
-    )
+    EmData::dirichlet(x, m)
 }
 
 impl DirichletMixture {
@@ -548,11 +543,16 @@ impl DirichletMixtureFit {
             .map(|j| self.weights[j].ln() - ln_multi_beta(self.alpha(j)))
             .collect();
         let mut out = Vec::with_capacity(x.len() / m * k);
+        // The E-step's own features and operation order (see `BetaMixtureFit::predict`).
+        let mut lx = vec![0.0; m];
         for row in x.chunks_exact(m) {
+            for (d, &v) in lx.iter_mut().zip(row) {
+                *d = ln_pos(v);
+            }
             for (j, &c) in c0.iter().enumerate() {
                 let mut l = c;
-                for (&a, &v) in self.alpha(j).iter().zip(row) {
-                    l += (a - 1.0) * v.ln();
+                for (&a, &u) in self.alpha(j).iter().zip(&lx) {
+                    l = (a - 1.0).mul_add(u, l);
                 }
                 out.push(l);
             }

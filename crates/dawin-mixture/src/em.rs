@@ -24,7 +24,7 @@
 //! bit-identical results on every run, and the SIMD kernel and the scalar twin agree bit for
 //! bit (tested), whichever one a machine runs.
 
-use crate::fastmath::exp_nonpos;
+use crate::fastmath::{exp_nonpos, fill_ln};
 
 /// Accumulation lanes: sample i goes to lane i mod 4 (one AVX2 register of f64).
 const LANES: usize = 4;
@@ -47,32 +47,29 @@ pub(crate) struct EmData {
 }
 
 impl EmData {
-    /// `feat_of(i, f)` and `mom_of(i, q)` give the values of sample `i`.
-    pub fn new(
-        n: usize,
-        n_feat: usize,
-        n_mom: usize,
-        mut feat_of: impl FnMut(usize, usize) -> f64,
-        mut mom_of: impl FnMut(usize, usize) -> f64,
-    ) -> Self {
-        let n_pad = n;
-        let mut feat = vec![0.0; n_feat * n_pad];
-        let mut mom = vec![0.0; n_mom * n_pad];
-        for f in 0..n_feat {
-            for (i, v) in feat[f * n_pad..f * n_pad + n].iter_mut().enumerate() {
-                *v = feat_of(i, f);
+    /// Dirichlet mixture data from clamped rows (row-major, `m` per row): features `ln xⱼ`,
+    /// moments `xⱼ`.
+    pub fn dirichlet(x: &[f64], m: usize) -> Self {
+        let n = x.len() / m;
+        let mut feat = vec![0.0; m * n];
+        let mut mom = vec![0.0; m * n];
+        for (i, row) in x.chunks_exact(m).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                mom[j * n + i] = v;
             }
         }
-        for q in 0..n_mom {
-            for (i, v) in mom[q * n_pad..q * n_pad + n].iter_mut().enumerate() {
-                *v = mom_of(i, q);
-            }
+        for j in 0..m {
+            fill_ln(
+                &mom[j * n..(j + 1) * n],
+                &mut feat[j * n..(j + 1) * n],
+                false,
+            );
         }
         Self {
             n,
-            n_pad,
-            n_feat,
-            n_mom,
+            n_pad: n,
+            n_feat: m,
+            n_mom: m,
             feat,
             mom,
         }
@@ -84,12 +81,10 @@ impl EmData {
         let n_pad = n;
         let mut feat = vec![0.0; 2 * n_pad];
         let (lx, l1x) = feat.split_at_mut(n_pad);
-        for ((&xi, u), v) in x.iter().zip(lx.iter_mut()).zip(l1x.iter_mut()) {
-            *u = xi.ln();
-            // ln(1 − λ) as the reference computes it; 1 − λ has an absolute rounding error
-            // below 1.2e-16, and glibc's log1p costs three times as much as log.
-            *v = (1.0 - xi).ln();
-        }
+        fill_ln(x, &mut lx[..n], false);
+        // ln(1 − λ) as the reference computes it (1 − λ has an absolute rounding error below
+        // 1.2e-16).
+        fill_ln(x, &mut l1x[..n], true);
         let mut mom = vec![0.0; n_pad];
         mom[..n].copy_from_slice(x);
         Self {
@@ -295,7 +290,9 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::{EmData, Workspace, EXP_ONE, LANES, MANTISSA};
-    use crate::fastmath::{EXP_C, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_MIN_ARG, EXP_SHIFT};
+    use crate::fastmath::{
+        EXP_E, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_MIN_ARG, EXP_O, EXP_SHIFT,
+    };
 
     /// Vector twin of [`crate::fastmath::exp_nonpos`] (same operations in the same order).
     #[inline(always)]
@@ -308,21 +305,17 @@ mod simd {
         let r = _mm256_fmadd_pd(n, _mm256_set1_pd(-EXP_LN2_HI), xc);
         let r = _mm256_fmadd_pd(n, _mm256_set1_pd(-EXP_LN2_LO), r);
         let r2 = _mm256_mul_pd(r, r);
-        let r4 = _mm256_mul_pd(r2, r2);
-        let r8 = _mm256_mul_pd(r4, r4);
-        let c = |i: usize| _mm256_set1_pd(EXP_C[i]);
-        let p01 = _mm256_fmadd_pd(c(1), r, c(0));
-        let p23 = _mm256_fmadd_pd(c(3), r, c(2));
-        let p45 = _mm256_fmadd_pd(c(5), r, c(4));
-        let p67 = _mm256_fmadd_pd(c(7), r, c(6));
-        let p89 = _mm256_fmadd_pd(c(9), r, c(8));
-        let pab = _mm256_fmadd_pd(c(11), r, c(10));
-        let q0 = _mm256_fmadd_pd(p23, r2, p01);
-        let q1 = _mm256_fmadd_pd(p67, r2, p45);
-        let q2 = _mm256_fmadd_pd(pab, r2, p89);
-        let s0 = _mm256_fmadd_pd(q1, r4, q0);
-        let s1 = _mm256_fmadd_pd(c(12), r4, q2);
-        let p = _mm256_fmadd_pd(s1, r8, s0);
+        let c = _mm256_set1_pd;
+        let e = _mm256_fmadd_pd(c(EXP_E[3]), r2, c(EXP_E[2]));
+        let e = _mm256_fmadd_pd(e, r2, c(EXP_E[1]));
+        let e = _mm256_fmadd_pd(e, r2, c(EXP_E[0]));
+        let o = _mm256_fmadd_pd(c(EXP_O[2]), r2, c(EXP_O[1]));
+        let o = _mm256_fmadd_pd(o, r2, c(EXP_O[0]));
+        let ro = _mm256_mul_pd(r, o);
+        let p = _mm256_add_pd(
+            c(1.0),
+            _mm256_div_pd(_mm256_add_pd(ro, ro), _mm256_sub_pd(e, ro)),
+        );
         let ni = _mm256_sub_epi64(
             _mm256_castpd_si256(t),
             _mm256_set1_epi64x(EXP_SHIFT.to_bits() as i64),

@@ -1,11 +1,13 @@
-//! Branch-free `exp` for the EM inner loop.
+//! Branch-free `exp` and `ln` for the EM.
 //!
-//! The E-step needs `exp(lᵢₖ − maxₖ lᵢₖ)` for every sample and component. `f64::exp` is a libm
-//! call that stops the compiler from vectorising the loop; [`exp_nonpos`] is plain arithmetic.
-//! It uses fused multiply-adds through `f64::mul_add`, which is correctly rounded on every
-//! target (one FMA instruction where the CPU has it, libm's exact software `fma` elsewhere), so
-//! every build rounds identically and results stay bit-identical across machines; only the
-//! speed differs.
+//! The E-step needs `exp(lᵢₖ − maxₖ lᵢₖ)` for every sample and component, and every fit needs
+//! `ln λ`, `ln(1 − λ)` of every coefficient. The libm functions are calls that stop the compiler
+//! from vectorising; [`exp_nonpos`] and [`ln_pos`] are plain arithmetic with AVX2 twins
+//! (`em::simd`, [`fill_ln`]). They use fused multiply-adds through `f64::mul_add`, which is
+//! correctly rounded on every target (one FMA instruction where the CPU has it, libm's exact
+//! software `fma` elsewhere), so every build rounds identically and results stay bit-identical
+//! across machines; only the speed differs. Both are within a few ulp of the libm values
+//! (tested).
 
 /// log₂ e.
 pub(crate) const EXP_LOG2E: f64 = std::f64::consts::LOG2_E;
@@ -18,51 +20,33 @@ pub(crate) const EXP_SHIFT: f64 = 6_755_399_441_055_744.0;
 /// Below this the result is flushed to 0 (exp(−708) ≈ 3.3·10⁻³⁰⁸ is the last normal power).
 pub(crate) const EXP_MIN_ARG: f64 = -708.0;
 
-/// Taylor coefficients 1/k! for k = 0..=12; the k = 13 term is below 2·10⁻¹⁶ on |r| ≤ ln2/2.
-pub(crate) const EXP_C: [f64; 13] = [
-    1.0,
-    1.0,
-    1.0 / 2.0,
-    1.0 / 6.0,
-    1.0 / 24.0,
-    1.0 / 120.0,
-    1.0 / 720.0,
-    1.0 / 5040.0,
-    1.0 / 40_320.0,
-    1.0 / 362_880.0,
-    1.0 / 3_628_800.0,
-    1.0 / 39_916_800.0,
-    1.0 / 479_001_600.0,
-];
+/// Coefficients of the [6/6] Padé approximant of exp, `exp(r) ≈ P(r)/P(−r)` with
+/// `P(r) = E(r²) + r·O(r²)`: `E = 1 + 5/44 r² + 1/792 r⁴ + 1/665280 r⁶`,
+/// `O = 1/2 + 1/66 r² + 1/15840 r⁴`. Truncation error below 2·10⁻¹⁹ on |r| ≤ ln2/2.
+pub(crate) const EXP_E: [f64; 4] = [1.0, 5.0 / 44.0, 1.0 / 792.0, 1.0 / 665_280.0];
+pub(crate) const EXP_O: [f64; 3] = [0.5, 1.0 / 66.0, 1.0 / 15_840.0];
 
 /// `exp(x)` for `x ≤ 0` (finite), within a few ulp of the correctly rounded value; arguments
 /// below −708 give exactly 0.
 ///
 /// `exp(x) = 2ⁿ · exp(r)`, `n = round(x / ln 2)`, `r = x − n ln 2` (Cody–Waite), `exp(r)` by its
-/// degree-12 Taylor polynomial (Estrin's scheme).
+/// [6/6] Padé approximant.
 #[inline(always)]
 pub(crate) fn exp_nonpos(x: f64) -> f64 {
     let xc = if x < EXP_MIN_ARG { EXP_MIN_ARG } else { x };
     let t = xc.mul_add(EXP_LOG2E, EXP_SHIFT);
     let n = t - EXP_SHIFT;
     let r = n.mul_add(-EXP_LN2_LO, n.mul_add(-EXP_LN2_HI, xc));
-    // Estrin's scheme: a dependency depth of 5 instead of Horner's 12, so that the vectorised
-    // loop is not latency-bound.
+    // exp(r) = P(r)/P(−r) = 1 + 2rO/(E − rO): the final addition of 1 keeps the rounding error
+    // of the quotient (of size |r|) small relative to the result.
     let r2 = r * r;
-    let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let p01 = EXP_C[1].mul_add(r, EXP_C[0]);
-    let p23 = EXP_C[3].mul_add(r, EXP_C[2]);
-    let p45 = EXP_C[5].mul_add(r, EXP_C[4]);
-    let p67 = EXP_C[7].mul_add(r, EXP_C[6]);
-    let p89 = EXP_C[9].mul_add(r, EXP_C[8]);
-    let pab = EXP_C[11].mul_add(r, EXP_C[10]);
-    let q0 = p23.mul_add(r2, p01);
-    let q1 = p67.mul_add(r2, p45);
-    let q2 = pab.mul_add(r2, p89);
-    let s0 = q1.mul_add(r4, q0);
-    let s1 = EXP_C[12].mul_add(r4, q2);
-    let p = s1.mul_add(r8, s0);
+    let e = EXP_E[3]
+        .mul_add(r2, EXP_E[2])
+        .mul_add(r2, EXP_E[1])
+        .mul_add(r2, EXP_E[0]);
+    let o = EXP_O[2].mul_add(r2, EXP_O[1]).mul_add(r2, EXP_O[0]);
+    let ro = r * o;
+    let p = 1.0 + (ro + ro) / (e - ro);
     // n is in [-1022, 0]: 2^n is a normal number built from its exponent bits.
     let ni = (t.to_bits() as i64).wrapping_sub(EXP_SHIFT.to_bits() as i64);
     let scale = f64::from_bits(((ni + 1023) as u64) << 52);
@@ -74,9 +58,156 @@ pub(crate) fn exp_nonpos(x: f64) -> f64 {
     }
 }
 
+/// √2: mantissas above it are halved so that ln's reduced argument lies in [√½, √2).
+const SQRT2: f64 = std::f64::consts::SQRT_2;
+const MANTISSA: u64 = (1u64 << 52) - 1;
+const EXP_ONE: u64 = 1023u64 << 52;
+/// 1/(2k+1), k = 0..=10: `ln m = 2 atanh s = 2s Σₖ s²ᵏ/(2k+1)`, `s = (m−1)/(m+1)`, |s| ≤ 0.1716;
+/// the first omitted term is below 2.5·10⁻¹⁷ relative.
+pub(crate) const LN_C: [f64; 11] = [
+    1.0,
+    1.0 / 3.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 9.0,
+    1.0 / 11.0,
+    1.0 / 13.0,
+    1.0 / 15.0,
+    1.0 / 17.0,
+    1.0 / 19.0,
+    1.0 / 21.0,
+];
+
+/// `ln x` for positive normal finite `x`, within about one ulp: `x = 2ᵉ m`, `m ∈ [√½, √2)`,
+/// `ln x = e ln 2 + 2 atanh((m−1)/(m+1))` (series in `LN_C`, Horner with FMA).
+#[inline(always)]
+pub(crate) fn ln_pos(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let m = f64::from_bits((bits & MANTISSA) | EXP_ONE);
+    let big = m > SQRT2;
+    let m = if big { m * 0.5 } else { m };
+    let e = ((bits >> 52) as i64 - 1023 + big as i64) as f64;
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let mut p = LN_C[10];
+    for c in LN_C[..10].iter().rev() {
+        p = p.mul_add(z, *c);
+    }
+    e.mul_add(EXP_LN2_HI, e.mul_add(EXP_LN2_LO, (s + s) * p))
+}
+
+/// `dst[i] = ln(src[i])`, or `ln(1 − src[i])` when `one_minus`, for `src` in `(0, 1)` (after
+/// clamping). Same results on every machine: the AVX2 path is a twin of [`ln_pos`].
+pub(crate) fn fill_ln(src: &[f64], dst: &mut [f64], one_minus: bool) {
+    assert_eq!(src.len(), dst.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            done = unsafe { simd::fill_ln_avx2(src, dst, one_minus) };
+        }
+    }
+    for (d, &x) in dst[done..].iter_mut().zip(&src[done..]) {
+        *d = ln_pos(if one_minus { 1.0 - x } else { x });
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::{EXP_LN2_HI, EXP_LN2_LO, EXP_ONE, EXP_SHIFT, LN_C, MANTISSA, SQRT2};
+
+    /// Processes `src[..4⌊n/4⌋]`; returns how many values it wrote.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fill_ln_avx2(src: &[f64], dst: &mut [f64], one_minus: bool) -> usize {
+        let n4 = src.len().min(dst.len()) / 4 * 4;
+        let one = _mm256_set1_pd(1.0);
+        let mant = _mm256_set1_epi64x(MANTISSA as i64);
+        let exp_one = _mm256_set1_epi64x(EXP_ONE as i64);
+        let bias = _mm256_set1_epi64x(1023);
+        let shift = _mm256_set1_pd(EXP_SHIFT);
+        let shift_bits = _mm256_set1_epi64x(EXP_SHIFT.to_bits() as i64);
+        let sqrt2 = _mm256_set1_pd(SQRT2);
+        let half = _mm256_set1_pd(0.5);
+        for i in (0..n4).step_by(4) {
+            let x = _mm256_loadu_pd(src.as_ptr().add(i));
+            let x = if one_minus { _mm256_sub_pd(one, x) } else { x };
+            let bits = _mm256_castpd_si256(x);
+            let m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, mant), exp_one));
+            let big = _mm256_cmp_pd(m, sqrt2, _CMP_GT_OQ);
+            let m = _mm256_blendv_pd(m, _mm256_mul_pd(m, half), big);
+            // e = exponent − 1023 + big, as a double via the 1.5·2⁵² shift (exact).
+            let e_int = _mm256_sub_epi64(
+                _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), bias),
+                _mm256_castpd_si256(big), // all-ones = −1 where big
+            );
+            let e = _mm256_sub_pd(
+                _mm256_castsi256_pd(_mm256_add_epi64(shift_bits, e_int)),
+                shift,
+            );
+            let f = _mm256_sub_pd(m, one);
+            let s = _mm256_div_pd(f, _mm256_add_pd(_mm256_set1_pd(2.0), f));
+            let z = _mm256_mul_pd(s, s);
+            let mut p = _mm256_set1_pd(LN_C[10]);
+            for c in LN_C[..10].iter().rev() {
+                p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(*c));
+            }
+            let lnm = _mm256_mul_pd(_mm256_add_pd(s, s), p);
+            let r = _mm256_fmadd_pd(
+                e,
+                _mm256_set1_pd(EXP_LN2_HI),
+                _mm256_fmadd_pd(e, _mm256_set1_pd(EXP_LN2_LO), lnm),
+            );
+            _mm256_storeu_pd(dst.as_mut_ptr().add(i), r);
+        }
+        n4
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ln_matches_libm_and_both_paths_agree() {
+        let mut x = Vec::new();
+        let mut v = 1e-9f64;
+        while v < 1.0 {
+            x.push(v);
+            v *= 1.000_37;
+        }
+        x.extend([
+            0.5,
+            1.0 - 1e-9,
+            1.0 - 1e-6,
+            std::f64::consts::FRAC_1_SQRT_2,
+            f64::from_bits(std::f64::consts::FRAC_1_SQRT_2.to_bits() - 1),
+            1e-300,
+        ]);
+        let mut worst = 0.0f64;
+        for &v in &x {
+            let (got, want) = (ln_pos(v), v.ln());
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 4e-16, "worst relative error {worst:e}");
+        for one_minus in [false, true] {
+            let mut a = vec![0.0; x.len()];
+            fill_ln(&x, &mut a, one_minus);
+            for (i, &v) in x.iter().enumerate() {
+                let want = ln_pos(if one_minus { 1.0 - v } else { v });
+                assert_eq!(
+                    a[i].to_bits(),
+                    want.to_bits(),
+                    "x = {v}, one_minus = {one_minus}"
+                );
+            }
+        }
+        assert_eq!(ln_pos(1.0), 0.0);
+    }
 
     #[test]
     fn cody_waite_constants_are_fdlibms() {

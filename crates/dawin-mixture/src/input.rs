@@ -63,15 +63,61 @@ pub(crate) fn clamp_unit<T: Copy + Into<f64>>(values: &[T], eps: f64) -> Result<
         return Err(MixtureError::Empty { what: "values" });
     }
     let hi = 1.0 - eps;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let v: f64 = v.into();
-            check_unit(i, v)?;
-            Ok(v.clamp(eps, hi))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(values.len());
+    let mut bad = false;
+    for &v in values {
+        let v: f64 = v.into();
+        // false for NaN too
+        bad |= !(0.0..=1.0).contains(&v);
+        out.push(v.clamp(eps, hi));
+    }
+    if bad {
+        for (i, &v) in values.iter().enumerate() {
+            check_unit(i, v.into())?;
+        }
+    }
+    Ok(out)
+}
+
+/// Sorts positive finite doubles ascending (their bit patterns sort like the values) with an
+/// LSD radix sort on 11-bit digits; passes whose digit is the same for every value are skipped.
+pub(crate) fn sort_positive(x: &[f64]) -> Vec<f64> {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const PASSES: usize = 64usize.div_ceil(BITS as usize);
+    let n = x.len();
+    let mut a: Vec<u64> = x.iter().map(|v| v.to_bits()).collect();
+    debug_assert!(x.iter().all(|v| *v > 0.0 && v.is_finite()));
+    if n < 256 {
+        a.sort_unstable();
+        return a.into_iter().map(f64::from_bits).collect();
+    }
+    let mut hist = vec![[0u32; BUCKETS]; PASSES];
+    for &k in &a {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[((k >> (p as u32 * BITS)) as usize) & (BUCKETS - 1)] += 1;
+        }
+    }
+    let mut b = vec![0u64; n];
+    for (p, h) in hist.iter_mut().enumerate() {
+        if h.iter().any(|&c| c as usize == n) {
+            continue; // every key has the same digit here
+        }
+        let mut sum = 0u32;
+        for c in h.iter_mut() {
+            let t = *c;
+            *c = sum;
+            sum += t;
+        }
+        let shift = p as u32 * BITS;
+        for &k in &a {
+            let d = ((k >> shift) as usize) & (BUCKETS - 1);
+            b[h[d] as usize] = k;
+            h[d] += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+    }
+    a.into_iter().map(f64::from_bits).collect()
 }
 
 /// Rows on the simplex (row-major, `m` per row) converted to f64, each entry clamped to at
@@ -175,4 +221,35 @@ pub(crate) fn check_shape(name: &str, k: usize, v: f64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_matches_the_standard_sort() {
+        let mut st = 7u64;
+        for n in [1usize, 5, 255, 256, 1000, 4099] {
+            let x: Vec<f64> = (0..n)
+                .map(|i| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    match i % 5 {
+                        0 => 0.5,
+                        1 => 1e-300,
+                        _ => {
+                            ((st >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+                                * [1.0, 1e-6, 1e6][i % 3]
+                        }
+                    }
+                })
+                .collect();
+            let mut want = x.clone();
+            want.sort_by(f64::total_cmp);
+            assert_eq!(sort_positive(&x), want, "n = {n}");
+        }
+        assert_eq!(sort_positive(&[0.3; 300]), vec![0.3; 300]);
+    }
 }
