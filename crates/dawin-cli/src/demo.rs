@@ -2,7 +2,7 @@
 //! directory and evaluated with every method.
 use crate::{run_eval, Common};
 use dawin::vit::{ClipClassifier, LoadOptions};
-use dawin::{Error, InMemoryDataset, Result};
+use dawin::{Dataset, Error, InMemoryDataset, Result};
 
 const FILES: [(&str, &[u8]); 9] = [
     (
@@ -63,6 +63,7 @@ pub(crate) fn run(mut common: Common) -> Result<()> {
         .iter()
         .map(|n| InMemoryDataset::open(*n, p(n), s))
         .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&dyn Dataset> = tests.iter().map(|d| d as &dyn Dataset).collect();
     // The demo draws WiSE-FT's whole curve; its outputs go to <tmp>/dawin-demo unless --out.
     common.wise_curve = true;
     let default_out = std::env::temp_dir().join("dawin-demo");
@@ -71,7 +72,7 @@ pub(crate) fn run(mut common: Common) -> Result<()> {
         (&p("theta1"), &m1),
         &val,
         &id,
-        &tests,
+        &refs,
         &common,
         Some(&default_out),
     )

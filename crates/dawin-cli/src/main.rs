@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use dawin::core::{npy, StateDict};
 use dawin::eval::{Coefficient, EvalConfig, Method, Named};
 use dawin::vit::{ClipClassifier, LoadOptions};
-use dawin::{Error, InMemoryDataset, Result};
+use dawin::{Dataset, Error, ImageFolderDataset, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -293,14 +293,8 @@ fn stem(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn open_data(name: String, path: &Path, image_size: usize) -> Result<InMemoryDataset> {
-    if !path.exists() {
-        return Err(Error::invalid(
-            path.display().to_string(),
-            "no such file or directory",
-        ));
-    }
-    InMemoryDataset::open(name, path, image_size)
+fn open_data(name: String, path: &Path, image_size: usize) -> Result<ImageFolderDataset> {
+    ImageFolderDataset::open(name, path, image_size)
 }
 
 /// `--temperatures T0,T1`: exactly two positive finite values.
@@ -362,9 +356,9 @@ fn eval_config(
 pub(crate) fn run_eval(
     theta0: (&Path, &ClipClassifier),
     theta1: (&Path, &ClipClassifier),
-    val: &InMemoryDataset,
-    id: &InMemoryDataset,
-    tests: &[InMemoryDataset],
+    val: &dyn Dataset,
+    id: &dyn Dataset,
+    tests: &[&dyn Dataset],
     common: &Common,
     default_out: Option<&Path>,
 ) -> Result<()> {
@@ -385,9 +379,7 @@ pub(crate) fn run_eval(
         theta1.1,
         dawin::data::file_fingerprint(theta1.0)?,
     );
-    let test_refs: Vec<&dyn dawin::Dataset> =
-        tests.iter().map(|d| d as &dyn dawin::Dataset).collect();
-    let res = dawin::eval::evaluate(&n0, &n1, val, id, &test_refs, &cfg)?;
+    let res = dawin::eval::evaluate(&n0, &n1, val, id, tests, &cfg)?;
     let r = &res.report;
     println!("{}", r.markdown());
     println!(
@@ -446,12 +438,13 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             open_data(n, &p, s)
         })
         .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&dyn Dataset> = tests.iter().map(|d| d as &dyn Dataset).collect();
     run_eval(
         (&a.theta0, &m0),
         (&a.theta1, &m1),
         &val,
         &id,
-        &tests,
+        &refs,
         &a.common,
         None,
     )

@@ -172,3 +172,92 @@ pub fn file_fingerprint(path: impl AsRef<std::path::Path>) -> Result<String> {
     }
     Ok(hex(&h.finalize()))
 }
+
+/// A dataset on disk, read sample by sample through [`dawin_vit::ImageDataset`] (safetensors
+/// file or image-folder tree): nothing is held in memory but the labels, so it scales to
+/// ImageNet-sized sets. Fingerprint: SHA-256 of the file's bytes (safetensors), or of every image
+/// file's path, size and modification time (folders), plus the labels and the input size.
+#[derive(Debug)]
+pub struct ImageFolderDataset {
+    name: String,
+    inner: dawin_vit::ImageDataset,
+    labels: Vec<i64>,
+}
+
+impl ImageFolderDataset {
+    /// Opens `path` for a model with input side `image_size`, named `name`. Errors on a missing
+    /// path, an empty dataset or missing labels, naming the path.
+    pub fn open(
+        name: impl Into<String>,
+        path: impl AsRef<std::path::Path>,
+        image_size: usize,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "no such file or directory",
+            ));
+        }
+        let inner = dawin_vit::ImageDataset::open(path, image_size)?;
+        let labels = inner
+            .labels()
+            .ok_or_else(|| Error::invalid(path.display().to_string(), "has no labels"))?
+            .to_vec();
+        Ok(ImageFolderDataset {
+            name: name.into(),
+            inner,
+            labels,
+        })
+    }
+}
+
+impl Dataset for ImageFolderDataset {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn sample_numel(&self) -> usize {
+        3 * self.inner.image_size() * self.inner.image_size()
+    }
+    fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn load(&self, indices: &[usize]) -> Result<Vec<f32>> {
+        let numel = self.sample_numel();
+        let mut out = vec![0f32; indices.len() * numel];
+        for (chunk, &i) in out.chunks_mut(numel).zip(indices) {
+            self.inner.load(i, chunk)?;
+        }
+        Ok(out)
+    }
+    fn fingerprint(&self) -> Result<String> {
+        let path = self.inner.path();
+        let mut h = Sha256::new();
+        h.update(b"dawin-image-dataset-v1");
+        h.update((self.inner.image_size() as u64).to_le_bytes());
+        if path.is_dir() {
+            for i in 0..self.len() {
+                let f = self.inner.sample_name(i);
+                let m = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?;
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                h.update((f.len() as u64).to_le_bytes());
+                h.update(f.as_bytes());
+                h.update(m.len().to_le_bytes());
+                h.update(mtime.to_le_bytes());
+            }
+        } else {
+            h.update(file_fingerprint(path)?.as_bytes());
+        }
+        for y in &self.labels {
+            h.update(y.to_le_bytes());
+        }
+        Ok(hex(&h.finalize()))
+    }
+}

@@ -46,6 +46,6 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 
-pub use data::{Dataset, InMemoryDataset};
+pub use data::{Dataset, ImageFolderDataset, InMemoryDataset};
 pub use error::{Error, Result};
 pub use model::{Interpolate, Model};
