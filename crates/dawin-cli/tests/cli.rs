@@ -517,3 +517,65 @@ fn logits_writes_npy_with_features() {
     assert!((norm - 1.0).abs() < 1e-4);
     assert_eq!(npy::read_i64(&l).unwrap().shape, [40]);
 }
+
+#[test]
+fn merge_task_arithmetic_with_one_model_equals_interpolation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t0, t1) = (demo("theta0.safetensors"), demo("theta1.safetensors"));
+    let (a, b) = (
+        dir.path().join("lerp.safetensors"),
+        dir.path().join("ta.safetensors"),
+    );
+    ok(&run(&[
+        "merge",
+        "--theta0",
+        t0.to_str().unwrap(),
+        "--theta1",
+        t1.to_str().unwrap(),
+        "--lambda",
+        "0.3",
+        "--out",
+        a.to_str().unwrap(),
+    ]));
+    ok(&run(&[
+        "merge",
+        "--theta0",
+        t0.to_str().unwrap(),
+        "--model",
+        t1.to_str().unwrap(),
+        "--scale",
+        "0.3",
+        "--out",
+        b.to_str().unwrap(),
+    ]));
+    let (sa, sb) = (StateDict::open(&a).unwrap(), StateDict::open(&b).unwrap());
+    assert_eq!(
+        sa.names().len(),
+        StateDict::open(&t0).unwrap().names().len()
+    );
+    assert_eq!(
+        sa.metadata()
+            .and_then(|m| m.get("dawin.vit.heads"))
+            .map(String::as_str),
+        Some("4")
+    );
+    for n in sa.names() {
+        let (x, y) = (
+            sa.tensor(n).unwrap().to_f32_vec(),
+            sb.tensor(n).unwrap().to_f32_vec(),
+        );
+        for (p, q) in x.iter().zip(&y) {
+            assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{n}: {p} vs {q}");
+        }
+    }
+    fails_with(
+        &run(&[
+            "merge",
+            "--theta0",
+            t0.to_str().unwrap(),
+            "--out",
+            b.to_str().unwrap(),
+        ]),
+        "--lambda",
+    );
+}

@@ -603,24 +603,33 @@ pub fn evaluate<M: Interpolate>(
         let p0 = stats::softmax(&z.0, c, t0)?;
         let p1 = stats::softmax(&z.1, c, t1)?;
         let mut grid_acc = Vec::new();
+        // Predictions of θ(g) on this dataset for each grid point, kept for wise/oracle-domain.
+        let mut grid_pred: Vec<Vec<u32>> = Vec::new();
         if has(Method::OracleDomain) || config.wise_curve {
             let t = Instant::now();
             for &g in &grid {
-                grid_acc.push(accuracy(
-                    &stats::argmax(&grid_logits(*d, z, g)?, c)?,
-                    labels,
-                ));
+                let pred = stats::argmax(&grid_logits(*d, z, g)?, c)?;
+                grid_acc.push(accuracy(&pred, labels));
+                grid_pred.push(pred);
             }
             timer.add("wise-grid", t);
         }
+        let grid_or_forward = |g: f32| -> Result<Vec<u32>> {
+            match grid
+                .iter()
+                .position(|&x| x == g)
+                .and_then(|i| grid_pred.get(i))
+            {
+                Some(p) => Ok(p.clone()),
+                None => Ok(stats::argmax(&grid_logits(*d, z, g)?, c)?),
+            }
+        };
         for &m in &config.methods {
             let t = Instant::now();
             let pred = match m {
                 Method::Zs => stats::argmax(&z.0, c)?,
                 Method::Ft => stats::argmax(&z.1, c)?,
-                Method::Wise => {
-                    stats::argmax(&grid_logits(*d, z, wise_lambda.expect("wise λ picked"))?, c)?
-                }
+                Method::Wise => grid_or_forward(wise_lambda.expect("wise λ picked"))?,
                 Method::Ensemble => {
                     let a = ensemble_weight.expect("ensemble weight picked");
                     stats::argmax(&mix_probs(&p0, &p1, c, |_| a), c)?
@@ -692,10 +701,7 @@ pub fn evaluate<M: Interpolate>(
                     *merges.entry(m).or_default() += nm;
                     stats::argmax(&zl, c)?
                 }
-                Method::OracleDomain => {
-                    let g = grid[argmax_first(&grid_acc)];
-                    stats::argmax(&grid_logits(*d, z, g)?, c)?
-                }
+                Method::OracleDomain => grid_or_forward(grid[argmax_first(&grid_acc)])?,
             };
             timer.add(m.name(), t);
             preds.insert(m, pred);

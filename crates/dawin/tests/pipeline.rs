@@ -198,3 +198,43 @@ fn bad_datasets_are_rejected_with_the_dataset_named() {
     .to_string();
     assert!(e.contains("small") && e.contains("768"), "{e}");
 }
+
+#[test]
+fn wise_alpha_scales_lambda_and_eq1_differs_from_eq2() {
+    let (m0, m1) = models();
+    let (val, id) = (data("val", 40), data("id", 30));
+    let run = |cfg: EvalConfig| {
+        evaluate(
+            &Named::new("t0", &m0, "a"),
+            &Named::new("t1", &m1, "b"),
+            &val,
+            &id,
+            &[],
+            &cfg,
+        )
+        .unwrap()
+    };
+    let base = run(quiet(vec![Method::Doe]));
+    let half = run(EvalConfig {
+        wise_alpha: Some(0.5),
+        ..quiet(vec![Method::Doe])
+    });
+    for (a, b) in base.per_sample[0]
+        .lambda
+        .iter()
+        .zip(&half.per_sample[0].lambda)
+    {
+        assert!((0.5 * a - b).abs() < 1e-6);
+    }
+    let eq1 = run(EvalConfig {
+        coefficient: dawin::eval::Coefficient::Eq1,
+        ..quiet(vec![Method::Doe])
+    });
+    // Eq. 1 by hand from the per-sample entropies: λ = e^{-H1} / (e^{-H0} + e^{-H1}).
+    let ps = &eq1.per_sample[0];
+    for i in 0..ps.lambda.len() {
+        let (e0, e1) = ((-ps.h0[i] as f64).exp(), (-ps.h1[i] as f64).exp());
+        assert!((ps.lambda[i] as f64 - e1 / (e0 + e1)).abs() < 1e-5);
+    }
+    assert_ne!(eq1.per_sample[0].lambda, base.per_sample[0].lambda);
+}
