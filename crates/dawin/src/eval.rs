@@ -331,16 +331,17 @@ pub fn forward_per_sample_loop<M: Interpolate>(
     Ok(out)
 }
 
-/// Per-sample log-expertise of both models with the metric `metric`, filling its context.
-#[allow(clippy::too_many_arguments)]
-fn log_expertise<M: Interpolate>(
+/// Per-sample log-expertise of both models with the metric `metric`, filling its context:
+/// labels for oracle metrics, `½(p0 + p1)` for ensemble pseudo-labels, and
+/// `softmax(z_{θ(½)} / t_half)` (`half()` computes the ½/½ merged model's logits) for merged
+/// pseudo-labels, with `t_half = (T0 + T1)/2`.
+fn log_expertise(
     metric: &dyn Expertise,
     m0: &ModelOutputs<'_>,
     m1: &ModelOutputs<'_>,
     labels: &[i64],
     half: &dyn Fn() -> Result<Vec<f32>>,
     t_half: f32,
-    _model: Option<&M>,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let targets;
     let ctx = match metric.needs() {
@@ -576,15 +577,7 @@ pub fn evaluate<M: Interpolate>(
         let h0 = stats::entropy(&z.0, c, t0)?;
         let h1 = stats::entropy(&z.1, c, t1)?;
         let half = || -> Result<Vec<f32>> { grid_logits(*d, z, 0.5) };
-        let (le0, le1) = log_expertise::<M>(
-            metric.as_ref(),
-            &o0,
-            &o1,
-            labels,
-            &half,
-            0.5 * (t0 + t1),
-            None,
-        )?;
+        let (le0, le1) = log_expertise(metric.as_ref(), &o0, &o1, labels, &half, 0.5 * (t0 + t1))?;
         let mut lambda = match config.coefficient {
             Coefficient::Eq1 => coef::lambda_eq1(&le0, &le1)?,
             Coefficient::Eq2 => coef::lambda_eq2(&le0, &le1, coef::domain_offset(&h0, &h1)?)?,
