@@ -14,20 +14,23 @@
 //! M-step needs (`Nₖ = Σᵢ γᵢₖ`, `Σᵢ γᵢₖ xᵢq`, `Σᵢ γᵢₖ xᵢq²`) and the log-likelihood
 //! `Σᵢ ln Σₖ exp(lᵢₖ)`, without storing the N×K responsibilities.
 //!
-//! Speed: on x86-64 with AVX2 and FMA an explicit SIMD kernel processes four samples per step
-//! (`exp` by a branch-free polynomial, see [`crate::fastmath`]); elsewhere, and for the last
-//! `N mod 4` samples, a scalar twin performs the same operations.
+//! Speed: on x86-64 with AVX2 and FMA an explicit SIMD kernel processes blocks of 64 samples
+//! stage by stage (log-joints, maxima, `exp` by a branch-free Padé form, see
+//! [`crate::fastmath`], reciprocals, moments), four samples per vector, so that every stage
+//! loops over independent vectors; elsewhere, and for the last `N mod 4` samples, a scalar twin
+//! performs the same operations.
 //!
-//! Determinism: the pass is single-threaded; sample i always accumulates into lane `i mod 4` and
-//! the four lanes are combined in a fixed order; every fused multiply-add is explicit
+//! Determinism: the pass is single-threaded; sample i always accumulates into lane `i mod 8` (in
+//! increasing i) and the lanes are combined in a fixed order; every fused multiply-add is explicit
 //! (`f64::mul_add` / `vfmadd`, correctly rounded everywhere). So a given input gives
 //! bit-identical results on every run, and the SIMD kernel and the scalar twin agree bit for
 //! bit (tested), whichever one a machine runs.
 
 use crate::fastmath::{exp_nonpos, fill_ln};
 
-/// Accumulation lanes: sample i goes to lane i mod 4 (one AVX2 register of f64).
-const LANES: usize = 4;
+/// Accumulation lanes: sample i goes to lane i mod 8 (two AVX2 registers, so that every
+/// running sum and product is split into two independent dependency chains).
+const LANES: usize = 8;
 /// The reference's stability constant, `10 · f64::EPSILON`.
 pub(crate) const EPS10: f64 = 10.0 * f64::EPSILON;
 /// The reference adds this to the variance in the method-of-moments formula.
@@ -149,10 +152,10 @@ pub(crate) struct Workspace {
     k: usize,
     q: usize,
     /// Per-component scratch of the scalar path.
-    e: Vec<[f64; LANES]>,
-    /// Block scratch of the SIMD path, `[K][16]` lane groups.
+    e: Vec<f64>,
+    /// Block scratch of the SIMD path, `[K][16]` vectors of 4.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    block: Vec<[f64; LANES]>,
+    block: Vec<[f64; 4]>,
     acc: Acc,
 }
 
@@ -161,8 +164,8 @@ impl Workspace {
         Self {
             k,
             q,
-            e: vec![[0.0; LANES]; k],
-            block: vec![[0.0; LANES]; k * 16],
+            e: vec![0.0; k],
+            block: vec![[0.0; 4]; k * 16],
             acc: Acc {
                 n: vec![[0.0; LANES]; k],
                 s1: vec![[0.0; LANES]; k * q],
@@ -175,9 +178,10 @@ impl Workspace {
     }
 }
 
+/// Sum of the lanes in a fixed order.
 #[inline(always)]
 fn lane_sum(a: &[f64; LANES]) -> f64 {
-    (a[0] + a[1]) + (a[2] + a[3])
+    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
 }
 
 /// `p · s` kept as a mantissa in [1, 2) and a binary exponent added to `expo`.
@@ -237,16 +241,16 @@ fn sample_step(
         for f in 0..n_feat {
             l = ca[k * n_feat + f].mul_add(data.feat[f * n_pad + i], l);
         }
-        e[k][0] = l;
+        e[k] = l;
     }
-    let mut mx = e[0][0];
-    for ek in &e[1..] {
-        mx = if ek[0] > mx { ek[0] } else { mx };
+    let mut mx = e[0];
+    for &ek in &e[1..] {
+        mx = if ek > mx { ek } else { mx };
     }
     let mut s = 0.0;
     for ek in e.iter_mut() {
-        ek[0] = exp_nonpos(ek[0] - mx);
-        s += ek[0];
+        *ek = exp_nonpos(*ek - mx);
+        s += *ek;
     }
     let r = 1.0 / s;
     let acc = &mut ws.acc;
@@ -254,7 +258,7 @@ fn sample_step(
     acc.ll_prod[j] = renormalised_product(acc.ll_prod[j], s, &mut acc.ll_expo[j]);
     if want_stats {
         for k in 0..k_n {
-            let g = e[k][0] * r;
+            let g = e[k] * r;
             acc.n[k][j] += g;
             for q in 0..n_mom {
                 let x = data.mom[q * n_pad + i];
@@ -286,7 +290,7 @@ fn finish(ws: &Workspace, stats: Option<&mut Stats>) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    //! AVX2 + FMA twin of [`super::sample_step`], four samples per step.
+    //! AVX2 + FMA twin of [`super::sample_step`], stage by stage over blocks of 16 vectors.
     use std::arch::x86_64::*;
 
     use super::{EmData, Workspace, EXP_ONE, LANES, MANTISSA};
@@ -330,21 +334,40 @@ mod simd {
     }
 
     #[inline(always)]
-    unsafe fn load(a: &[f64; LANES]) -> __m256d {
-        _mm256_loadu_pd(a.as_ptr())
+    unsafe fn ld(p: *const f64) -> __m256d {
+        _mm256_loadu_pd(p)
     }
 
     #[inline(always)]
-    unsafe fn store(a: &mut [f64; LANES], v: __m256d) {
-        _mm256_storeu_pd(a.as_mut_ptr(), v)
+    unsafe fn st(p: *mut f64, v: __m256d) {
+        _mm256_storeu_pd(p, v)
     }
 
+    /// f64 per vector.
+    const W: usize = 4;
     /// Vectors per block: each stage below loops over the block's independent vectors, which
     /// keeps enough independent work in flight to hide the latency of `exp`.
     const VB: usize = 16;
 
-    /// Processes the samples `0..4⌊N/4⌋`, returns how many it processed. Within a lane the
-    /// samples are accumulated in increasing order, exactly as the scalar twin does.
+    /// Calls `f(g, v)` for the vectors `v < nv` in order, `g = v mod 2` the lane group, two at a
+    /// time so that the two groups' accumulators stay in registers.
+    #[inline(always)]
+    fn in_pairs(nv: usize, mut f: impl FnMut(usize, usize)) {
+        let mut v = 0;
+        while v + 1 < nv {
+            f(0, v);
+            f(1, v + 1);
+            v += 2;
+        }
+        if v < nv {
+            f(0, v);
+        }
+    }
+
+    /// Processes the samples `0..4⌊N/4⌋`, returns how many it processed. Vector v of a block
+    /// (samples `i0 + 4v .. i0 + 4v + 4`, `i0` a multiple of 64) accumulates into lane group
+    /// `v mod 2`, i.e. sample i into lane `i mod 8`, in increasing order, exactly as the scalar
+    /// twin does.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn pass_avx2(
         data: &EmData,
@@ -353,107 +376,138 @@ mod simd {
         ws: &mut Workspace,
         want_stats: bool,
     ) -> usize {
+        const { assert!(LANES == 2 * W) };
         let (k_n, n_feat, n_mom, n_pad) = (ws.k, data.n_feat, data.n_mom, data.n_pad);
-        let n4 = data.n / LANES * LANES;
-        let feat = data.feat.as_ptr();
-        let mom = data.mom.as_ptr();
-        let acc = &mut ws.acc;
-        // Block scratch: log-joints then responsibilities' numerators, [K][VB].
-        let lb = &mut ws.block;
-        // These bounds make every unchecked access below valid: vector v of a block reads samples
-        // i0 + 4v .. i0 + 4v + 4 ≤ n4 ≤ N of columns of stride n_pad = N.
-        assert!(lb.len() >= k_n * VB && c0.len() >= k_n && ca.len() >= k_n * n_feat);
+        let n4 = data.n / W * W;
+        // Every pointer access below stays inside these bounds: a block reads samples
+        // i0 .. i0 + 4·nv ≤ n4 ≤ N of columns of stride n_pad ≥ N, and uses `[K][VB]` scratch.
+        assert!(ws.block.len() >= k_n * VB && c0.len() >= k_n && ca.len() >= k_n * n_feat);
         assert!(
             data.feat.len() >= n_feat * n_pad && data.mom.len() >= n_mom * n_pad && n_pad >= data.n
         );
+        let feat = data.feat.as_ptr();
+        let mom = data.mom.as_ptr();
+        let lb = ws.block.as_mut_ptr() as *mut f64;
+        let acc = &mut ws.acc;
         let mut mxb = [_mm256_setzero_pd(); VB];
         let mut sb = [_mm256_setzero_pd(); VB];
         let mut rb = [_mm256_setzero_pd(); VB];
-        let mut ll_max = load(&acc.ll_max);
-        let mut ll_prod = load(&acc.ll_prod);
-        let mut ll_expo = _mm256_loadu_si256(acc.ll_expo.as_ptr() as *const __m256i);
+        let mut ll_max = [ld(acc.ll_max.as_ptr()), ld(acc.ll_max.as_ptr().add(W))];
+        let mut ll_prod = [ld(acc.ll_prod.as_ptr()), ld(acc.ll_prod.as_ptr().add(W))];
+        let mut ll_expo = [
+            _mm256_loadu_si256(acc.ll_expo.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(acc.ll_expo.as_ptr().add(W) as *const __m256i),
+        ];
         let mant = _mm256_set1_epi64x(MANTISSA as i64);
         let one = _mm256_set1_epi64x(EXP_ONE as i64);
         let bias = _mm256_set1_epi64x(1023);
         let unit = _mm256_set1_pd(1.0);
         let mut i0 = 0;
         while i0 < n4 {
-            let nv = ((n4 - i0) / LANES).min(VB);
-            // 1. log-joints
+            let nv = ((n4 - i0) / W).min(VB);
+            // 1. log-joints l[k][v] = c0[k] + Σ_f ca[k][f] · feat[f][v] (FMAs in f order)
             for k in 0..k_n {
+                let lk = lb.add(k * VB * W);
                 let c = _mm256_set1_pd(c0[k]);
-                for v in 0..nv {
-                    let mut l = c;
-                    for f in 0..n_feat {
-                        let xf = _mm256_loadu_pd(feat.add(f * n_pad + i0 + v * LANES));
-                        l = _mm256_fmadd_pd(
-                            _mm256_set1_pd(*ca.get_unchecked(k * n_feat + f)),
-                            xf,
-                            l,
-                        );
+                for f in 0..n_feat {
+                    let cf = _mm256_set1_pd(ca[k * n_feat + f]);
+                    let col = feat.add(f * n_pad + i0);
+                    if f == 0 {
+                        for v in 0..nv {
+                            st(lk.add(v * W), _mm256_fmadd_pd(cf, ld(col.add(v * W)), c));
+                        }
+                    } else {
+                        for v in 0..nv {
+                            st(
+                                lk.add(v * W),
+                                _mm256_fmadd_pd(cf, ld(col.add(v * W)), ld(lk.add(v * W))),
+                            );
+                        }
                     }
-                    store(lb.get_unchecked_mut(k * VB + v), l);
+                }
+                if n_feat == 0 {
+                    for v in 0..nv {
+                        st(lk.add(v * W), c);
+                    }
                 }
             }
-            // 2. maxima
+            // 2. maxima over components
             for v in 0..nv {
-                let mut mx = load(lb.get_unchecked(v));
-                for k in 1..k_n {
-                    mx = _mm256_max_pd(load(lb.get_unchecked(k * VB + v)), mx);
-                }
-                mxb[v] = mx;
+                mxb[v] = ld(lb.add(v * W));
                 sb[v] = _mm256_setzero_pd();
+            }
+            for k in 1..k_n {
+                let lk = lb.add(k * VB * W);
+                for v in 0..nv {
+                    mxb[v] = _mm256_max_pd(ld(lk.add(v * W)), mxb[v]);
+                }
             }
             // 3. exponentials and their sums
             for k in 0..k_n {
                 for v in 0..nv {
-                    let slot = lb.get_unchecked_mut(k * VB + v);
-                    let e = exp_v(_mm256_sub_pd(load(slot), mxb[v]));
-                    store(slot, e);
+                    let slot = lb.add((k * VB + v) * W);
+                    let e = exp_v(_mm256_sub_pd(ld(slot), mxb[v]));
+                    st(slot, e);
                     sb[v] = _mm256_add_pd(sb[v], e);
                 }
             }
             // 4. reciprocals and log-likelihood lanes
             for v in 0..nv {
                 rb[v] = _mm256_div_pd(unit, sb[v]);
-                ll_max = _mm256_add_pd(ll_max, mxb[v]);
-                let bits = _mm256_castpd_si256(_mm256_mul_pd(ll_prod, sb[v]));
-                ll_expo =
-                    _mm256_add_epi64(ll_expo, _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), bias));
-                ll_prod = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, mant), one));
             }
+            in_pairs(nv, |g, v| {
+                ll_max[g] = _mm256_add_pd(ll_max[g], mxb[v]);
+                let bits = _mm256_castpd_si256(_mm256_mul_pd(ll_prod[g], sb[v]));
+                ll_expo[g] = _mm256_add_epi64(
+                    ll_expo[g],
+                    _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), bias),
+                );
+                ll_prod[g] =
+                    _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, mant), one));
+            });
             // 5. responsibilities and moments
             if want_stats {
                 for k in 0..k_n {
-                    let mut an = load(&acc.n[k]);
-                    for v in 0..nv {
-                        an = _mm256_add_pd(
-                            an,
-                            _mm256_mul_pd(load(lb.get_unchecked(k * VB + v)), rb[v]),
+                    let pn = acc.n[k].as_mut_ptr();
+                    let mut an = [ld(pn), ld(pn.add(W))];
+                    in_pairs(nv, |g, v| {
+                        an[g] = _mm256_add_pd(
+                            an[g],
+                            _mm256_mul_pd(ld(lb.add((k * VB + v) * W)), rb[v]),
                         );
-                    }
-                    store(&mut acc.n[k], an);
+                    });
+                    st(pn, an[0]);
+                    st(pn.add(W), an[1]);
                     for q in 0..n_mom {
                         let kq = k * n_mom + q;
-                        let mut a1 = load(&acc.s1[kq]);
-                        let mut a2 = load(&acc.s2[kq]);
-                        for v in 0..nv {
-                            let g = _mm256_mul_pd(load(lb.get_unchecked(k * VB + v)), rb[v]);
-                            let x = _mm256_loadu_pd(mom.add(q * n_pad + i0 + v * LANES));
-                            let gx = _mm256_mul_pd(g, x);
-                            a1 = _mm256_add_pd(a1, gx);
-                            a2 = _mm256_fmadd_pd(gx, x, a2);
-                        }
-                        store(&mut acc.s1[kq], a1);
-                        store(&mut acc.s2[kq], a2);
+                        let (p1, p2) = (acc.s1[kq].as_mut_ptr(), acc.s2[kq].as_mut_ptr());
+                        let mut a1 = [ld(p1), ld(p1.add(W))];
+                        let mut a2 = [ld(p2), ld(p2.add(W))];
+                        let col = mom.add(q * n_pad + i0);
+                        in_pairs(nv, |g, v| {
+                            let gam = _mm256_mul_pd(ld(lb.add((k * VB + v) * W)), rb[v]);
+                            let x = ld(col.add(v * W));
+                            let gx = _mm256_mul_pd(gam, x);
+                            a1[g] = _mm256_add_pd(a1[g], gx);
+                            a2[g] = _mm256_fmadd_pd(gx, x, a2[g]);
+                        });
+                        st(p1, a1[0]);
+                        st(p1.add(W), a1[1]);
+                        st(p2, a2[0]);
+                        st(p2.add(W), a2[1]);
                     }
                 }
             }
-            i0 += nv * LANES;
+            i0 += nv * W;
         }
-        store(&mut acc.ll_max, ll_max);
-        store(&mut acc.ll_prod, ll_prod);
-        _mm256_storeu_si256(acc.ll_expo.as_mut_ptr() as *mut __m256i, ll_expo);
+        for g in 0..2 {
+            st(acc.ll_max.as_mut_ptr().add(g * W), ll_max[g]);
+            st(acc.ll_prod.as_mut_ptr().add(g * W), ll_prod[g]);
+            _mm256_storeu_si256(
+                acc.ll_expo.as_mut_ptr().add(g * W) as *mut __m256i,
+                ll_expo[g],
+            );
+        }
         n4
     }
 }
