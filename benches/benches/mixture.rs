@@ -131,6 +131,23 @@ fn mixture(c: &mut Criterion) {
             |b, cfg| b.iter(|| BetaMixture::fit(black_box(&x), cfg).expect("fit")),
         );
     }
+    // Upper bound for three initialisations that all reach different partitions: three
+    // independent single-initialisation fits (EM three times, and the preparation three times).
+    let singles: Vec<BetaMixtureConfig> = (0..3)
+        .map(|seed| BetaMixtureConfig {
+            k: 3,
+            n_init: 1,
+            seed,
+            ..BetaMixtureConfig::default()
+        })
+        .collect();
+    group.bench_function("K3_three_separate_single_init_fits", |b| {
+        b.iter(|| {
+            for cfg in &singles {
+                black_box(BetaMixture::fit(black_box(&x), cfg).expect("fit"));
+            }
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("beta_mixture_batchwise_50k_K3");

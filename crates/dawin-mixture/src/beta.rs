@@ -36,8 +36,10 @@
 //! * `K = 1` is solved in closed form: every responsibility is exactly 1, so EM reduces to one
 //!   M-step on the plain moments `m = Σλ/N`, `v = Σλ²/N − m²`; `n_iter() = 0`.
 //! * The EM runs on the sorted coefficients, so the fit does not depend on the input order.
-//! * k-means comes from this crate (same algorithm as scikit-learn's, a different random
-//!   stream), so a given seed does not reproduce scikit-learn's initial centres.
+//! * k-means comes from this crate: scikit-learn's algorithm, but with a different random
+//!   stream and Lloyd run to its fixed point (scikit-learn stops on a centre-shift tolerance,
+//!   which can leave a partition one or two samples short of it). From the same partition, the
+//!   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
 
 use crate::em::{run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
