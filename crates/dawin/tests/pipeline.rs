@@ -238,3 +238,41 @@ fn wise_alpha_scales_lambda_and_eq1_differs_from_eq2() {
     }
     assert_ne!(eq1.per_sample[0].lambda, base.per_sample[0].lambda);
 }
+
+#[test]
+fn image_folder_datasets_are_read_lazily_and_their_fingerprint_follows_the_files() {
+    use dawin::ImageFolderDataset;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |class: &str, file: &str, side: u32, v: u8| {
+        let d = dir.path().join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        image::RgbImage::from_pixel(side, side, image::Rgb([v, 0, 255 - v]))
+            .save(d.join(file))
+            .unwrap();
+    };
+    write("a", "x.png", 16, 10);
+    write("b", "y.png", 16, 200);
+    let ds = ImageFolderDataset::open("folder", dir.path(), 16).unwrap();
+    assert_eq!((ds.len(), ds.labels()), (2, &[0i64, 1][..]));
+    let x = ds.load(&[1, 0]).unwrap();
+    assert_eq!(x.len(), 2 * 768);
+    assert_ne!(x[..768], x[768..]);
+    let f1 = ds.fingerprint().unwrap();
+    assert_eq!(
+        f1,
+        ImageFolderDataset::open("other-name", dir.path(), 16)
+            .unwrap()
+            .fingerprint()
+            .unwrap()
+    );
+    write("b", "y.png", 24, 90); // another size on disk
+    let f2 = ImageFolderDataset::open("folder", dir.path(), 16)
+        .unwrap()
+        .fingerprint()
+        .unwrap();
+    assert_ne!(f1, f2);
+    let e = ImageFolderDataset::open("missing", dir.path().join("nope"), 16)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+}
