@@ -55,8 +55,12 @@ struct Case<T> {
 
 impl<T: Param> Case<T> {
     fn new(n: usize) -> Self {
-        let a: Vec<T> = (0..n).map(|i| T::from_f32((i % 1000) as f32 * 1e-3)).collect();
-        let b: Vec<T> = (0..n).map(|i| T::from_f32((i % 777) as f32 * -1e-3)).collect();
+        let a: Vec<T> = (0..n)
+            .map(|i| T::from_f32((i % 1000) as f32 * 1e-3))
+            .collect();
+        let b: Vec<T> = (0..n)
+            .map(|i| T::from_f32((i % 777) as f32 * -1e-3))
+            .collect();
         let bytes = n * std::mem::size_of::<T>() * 3 / 2;
         Case {
             a,
