@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod demo;
+mod mtl;
 
 /// DaWin (ICLR 2025): training-free dynamic weight interpolation between a pre-trained (θ0) and a
 /// fine-tuned (θ1) CLIP ViT, with the paper's baselines, on the CPU.
@@ -35,6 +36,10 @@ enum Cmd {
     Merge(MergeArgs),
     /// Run `eval` with every method on the embedded demo (tiny CLIP ViTs on digits), in seconds.
     Demo(DemoArgs),
+    /// Multi-task evaluation: a base encoder, M fine-tuned encoders and one head per dataset;
+    /// individual models, weight averaging, task arithmetic, TIES-merging and DaWin (λ_j(x) =
+    /// softmax_j(−H_j(x)), θ(x) = θ0 + s Σ_j λ_j(x) τ_j).
+    EvalMtl(mtl::EvalMtlArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,6 +134,11 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct DemoArgs {
+    /// Run the multi-task demo instead (M = 3 fine-tuned encoders, one head per task; `eval-mtl`
+    /// with its defaults: K = 1, s = 0.3·M; --methods takes the multi-task names, --out,
+    /// --batch-size, --seed and --quiet apply).
+    #[arg(long)]
+    multi_task: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -243,7 +253,9 @@ fn main() {
         Cmd::Coef(a) => cmd_coef(a),
         Cmd::Mixture(a) => cmd_mixture(a),
         Cmd::Merge(a) => cmd_merge(a),
+        Cmd::Demo(a) if a.multi_task => mtl::demo(&mtl::MtlOpts::from_common(&a.common)),
         Cmd::Demo(a) => demo::run(a.common),
+        Cmd::EvalMtl(a) => mtl::cmd_eval_mtl(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e}");

@@ -42,6 +42,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod model;
+pub mod mtl;
 pub mod plot;
 pub mod progress;
 pub mod report;

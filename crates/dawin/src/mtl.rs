@@ -1,0 +1,995 @@
+//! Multi-task evaluation with M fine-tuned models (the paper's §4.3 / Table 6 setting).
+//!
+//! A base CLIP image encoder θ0 and M fine-tuned encoders θ_j (task vectors τ_j = θ_j − θ0);
+//! every evaluation dataset `D` has its own classification head, which is never merged: only the
+//! image encoder is. On `D` each fine-tuned model's entropy `H_j(x)` (temperature 1) is computed
+//! with `D`'s head and
+//!
+//! ```text
+//! λ_j(x) = softmax_j(−H_j(x)),     θ(x) = θ0 + s Σ_j λ_j(x) τ_j,     s = 0.3·M by default.
+//! ```
+//!
+//! Methods ([`MtlMethod`]): each fine-tuned model alone, `individual†` (model j on dataset j, by
+//! name), the base (zero-shot with each head), weight averaging (`θ0 + (1/M) Σ τ_j`), task
+//! arithmetic (`θ0 + 0.3 Σ τ_j`), TIES-merging ([`ties_task_vector`]), `dawin` (a K-component
+//! Dirichlet mixture over each dataset's λ vectors, one merge per component with its mean λ; K = 1
+//! gives one merge per dataset with the mean λ vector) and `dawin-sample` (one λ vector per
+//! sample, run exactly with [`dawin_vit::cpu::blended::forward`], coefficients `s·λ_ij`).
+//!
+//! Every model is a [`ClipClassifier`] whose encoder is used; its head is ignored (the logits on
+//! `D` are `W_D f/‖f‖ + b_D` from the normalised features `f`).
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::progress;
+use dawin_core::{coef, stats, StateDict};
+use dawin_vit::{cpu, BlendedWeights, ClipClassifier, ClipWeights, Linear, LoadOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// A method (row group) of the multi-task table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MtlMethod {
+    /// One row per fine-tuned model `θ_j`, named `ft:<name>`.
+    Individual,
+    /// `individual†`: on dataset `D` the fine-tuned model named `D` (the true expert).
+    IndividualOracle,
+    /// The base encoder θ0 with each dataset's head (zero-shot).
+    Base,
+    /// Weight averaging: `θ0 + (1/M) Σ_j τ_j`.
+    WeightAvg,
+    /// Task arithmetic: `θ0 + s_TA Σ_j τ_j` (`s_TA` = 0.3 by default).
+    TaskArithmetic,
+    /// TIES-merging: trim, elect sign, disjoint mean ([`ties_task_vector`]), then `θ0 + s τ_m`.
+    Ties,
+    /// DaWin with the Dirichlet mixture: one merge per mixture component and dataset.
+    Dawin,
+    /// DaWin per sample (no mixture): exact blended forward with coefficients `s·λ_ij`.
+    DawinSample,
+}
+
+impl MtlMethod {
+    /// Every method, in table order.
+    pub const ALL: [MtlMethod; 8] = [
+        MtlMethod::Individual,
+        MtlMethod::IndividualOracle,
+        MtlMethod::Base,
+        MtlMethod::WeightAvg,
+        MtlMethod::TaskArithmetic,
+        MtlMethod::Ties,
+        MtlMethod::Dawin,
+        MtlMethod::DawinSample,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MtlMethod::Individual => "individual",
+            MtlMethod::IndividualOracle => "individual-oracle",
+            MtlMethod::Base => "base",
+            MtlMethod::WeightAvg => "weight-avg",
+            MtlMethod::TaskArithmetic => "task-arithmetic",
+            MtlMethod::Ties => "ties",
+            MtlMethod::Dawin => "dawin",
+            MtlMethod::DawinSample => "dawin-sample",
+        }
+    }
+
+    /// Parses a command-line name; the error lists the valid names.
+    pub fn parse(s: &str) -> Result<MtlMethod> {
+        MtlMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = MtlMethod::ALL.iter().map(|m| m.name()).collect();
+                Error::invalid(
+                    "--methods",
+                    format!("unknown method `{s}`; expected one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+/// Settings of [`evaluate_mtl`].
+#[derive(Clone, Debug)]
+pub struct MtlConfig {
+    /// Methods, in table order. Default: all.
+    pub methods: Vec<MtlMethod>,
+    /// DaWin's scale `s`; `None` = `0.3·M` ([`coef::default_scale`], the reference code's Table 6).
+    pub scale: Option<f32>,
+    /// Task arithmetic's scale. Default 0.3.
+    pub ta_scale: f32,
+    /// Components of the Dirichlet mixture (`dawin`). Default 1 (the paper).
+    pub k: usize,
+    /// TIES: fraction of each task vector's largest magnitudes kept. Default 0.2.
+    pub ties_top: f32,
+    /// TIES: scale of the merged task vector. Default 0.3.
+    pub ties_scale: f32,
+    /// Samples per forward batch. Default 64.
+    pub batch_size: usize,
+    /// Seed of the mixture fit.
+    pub seed: u64,
+    /// Draw progress bars (only when stdout is a terminal).
+    pub progress: bool,
+}
+
+impl Default for MtlConfig {
+    fn default() -> Self {
+        MtlConfig {
+            methods: MtlMethod::ALL.to_vec(),
+            scale: None,
+            ta_scale: 0.3,
+            k: 1,
+            ties_top: 0.2,
+            ties_scale: 0.3,
+            batch_size: 64,
+            seed: 0,
+            progress: true,
+        }
+    }
+}
+
+/// One evaluation dataset with its own classification head.
+pub struct MtlTask<'a> {
+    /// The dataset's name (`individual†` uses the fine-tuned model of this name).
+    pub name: String,
+    /// Its head: `logits = W f/‖f‖ + b`, `W` `[C, E]`.
+    pub head: Linear,
+    /// Its labelled samples.
+    pub data: &'a dyn Dataset,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MtlRow {
+    /// Row name (`ft:<model>`, `individual†`, `base`, `weight-avg`, …).
+    pub method: String,
+    /// Accuracy (%) per dataset (absent where undefined: `individual†` without a model of that
+    /// dataset's name).
+    pub accuracy: BTreeMap<String, f64>,
+    /// Mean accuracy (%) over the datasets (`None` when a dataset is missing).
+    pub mean: Option<f64>,
+    /// Weight merges the method built (merging methods).
+    pub merges: Option<usize>,
+}
+
+/// The fitted Dirichlet mixture of one dataset's λ vectors.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DirichletReport {
+    /// Components K.
+    pub k: usize,
+    /// π_k.
+    pub weights: Vec<f64>,
+    /// Mean λ vector of each component, `[K][M]` (model order).
+    pub means: Vec<Vec<f64>>,
+    /// Samples assigned to each component.
+    pub counts: Vec<usize>,
+}
+
+/// Every number of the multi-task table, plus what produced it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MtlReport {
+    /// Fine-tuned model names, in order.
+    pub models: Vec<String>,
+    /// Datasets, in column order.
+    pub datasets: Vec<String>,
+    /// Samples per dataset.
+    pub n_samples: BTreeMap<String, usize>,
+    /// Rows.
+    pub methods: Vec<MtlRow>,
+    /// DaWin's scale `s`.
+    pub scale: f32,
+    /// Task arithmetic's scale.
+    pub ta_scale: f32,
+    /// Mixture components.
+    pub k: usize,
+    /// TIES: kept fraction.
+    pub ties_top: f32,
+    /// TIES: scale.
+    pub ties_scale: f32,
+    /// Mean λ_j per dataset: dataset → model → mean over the samples of `λ_j(x)`.
+    pub mean_lambda: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Dirichlet mixture per dataset (`dawin`).
+    pub mixtures: BTreeMap<String, DirichletReport>,
+    /// Seconds per stage, `total` last.
+    pub timings: Vec<(String, f64)>,
+}
+
+impl MtlReport {
+    /// The Markdown table: rows = methods, columns = datasets and the mean, accuracy in % with
+    /// two decimals (`—` where undefined).
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("| method |");
+        for d in &self.datasets {
+            s += &format!(" {d} |");
+        }
+        s += " mean |\n|---|";
+        for _ in 0..=self.datasets.len() {
+            s += "---:|";
+        }
+        s.push('\n');
+        for r in &self.methods {
+            s += &format!("| {} |", r.method);
+            for d in &self.datasets {
+                match r.accuracy.get(d) {
+                    Some(a) => s += &format!(" {a:.2} |"),
+                    None => s += " — |",
+                }
+            }
+            match r.mean {
+                Some(m) => s += &format!(" {m:.2} |\n"),
+                None => s += " — |\n",
+            }
+        }
+        s
+    }
+
+    /// The mean-λ table: rows = datasets, columns = models.
+    pub fn lambda_markdown(&self) -> String {
+        let mut s = String::from("| mean λ_j |");
+        for m in &self.models {
+            s += &format!(" {m} |");
+        }
+        s += "\n|---|";
+        for _ in &self.models {
+            s += "---:|";
+        }
+        s.push('\n');
+        for d in &self.datasets {
+            s += &format!("| {d} |");
+            for m in &self.models {
+                s += &format!(" {:.3} |", self.mean_lambda[d][m]);
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Writes `report.json` under `dir` (created), through a temporary file renamed into place.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let text = self.to_json();
+        dawin_core::atomic_write(dir.join("report.json"), |tmp| std::fs::write(tmp, text))?;
+        Ok(())
+    }
+}
+
+/// TIES-merging's merged task vector (Yadav et al., 2023) of flat task vectors `taus` (M of one
+/// length):
+///
+/// 1. trim: in each τ_j keep the `ceil(top · n)` entries of largest |τ_j| (entries tied with the
+///    smallest kept magnitude are kept too), zero the rest → τ̂_j;
+/// 2. elect: `γ = sign(Σ_j τ̂_j)` per parameter (where the sum is exactly 0, the sign of the sum
+///    of all γ, as the reference code's "majority" rule);
+/// 3. disjoint mean: `τ_m = Σ_{j: τ̂_j ≠ 0, sign τ̂_j = γ} τ̂_j / #{those j}` (0 when none).
+///
+/// The merged model is `θ0 + s·τ_m`. Errors: no task vector, ragged lengths, `top ∉ (0, 1]`.
+pub fn ties_task_vector(taus: &[&[f32]], top: f32) -> Result<Vec<f32>> {
+    let n = taus
+        .first()
+        .ok_or_else(|| Error::invalid("ties", "no task vector"))?
+        .len();
+    if let Some(j) = taus.iter().position(|t| t.len() != n) {
+        return Err(Error::invalid(
+            "ties",
+            format!(
+                "task vector {j} has {} values, task vector 0 has {n}",
+                taus[j].len()
+            ),
+        ));
+    }
+    if !(top > 0.0 && top <= 1.0) {
+        return Err(Error::invalid(
+            "--ties-top",
+            format!("must lie in (0, 1], got {top}"),
+        ));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    // `top` as the decimal it was written as (0.2f32 is 0.200000003 as f64), so that
+    // 20 % of 5 is 1, not 2.
+    let top_dec: f64 = format!("{top}").parse().unwrap_or(top as f64);
+    let x = top_dec * n as f64;
+    let keep = if (x - x.round()).abs() <= 1e-9 * x.max(1.0) {
+        x.round()
+    } else {
+        x.ceil()
+    } as usize;
+    let keep = keep.clamp(1, n);
+    let trimmed: Vec<Vec<f32>> = taus
+        .iter()
+        .map(|t| {
+            let mut mags: Vec<f32> = t.iter().map(|v| v.abs()).collect();
+            let (_, kth, _) = mags.select_nth_unstable_by(n - keep, |a, b| a.total_cmp(b));
+            let thr = *kth;
+            t.iter()
+                .map(|&v| if v.abs() >= thr { v } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let mut sign: Vec<f32> = (0..n)
+        .map(|i| {
+            let s: f32 = trimmed.iter().map(|t| t[i]).sum();
+            if s > 0.0 {
+                1.0
+            } else if s < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let total: f32 = sign.iter().sum();
+    let majority = if total >= 0.0 { 1.0 } else { -1.0 };
+    for s in sign.iter_mut().filter(|s| **s == 0.0) {
+        *s = majority;
+    }
+    Ok((0..n)
+        .map(|i| {
+            let (mut sum, mut cnt) = (0.0f32, 0usize);
+            for t in &trimmed {
+                let v = t[i];
+                if v != 0.0 && (v > 0.0) == (sign[i] > 0.0) {
+                    sum += v;
+                    cnt += 1;
+                }
+            }
+            if cnt == 0 {
+                0.0
+            } else {
+                sum / cnt as f32
+            }
+        })
+        .collect())
+}
+
+/// Number of parameter slices of [`ClipWeights::params`] that belong to the encoder (the head's
+/// weight and bias come last).
+fn encoder_slices(w: &ClipWeights) -> usize {
+    w.params().len() - 1 - usize::from(w.head.bias.is_some())
+}
+
+/// Task arithmetic on the encoder: `θ0 + Σ_j w_j τ_j` ([`dawin_core::merge::task_arithmetic`],
+/// slice by slice; the head is θ0's, unused).
+pub fn merge_encoders(
+    base: &ClipClassifier,
+    models: &[&ClipClassifier],
+    weights: &[f32],
+) -> Result<ClipClassifier> {
+    let mut w = base.weights().clone();
+    let ne = encoder_slices(&w);
+    {
+        let b = base.weights().params();
+        let ms: Vec<Vec<&[f32]>> = models.iter().map(|m| m.weights().params()).collect();
+        for (i, dst) in w.params_mut().into_iter().enumerate().take(ne) {
+            let mi: Vec<&[f32]> = ms.iter().map(|m| m[i]).collect();
+            dawin_core::merge::task_arithmetic(b[i], &mi, weights, dst)?;
+        }
+    }
+    Ok(ClipClassifier::new(base.config().clone(), w)?)
+}
+
+/// TIES-merging of the encoders: `θ0 + scale · τ_m` with τ_m = [`ties_task_vector`] of the
+/// encoders' task vectors, all encoder parameters flattened into one vector per model.
+pub fn ties_merge(
+    base: &ClipClassifier,
+    models: &[&ClipClassifier],
+    top: f32,
+    scale: f32,
+) -> Result<ClipClassifier> {
+    let b = base.weights().params();
+    let ne = encoder_slices(base.weights());
+    let taus: Vec<Vec<f32>> = models
+        .iter()
+        .map(|m| {
+            let p = m.weights().params();
+            (0..ne)
+                .flat_map(|i| p[i].iter().zip(b[i]).map(|(x, y)| x - y))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[f32]> = taus.iter().map(|t| &t[..]).collect();
+    let tm = ties_task_vector(&refs, top)?;
+    let mut w = base.weights().clone();
+    let mut off = 0;
+    for (i, dst) in w.params_mut().into_iter().enumerate().take(ne) {
+        for (k, d) in dst.iter_mut().enumerate() {
+            *d = b[i][k] + scale * tm[off + k];
+        }
+        off += dst.len();
+    }
+    Ok(ClipClassifier::new(base.config().clone(), w)?)
+}
+
+/// Checks that every model is an encoder of θ0's architecture, tensor by tensor.
+fn check_models(base: &ClipClassifier, models: &[(String, &ClipClassifier)]) -> Result<()> {
+    if models.is_empty() {
+        return Err(Error::invalid(
+            "--model",
+            "at least one fine-tuned model is required",
+        ));
+    }
+    let bp = base.weights().params();
+    let mut seen = std::collections::HashSet::new();
+    for (name, m) in models {
+        if !seen.insert(name.as_str()) {
+            return Err(Error::invalid(format!("model `{name}`"), "appears twice"));
+        }
+        if m.config() != base.config() {
+            return Err(Error::invalid(
+                format!("model `{name}`"),
+                format!(
+                    "has a different architecture than the base: {:?} vs {:?}",
+                    m.config(),
+                    base.config()
+                ),
+            ));
+        }
+        for (i, (x, y)) in bp.iter().zip(m.weights().params()).enumerate() {
+            if x.len() != y.len() {
+                return Err(Error::invalid(
+                    format!("model `{name}`"),
+                    format!(
+                        "parameter tensor #{i} has {} values, the base {}",
+                        y.len(),
+                        x.len()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_task(base: &ClipClassifier, t: &MtlTask<'_>) -> Result<()> {
+    let what = || format!("dataset `{}`", t.name);
+    let e = base.config().embed_dim;
+    if t.head.in_dim != e || t.head.weight.len() != t.head.out_dim * e {
+        return Err(Error::invalid(
+            format!("head of `{}`", t.name),
+            format!(
+                "has input width {}, the encoder's embedding width is {e}",
+                t.head.in_dim
+            ),
+        ));
+    }
+    if t.head.out_dim == 0 {
+        return Err(Error::invalid(
+            format!("head of `{}`", t.name),
+            "has no class",
+        ));
+    }
+    let d = t.data;
+    if d.is_empty() {
+        return Err(Error::invalid(what(), "is empty (no samples)"));
+    }
+    if d.sample_numel() != base.config().image_numel() {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "samples have {} values, the encoder takes {}",
+                d.sample_numel(),
+                base.config().image_numel()
+            ),
+        ));
+    }
+    let c = t.head.out_dim as i64;
+    if let Some(i) = d.labels().iter().position(|&y| y < 0 || y >= c) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "label {} of sample {i} is not a class of its head ({c} classes)",
+                d.labels()[i]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Normalised features `[N, E]` of `model`'s encoder over `data`.
+fn features(
+    model: &ClipClassifier,
+    data: &dyn Dataset,
+    idx: &[usize],
+    batch: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(idx.len() * model.config().embed_dim);
+    for chunk in idx.chunks(batch.max(1)) {
+        let x = data.load(chunk)?;
+        let (_, f) = cpu::forward(&x, chunk.len(), model.config(), model.weights())?;
+        out.extend(f);
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(out)
+}
+
+/// `logits = W f + b` for features `[N, E]`; errors on a non-finite logit.
+pub fn apply_head(head: &Linear, feats: &[f32]) -> Result<Vec<f32>> {
+    let (c, e) = (head.out_dim, head.in_dim);
+    let mut out = Vec::with_capacity(feats.len() / e * c);
+    for (i, f) in feats.chunks_exact(e).enumerate() {
+        for k in 0..c {
+            let w = &head.weight[k * e..(k + 1) * e];
+            let mut s: f32 = w.iter().zip(f).map(|(a, b)| a * b).sum();
+            if let Some(b) = &head.bias {
+                s += b[k];
+            }
+            if !s.is_finite() {
+                return Err(Error::invalid(
+                    "logits",
+                    format!("non-finite logit for sample {i} (class {k})"),
+                ));
+            }
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn accuracy(logits: &[f32], c: usize, labels: &[i64]) -> Result<f64> {
+    let pred = stats::argmax(logits, c)?;
+    let ok = pred
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &y)| p as i64 == y)
+        .count();
+    Ok(100.0 * ok as f64 / labels.len().max(1) as f64)
+}
+
+/// λ vectors `[N, M]` of one dataset from the fine-tuned models' logits on it (with its head):
+/// `λ_ij = softmax_j(−H_j(x_i))`, `H_j` the entropy at temperature 1.
+pub fn lambda_vectors(logits: &[&[f32]], n_classes: usize) -> Result<Vec<f32>> {
+    let cols = logits
+        .iter()
+        .map(|z| {
+            Ok(stats::entropy(z, n_classes, 1.0)?
+                .into_iter()
+                .map(|h| -(h as f64))
+                .collect())
+        })
+        .collect::<Result<Vec<Vec<f64>>>>()?;
+    Ok(coef::lambda_multi(
+        &coef::stack_columns(&cols)?,
+        logits.len(),
+    )?)
+}
+
+struct Timer(Vec<(String, f64)>);
+
+impl Timer {
+    fn add(&mut self, stage: &str, t: Instant) {
+        let s = t.elapsed().as_secs_f64();
+        match self.0.iter_mut().find(|(n, _)| n == stage) {
+            Some((_, v)) => *v += s,
+            None => self.0.push((stage.to_string(), s)),
+        }
+    }
+}
+
+/// Runs the multi-task comparison: `base` θ0, the named fine-tuned `models` (every one of θ0's
+/// architecture, with any head), and the evaluation `tasks`, each with its own head.
+pub fn evaluate_mtl(
+    base: &ClipClassifier,
+    models: &[(String, &ClipClassifier)],
+    tasks: &[MtlTask<'_>],
+    config: &MtlConfig,
+) -> Result<MtlReport> {
+    let t_all = Instant::now();
+    check_models(base, models)?;
+    if tasks.is_empty() {
+        return Err(Error::invalid("--test", "no evaluation dataset"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for t in tasks {
+        if !names.insert(t.name.as_str()) {
+            return Err(Error::invalid(
+                format!("dataset `{}`", t.name),
+                "appears twice",
+            ));
+        }
+        check_task(base, t)?;
+    }
+    if config.methods.is_empty() {
+        return Err(Error::invalid("--methods", "no method selected"));
+    }
+    if config.k == 0 {
+        return Err(Error::invalid("--k", "must be ≥ 1"));
+    }
+    let m = models.len();
+    let s = config.scale.unwrap_or_else(|| coef::default_scale(m));
+    for (what, v) in [
+        ("--scale", s),
+        ("--ties-scale", config.ties_scale),
+        ("task-arithmetic scale", config.ta_scale),
+    ] {
+        if !v.is_finite() {
+            return Err(Error::invalid(what, format!("must be finite, got {v}")));
+        }
+    }
+    let mut timer = Timer(Vec::new());
+    let refs: Vec<&ClipClassifier> = models.iter().map(|(_, c)| *c).collect();
+    let bar = |n: usize, msg: String| progress::bar(n, msg, config.progress);
+    let all_idx = |d: &dyn Dataset| (0..d.len()).collect::<Vec<usize>>();
+
+    // Accuracy of an encoder on every dataset.
+    let eval_encoder = |enc: &ClipClassifier, label: &str| -> Result<Vec<f64>> {
+        tasks
+            .iter()
+            .map(|t| {
+                let b = bar(t.data.len(), format!("{label} on {}", t.name));
+                let f = features(enc, t.data, &all_idx(t.data), config.batch_size, &b)?;
+                b.finish_and_clear();
+                accuracy(&apply_head(&t.head, &f)?, t.head.out_dim, t.data.labels())
+            })
+            .collect()
+    };
+
+    // 1. Every fine-tuned model on every dataset (the individual rows and the λ vectors).
+    let t = Instant::now();
+    let mut ft_logits: Vec<Vec<Vec<f32>>> = Vec::new(); // [task][model] → [N, C]
+    for task in tasks {
+        let mut per = Vec::new();
+        for (name, mdl) in models {
+            let b = bar(task.data.len(), format!("{name} on {}", task.name));
+            let f = features(mdl, task.data, &all_idx(task.data), config.batch_size, &b)?;
+            b.finish_and_clear();
+            per.push(apply_head(&task.head, &f)?);
+        }
+        ft_logits.push(per);
+    }
+    timer.add("fine-tuned", t);
+    let t = Instant::now();
+    let lambdas: Vec<Vec<f32>> = tasks
+        .iter()
+        .zip(&ft_logits)
+        .map(|(task, z)| {
+            let zr: Vec<&[f32]> = z.iter().map(|v| &v[..]).collect();
+            lambda_vectors(&zr, task.head.out_dim)
+        })
+        .collect::<Result<_>>()?;
+    let mut mean_lambda = BTreeMap::new();
+    for (task, l) in tasks.iter().zip(&lambdas) {
+        let n = task.data.len() as f64;
+        let row: BTreeMap<String, f64> = models
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| {
+                let sum: f64 = l.iter().skip(j).step_by(m).map(|&v| v as f64).sum();
+                (name.clone(), sum / n)
+            })
+            .collect();
+        mean_lambda.insert(task.name.clone(), row);
+    }
+    timer.add("coefficients", t);
+
+    let mut rows: Vec<MtlRow> = Vec::new();
+    let datasets: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    let row = |method: String, acc: Vec<Option<f64>>, merges: Option<usize>| {
+        let mean = acc
+            .iter()
+            .copied()
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| v.iter().sum::<f64>() / v.len() as f64);
+        MtlRow {
+            method,
+            accuracy: datasets
+                .iter()
+                .zip(&acc)
+                .filter_map(|(d, a)| a.map(|a| (d.clone(), a)))
+                .collect(),
+            mean,
+            merges,
+        }
+    };
+    let mut mixtures = BTreeMap::new();
+    for &method in &config.methods {
+        let t = Instant::now();
+        match method {
+            MtlMethod::Individual => {
+                for (j, (name, _)) in models.iter().enumerate() {
+                    let acc = tasks
+                        .iter()
+                        .zip(&ft_logits)
+                        .map(|(task, z)| {
+                            accuracy(&z[j], task.head.out_dim, task.data.labels()).map(Some)
+                        })
+                        .collect::<Result<_>>()?;
+                    rows.push(row(format!("ft:{name}"), acc, None));
+                }
+            }
+            MtlMethod::IndividualOracle => {
+                let acc = tasks
+                    .iter()
+                    .zip(&ft_logits)
+                    .map(
+                        |(task, z)| match models.iter().position(|(n, _)| *n == task.name) {
+                            Some(j) => {
+                                accuracy(&z[j], task.head.out_dim, task.data.labels()).map(Some)
+                            }
+                            None => Ok(None),
+                        },
+                    )
+                    .collect::<Result<_>>()?;
+                rows.push(row("individual†".into(), acc, None));
+            }
+            MtlMethod::Base => {
+                let acc = eval_encoder(base, "base")?;
+                rows.push(row(
+                    "base".into(),
+                    acc.into_iter().map(Some).collect(),
+                    None,
+                ));
+            }
+            MtlMethod::WeightAvg | MtlMethod::TaskArithmetic => {
+                let w = if method == MtlMethod::WeightAvg {
+                    1.0 / m as f32
+                } else {
+                    config.ta_scale
+                };
+                let merged = merge_encoders(base, &refs, &vec![w; m])?;
+                let acc = eval_encoder(&merged, method.name())?;
+                rows.push(row(
+                    method.name().into(),
+                    acc.into_iter().map(Some).collect(),
+                    Some(1),
+                ));
+            }
+            MtlMethod::Ties => {
+                let merged = ties_merge(base, &refs, config.ties_top, config.ties_scale)?;
+                let acc = eval_encoder(&merged, "ties")?;
+                rows.push(row(
+                    "ties".into(),
+                    acc.into_iter().map(Some).collect(),
+                    Some(1),
+                ));
+            }
+            MtlMethod::Dawin => {
+                let mut acc = Vec::new();
+                let mut merges = 0;
+                for (task, l) in tasks.iter().zip(&lambdas) {
+                    let cfg = dawin_mixture::DirichletMixtureConfig {
+                        k: config.k,
+                        seed: config.seed,
+                        ..Default::default()
+                    };
+                    let fit = dawin_mixture::DirichletMixture::fit(l, m, &cfg).map_err(|e| {
+                        Error::invalid(format!("mixture on `{}`", task.name), e.to_string())
+                    })?;
+                    let comp = fit.predict(l)?;
+                    let n = task.data.len();
+                    let c = task.head.out_dim;
+                    let mut logits = vec![0f32; n * c];
+                    let mut counts = vec![0usize; fit.k()];
+                    for (k, count) in counts.iter_mut().enumerate() {
+                        let idx: Vec<usize> = (0..n).filter(|&i| comp[i] == k).collect();
+                        *count = idx.len();
+                        if idx.is_empty() {
+                            continue;
+                        }
+                        let w: Vec<f32> = fit.mean(k).iter().map(|&v| s * v as f32).collect();
+                        let merged = merge_encoders(base, &refs, &w)?;
+                        merges += 1;
+                        let b = bar(idx.len(), format!("dawin K={} on {}", fit.k(), task.name));
+                        let f = features(&merged, task.data, &idx, config.batch_size, &b)?;
+                        b.finish_and_clear();
+                        let z = apply_head(&task.head, &f)?;
+                        for (r, &i) in idx.iter().enumerate() {
+                            logits[i * c..(i + 1) * c].copy_from_slice(&z[r * c..(r + 1) * c]);
+                        }
+                    }
+                    mixtures.insert(
+                        task.name.clone(),
+                        DirichletReport {
+                            k: fit.k(),
+                            weights: fit.weights().to_vec(),
+                            means: (0..fit.k()).map(|k| fit.mean(k).to_vec()).collect(),
+                            counts,
+                        },
+                    );
+                    acc.push(Some(accuracy(&logits, c, task.data.labels())?));
+                }
+                rows.push(row("dawin".into(), acc, Some(merges)));
+            }
+            MtlMethod::DawinSample => {
+                let bw = BlendedWeights::from_classifiers(base, &refs)?;
+                let mut acc = Vec::new();
+                for (task, l) in tasks.iter().zip(&lambdas) {
+                    let n = task.data.len();
+                    let b = bar(n, format!("dawin-sample on {}", task.name));
+                    let mut feats = Vec::with_capacity(n * base.config().embed_dim);
+                    let idx = all_idx(task.data);
+                    for chunk in idx.chunks(config.batch_size.max(1)) {
+                        let x = task.data.load(chunk)?;
+                        let co: Vec<f32> = chunk
+                            .iter()
+                            .flat_map(|&i| coef::task_weights(&l[i * m..(i + 1) * m], s))
+                            .collect();
+                        let (_, f) = cpu::blended::forward(&x, chunk.len(), &bw, &co)?;
+                        feats.extend(f);
+                        b.inc(chunk.len() as u64);
+                    }
+                    b.finish_and_clear();
+                    let z = apply_head(&task.head, &feats)?;
+                    acc.push(Some(accuracy(&z, task.head.out_dim, task.data.labels())?));
+                }
+                rows.push(row("dawin-sample".into(), acc, None));
+            }
+        }
+        timer.add(method.name(), t);
+    }
+    let mut timings = timer.0;
+    timings.push(("total".into(), t_all.elapsed().as_secs_f64()));
+    Ok(MtlReport {
+        models: models.iter().map(|(n, _)| n.clone()).collect(),
+        datasets: datasets.clone(),
+        n_samples: tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.data.len()))
+            .collect(),
+        methods: rows,
+        scale: s,
+        ta_scale: config.ta_scale,
+        k: config.k,
+        ties_top: config.ties_top,
+        ties_scale: config.ties_scale,
+        mean_lambda,
+        mixtures,
+        timings,
+    })
+}
+
+/// Finds the head tensors of a head file: `classification_head.weight` / `.bias` (at the top
+/// level or under a prefix), else `weight` / `bias`.
+fn head_tensor_names(sd: &StateDict) -> Option<(String, String)> {
+    const W: &str = "classification_head.weight";
+    let names = sd.names();
+    if let Some(found) = names
+        .iter()
+        .filter(|n| **n == W || n.ends_with(&format!(".{W}")))
+        .min_by_key(|n| n.len())
+    {
+        let root = &found[..found.len() - W.len()];
+        return Some((found.to_string(), format!("{root}classification_head.bias")));
+    }
+    names
+        .contains(&"weight")
+        .then(|| ("weight".to_string(), "bias".to_string()))
+}
+
+/// Loads a classification head `[C, E]` (+ optional bias `[C]`) from a safetensors file; errors
+/// name the file and the tensor.
+pub fn load_head(path: &Path) -> Result<Linear> {
+    if !path.exists() {
+        return Err(Error::invalid(path.display().to_string(), "no such file"));
+    }
+    let sd = StateDict::open(path)?;
+    let (wn, bn) = head_tensor_names(&sd).ok_or_else(|| {
+        Error::invalid(
+            path.display().to_string(),
+            "has no classification_head.weight (nor weight) tensor",
+        )
+    })?;
+    let w = sd.tensor(&wn)?;
+    if w.shape.len() != 2 || w.shape.contains(&0) {
+        return Err(Error::invalid(
+            format!("{}: `{wn}`", path.display()),
+            format!(
+                "has shape {:?}, expected [classes, embedding width]",
+                w.shape
+            ),
+        ));
+    }
+    let (c, e) = (w.shape[0], w.shape[1]);
+    let bias = match sd.get(&bn) {
+        Some(b) if b.shape != [c] => {
+            return Err(Error::invalid(
+                format!("{}: `{bn}`", path.display()),
+                format!("has shape {:?}, expected [{c}]", b.shape),
+            ))
+        }
+        Some(b) => Some(b.to_f32_vec()),
+        None => None,
+    };
+    Ok(Linear {
+        weight: w.to_f32_vec(),
+        bias,
+        out_dim: c,
+        in_dim: e,
+    })
+}
+
+/// The encoder's embedding width E of a checkpoint: `visual.proj` `[W, E]` (OpenAI naming) or
+/// `visual_projection.weight` `[E, W]` (Hugging Face).
+fn embed_width(sd: &StateDict) -> Option<usize> {
+    let names = sd.names();
+    if let Some(n) = names
+        .iter()
+        .find(|n| **n == "visual.proj" || n.ends_with(".visual.proj"))
+    {
+        return sd.get(n).and_then(|t| t.shape.get(1).copied());
+    }
+    let n = names
+        .iter()
+        .find(|n| n.ends_with("visual_projection.weight"))?;
+    sd.get(n).and_then(|t| t.shape.first().copied())
+}
+
+/// Loaded inputs of a multi-task evaluation (see [`load_mtl`]).
+pub struct MtlModels {
+    /// θ0's encoder (with the first head, unused).
+    pub base: ClipClassifier,
+    /// The named fine-tuned encoders, loaded with θ0's config.
+    pub models: Vec<(String, ClipClassifier)>,
+    /// The named heads.
+    pub heads: Vec<(String, Linear)>,
+}
+
+/// Loads the base checkpoint, the named fine-tuned checkpoints (their own heads ignored) and the
+/// named head files. Errors name the file: a head whose width differs from the encoder's
+/// embedding, a fine-tuned checkpoint whose tensors differ in shape from the base's (another
+/// base or architecture), a missing file.
+pub fn load_mtl(
+    base: &Path,
+    models: &[(String, std::path::PathBuf)],
+    heads: &[(String, std::path::PathBuf)],
+    opts: &LoadOptions,
+) -> Result<MtlModels> {
+    let (_, first_head) = heads
+        .first()
+        .ok_or_else(|| Error::invalid("--head", "at least one head is required"))?;
+    let mut loaded_heads = Vec::new();
+    for (name, p) in heads {
+        loaded_heads.push((name.clone(), load_head(p)?));
+    }
+    if !base.exists() {
+        return Err(Error::invalid(base.display().to_string(), "no such file"));
+    }
+    let bsd = StateDict::open(base)?;
+    if let Some(e) = embed_width(&bsd) {
+        for ((name, h), (_, p)) in loaded_heads.iter().zip(heads) {
+            if h.in_dim != e {
+                return Err(Error::invalid(
+                    format!("head `{name}` ({})", p.display()),
+                    format!(
+                        "has input width {} ([{}, {}]), the encoder {} embeds to {e}",
+                        h.in_dim,
+                        h.out_dim,
+                        h.in_dim,
+                        base.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let hsd = StateDict::open(first_head)?;
+    let b = ClipClassifier::from_source(&bsd, Some(&hsd), opts)
+        .map_err(|e| Error::invalid(format!("base {}", base.display()), e.to_string()))?;
+    let mut ms = Vec::new();
+    for (name, p) in models {
+        if !p.exists() {
+            return Err(Error::invalid(p.display().to_string(), "no such file"));
+        }
+        let sd = StateDict::open(p)?;
+        let c = ClipClassifier::from_source_with_config(&sd, Some(&hsd), b.config().clone())
+            .map_err(|e| {
+                Error::invalid(
+                    format!("model `{name}` ({})", p.display()),
+                    format!("does not match the base {}: {e}", base.display()),
+                )
+            })?;
+        ms.push((name.clone(), c));
+    }
+    Ok(MtlModels {
+        base: b,
+        models: ms,
+        heads: loaded_heads,
+    })
+}

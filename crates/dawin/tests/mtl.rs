@@ -1,0 +1,290 @@
+//! Multi-task evaluation tests: merges against hand-computed values, TIES on a hand-worked
+//! example, the K = 1 Dirichlet mixture, and the per-sample blended forward against an explicit
+//! merge-per-sample loop, on the embedded demo (crates/dawin-cli/demo/mtl).
+use dawin::mtl::{
+    apply_head, evaluate_mtl, lambda_vectors, load_mtl, merge_encoders, ties_task_vector,
+    MtlConfig, MtlMethod, MtlModels, MtlTask,
+};
+use dawin::vit::{cpu, ClipClassifier, LoadOptions};
+use dawin::{Dataset, InMemoryDataset};
+use std::path::PathBuf;
+
+const TASKS: [&str; 3] = ["digits", "rotation", "parity"];
+
+fn demo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../dawin-cli/demo/mtl")
+        .join(p)
+}
+
+fn load() -> MtlModels {
+    let list = |sub: &str| -> Vec<(String, PathBuf)> {
+        TASKS
+            .iter()
+            .map(|n| (n.to_string(), demo(&format!("{sub}{n}.safetensors"))))
+            .collect()
+    };
+    load_mtl(
+        &demo("base.safetensors"),
+        &list(""),
+        &list("heads/"),
+        &LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+fn data(name: &str, n: usize) -> InMemoryDataset {
+    InMemoryDataset::open(name, demo(&format!("data/{name}.safetensors")), 16)
+        .unwrap()
+        .head(n)
+}
+
+fn encoder_params(c: &ClipClassifier) -> Vec<f32> {
+    let p = c.weights().params();
+    let head = 1 + usize::from(c.weights().head.bias.is_some());
+    p[..p.len() - head].concat()
+}
+
+#[test]
+fn ties_matches_a_hand_worked_example() {
+    let t1 = [0.5f32, -0.1, 0.3, -0.8, 0.05];
+    let t2 = [-0.4f32, 0.2, 0.6, 0.1, -0.02];
+    let t3 = [0.7f32, -0.3, -0.9, 0.2, 0.01];
+    let taus: [&[f32]; 3] = [&t1, &t2, &t3];
+    // top 0.4 of 5 → 2 kept per model:
+    //   τ̂1 = [0.5, 0, 0, -0.8, 0], τ̂2 = [-0.4, 0, 0.6, 0, 0], τ̂3 = [0.7, 0, -0.9, 0, 0]
+    //   Σ = [0.8, 0, -0.3, -0.8, 0] → signs [+, 0, −, −, 0]; majority of the signs (1−1−1 < 0): −
+    //   disjoint mean: [(0.5+0.7)/2, none, -0.9, -0.8, none] = [0.6, 0, -0.9, -0.8, 0]
+    let want = [0.6f32, 0.0, -0.9, -0.8, 0.0];
+    let got = ties_task_vector(&taus, 0.4).unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+    // top 0.2 → 1 kept: τ̂1 = [0,0,0,-0.8,0], τ̂2 = [0,0,0.6,0,0], τ̂3 = [0,0,-0.9,0,0];
+    //   Σ = [0,0,-0.3,-0.8,0], elected −; 0.6 disagrees and is dropped → [0, 0, -0.9, -0.8, 0]
+    let want = [0.0f32, 0.0, -0.9, -0.8, 0.0];
+    let got = ties_task_vector(&taus, 0.2).unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+    // top 1: nothing trimmed; index 1: Σ = -0.2 → −, mean(-0.1, -0.3) = -0.2;
+    // index 4: Σ = 0.04 → +, mean(0.05, 0.01) = 0.03.
+    let got = ties_task_vector(&taus, 1.0).unwrap();
+    assert!(
+        (got[1] + 0.2).abs() < 1e-6 && (got[4] - 0.03).abs() < 1e-6,
+        "{got:?}"
+    );
+    assert!(ties_task_vector(&taus, 0.0).is_err());
+    assert!(ties_task_vector(&[&t1[..], &t2[..3]], 0.2).is_err());
+}
+
+#[test]
+fn one_model_with_scale_one_is_that_model_and_scale_zero_is_the_base() {
+    let m = load();
+    let ft = &m.models[0].1;
+    let merged = merge_encoders(&m.base, &[ft], &[1.0]).unwrap();
+    assert_eq!(encoder_params(&merged), encoder_params(ft));
+    let merged = merge_encoders(&m.base, &[ft], &[0.0]).unwrap();
+    assert_eq!(encoder_params(&merged), encoder_params(&m.base));
+}
+
+#[test]
+fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
+    let m = load();
+    let refs: Vec<&ClipClassifier> = m.models.iter().map(|(_, c)| c).collect();
+    let avg = merge_encoders(&m.base, &refs, &[1.0 / 3.0; 3]).unwrap();
+    let ps: Vec<Vec<f32>> = refs.iter().map(|c| encoder_params(c)).collect();
+    for (i, v) in encoder_params(&avg).iter().enumerate() {
+        let want = (ps[0][i] as f64 + ps[1][i] as f64 + ps[2][i] as f64) / 3.0;
+        assert!((*v as f64 - want).abs() < 1e-5, "param {i}: {v} vs {want}");
+    }
+    // And in the evaluation, weight-avg equals task arithmetic with s = 1/M.
+    let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 40)).collect();
+    let tasks: Vec<MtlTask<'_>> = sets
+        .iter()
+        .zip(&m.heads)
+        .map(|(d, (n, h))| MtlTask {
+            name: n.clone(),
+            head: h.clone(),
+            data: d as &dyn Dataset,
+        })
+        .collect();
+    let named: Vec<(String, &ClipClassifier)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let r = evaluate_mtl(
+        &m.base,
+        &named,
+        &tasks,
+        &MtlConfig {
+            methods: vec![MtlMethod::WeightAvg, MtlMethod::TaskArithmetic],
+            ta_scale: 1.0 / 3.0,
+            progress: false,
+            ..MtlConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.methods[0].accuracy, r.methods[1].accuracy);
+}
+
+#[test]
+fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
+    let m = load();
+    let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 24)).collect();
+    let tasks: Vec<MtlTask<'_>> = sets
+        .iter()
+        .zip(&m.heads)
+        .map(|(d, (n, h))| MtlTask {
+            name: n.clone(),
+            head: h.clone(),
+            data: d as &dyn Dataset,
+        })
+        .collect();
+    let named: Vec<(String, &ClipClassifier)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let r = evaluate_mtl(
+        &m.base,
+        &named,
+        &tasks,
+        &MtlConfig {
+            progress: false,
+            ..MtlConfig::default()
+        },
+    )
+    .unwrap();
+    assert!((r.scale - 0.9).abs() < 1e-6, "s = 0.3·M by default");
+    let refs: Vec<&ClipClassifier> = m.models.iter().map(|(_, c)| c).collect();
+    for t in &tasks {
+        let mix = &r.mixtures[&t.name];
+        assert_eq!(mix.k, 1);
+        assert_eq!(mix.counts, vec![t.data.len()]);
+        // The λ vectors from first principles: entropies (T = 1) of each model with the head.
+        let x = t.data.load(&(0..t.data.len()).collect::<Vec<_>>()).unwrap();
+        let n = t.data.len();
+        let zs: Vec<Vec<f32>> = refs
+            .iter()
+            .map(|c| {
+                let (_, f) = cpu::forward(&x, n, c.config(), c.weights()).unwrap();
+                apply_head(&t.head, &f).unwrap()
+            })
+            .collect();
+        let c = t.head.out_dim;
+        let mut mean = [0f64; 3];
+        let mut lam = vec![0f32; n * 3];
+        for i in 0..n {
+            let h: Vec<f64> = zs
+                .iter()
+                .map(|z| {
+                    let row = &z[i * c..(i + 1) * c];
+                    let mx = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                    let s: f64 = row.iter().map(|&v| (v as f64 - mx).exp()).sum();
+                    -row.iter()
+                        .map(|&v| {
+                            let p = (v as f64 - mx).exp() / s;
+                            if p > 0.0 {
+                                p * p.ln()
+                            } else {
+                                0.0
+                            }
+                        })
+                        .sum::<f64>()
+                })
+                .collect();
+            let e: Vec<f64> = h.iter().map(|h| (-h).exp()).collect();
+            let se: f64 = e.iter().sum();
+            for j in 0..3 {
+                lam[i * 3 + j] = (e[j] / se) as f32;
+                mean[j] += e[j] / se / n as f64;
+            }
+        }
+        let zr: Vec<&[f32]> = zs.iter().map(|z| &z[..]).collect();
+        let lib = lambda_vectors(&zr, c).unwrap();
+        for (a, b) in lib.iter().zip(&lam) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        for (j, (name, _)) in m.models.iter().enumerate() {
+            assert!(
+                (mix.means[0][j] - mean[j]).abs() < 1e-5,
+                "{:?} vs {mean:?}",
+                mix.means
+            );
+            assert!((r.mean_lambda[&t.name][name] - mean[j]).abs() < 1e-5);
+        }
+        // dawin-sample vs an explicit loop: merge θ0 + s Σ λ_ij τ_j per sample, forward alone.
+        let want_pred: Vec<usize> = (0..n)
+            .map(|i| {
+                let w: Vec<f32> = lam[i * 3..i * 3 + 3].iter().map(|l| 0.9 * l).collect();
+                let merged = merge_encoders(&m.base, &refs, &w).unwrap();
+                let xi = &x[i * 768..(i + 1) * 768];
+                let (_, f) = cpu::forward(xi, 1, merged.config(), merged.weights()).unwrap();
+                let z = apply_head(&t.head, &f).unwrap();
+                (0..c).fold(0, |b, k| if z[k] > z[b] { k } else { b })
+            })
+            .collect();
+        let ok = want_pred
+            .iter()
+            .zip(t.data.labels())
+            .filter(|(p, y)| **p as i64 == **y)
+            .count();
+        let want_acc = 100.0 * ok as f64 / n as f64;
+        let row = r
+            .methods
+            .iter()
+            .find(|r| r.method == "dawin-sample")
+            .unwrap();
+        assert!((row.accuracy[&t.name] - want_acc).abs() < 1e-9);
+    }
+    // individual† picks the model of the dataset's name.
+    let dag = r
+        .methods
+        .iter()
+        .find(|r| r.method == "individual†")
+        .unwrap();
+    for t in TASKS {
+        let own = r
+            .methods
+            .iter()
+            .find(|r| r.method == format!("ft:{t}"))
+            .unwrap();
+        assert_eq!(dag.accuracy[t], own.accuracy[t]);
+    }
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let m = load();
+    let d = data("digits", 8);
+    let named: Vec<(String, &ClipClassifier)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    // A head whose width is not the encoder's embedding width.
+    let mut h = m.heads[0].1.clone();
+    h.in_dim = 16;
+    h.weight.truncate(h.out_dim * 16);
+    let tasks = [MtlTask {
+        name: "digits".into(),
+        head: h,
+        data: &d,
+    }];
+    let e = evaluate_mtl(&m.base, &named, &tasks, &MtlConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("head of `digits`") && e.contains("16"), "{e}");
+    // No model.
+    let tasks = [MtlTask {
+        name: "digits".into(),
+        head: m.heads[0].1.clone(),
+        data: &d,
+    }];
+    assert!(evaluate_mtl(&m.base, &[], &tasks, &MtlConfig::default()).is_err());
+    // Labels outside the head's classes (parity has 2 classes, digits' labels go to 9).
+    let tasks = [MtlTask {
+        name: "digits".into(),
+        head: m.heads[2].1.clone(),
+        data: &d,
+    }];
+    let e = evaluate_mtl(&m.base, &named, &tasks, &MtlConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a class of its head"), "{e}");
+}
