@@ -7,6 +7,8 @@
 //! `dawin` command-line tool drives: logits of θ0 and θ1 cached on disk, temperatures fitted on
 //! an ID validation set, λ(x) per dataset (Eq. 2 by default), the Beta mixture, one merge per
 //! cluster, and the paper's baselines (ZS, FT, WiSE-FT, output ensemble, DCS, DOE, oracles).
+//! [`mtl`] is the multi-task setting: M fine-tuned encoders, one head per dataset, DaWin's
+//! `θ0 + s Σ_j λ_j(x) τ_j` against weight averaging, task arithmetic and TIES-merging.
 //!
 //! The pipeline is generic over [`Model`] + [`Interpolate`] (implemented for
 //! [`vit::ClipClassifier`]) and over [`Dataset`] (implemented for [`InMemoryDataset`] and
