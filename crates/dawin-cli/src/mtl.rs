@@ -34,7 +34,7 @@ pub(crate) struct MtlOpts {
     /// Seed of the mixture fit.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory for report.json.
+    /// Directory for report.json and lambda_heatmap.png (mean λ_j per dataset, the paper's Fig. 7).
     #[arg(long)]
     out: Option<PathBuf>,
     /// No progress bars.
@@ -194,6 +194,7 @@ pub(crate) fn run(
     );
     if let Some(dir) = &out {
         r.write(dir)?;
+        dawin::plot::lambda_heatmap(&r, &dir.join("lambda_heatmap.png"))?;
         println!("outputs: {}", dir.display());
     }
     Ok(())

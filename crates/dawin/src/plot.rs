@@ -141,3 +141,42 @@ pub fn id_vs_ood(report: &Report, path: &Path) -> Result<()> {
     }
     save(&img, path)
 }
+
+/// The multi-task heat map of mean λ_j per dataset (the paper's Fig. 7): one 48×48 cell per
+/// (dataset row, model column), in the report's order, coloured from white (mean λ = 0) to dark
+/// blue (1) as `c = 255 − v·(255 − [8, 48, 107])` per channel; a cell whose model has the
+/// dataset's name (the dataset's own expert) gets a 2-pixel black frame.
+pub fn lambda_heatmap(report: &crate::mtl::MtlReport, path: &Path) -> Result<()> {
+    let cell = 48i64;
+    let (rows, cols) = (report.datasets.len(), report.models.len());
+    let mut img = RgbImage::from_pixel(
+        (cell * cols.max(1) as i64 + 8) as u32,
+        (cell * rows.max(1) as i64 + 8) as u32,
+        Rgb([255, 255, 255]),
+    );
+    for (r, d) in report.datasets.iter().enumerate() {
+        for (c, m) in report.models.iter().enumerate() {
+            let v = report
+                .mean_lambda
+                .get(d)
+                .and_then(|row| row.get(m))
+                .copied()
+                .unwrap_or(0.0)
+                .clamp(0.0, 1.0);
+            let (x0, y0) = (4 + c as i64 * cell, 4 + r as i64 * cell);
+            if m == d {
+                rect(&mut img, x0, y0, x0 + cell, y0 + cell, [0, 0, 0]);
+            }
+            let col = heat_color(v);
+            rect(&mut img, x0 + 2, y0 + 2, x0 + cell - 2, y0 + cell - 2, col);
+        }
+    }
+    save(&img, path)
+}
+
+/// White (0) to dark blue (1).
+pub fn heat_color(v: f64) -> [u8; 3] {
+    let end = [8.0, 48.0, 107.0];
+    let ch = |e: f64| (255.0 - v.clamp(0.0, 1.0) * (255.0 - e)).round() as u8;
+    [ch(end[0]), ch(end[1]), ch(end[2])]
+}

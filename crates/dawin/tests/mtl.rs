@@ -233,6 +233,33 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
             .unwrap();
         assert!((row.accuracy[&t.name] - want_acc).abs() < 1e-9);
     }
+    // The Fig. 7 heat map: cell (row r, column c) centred at (4 + 48c + 24, 4 + 48r + 24), its
+    // colour from the mean λ; the own expert's cell framed in black and, here, darkest in its row.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("heat.png");
+    dawin::plot::lambda_heatmap(&r, &png).unwrap();
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (3 * 48 + 8, 3 * 48 + 8));
+    for (ri, d) in TASKS.iter().enumerate() {
+        let own = img
+            .get_pixel(4 + 48 * ri as u32 + 24, 4 + 48 * ri as u32 + 24)
+            .0;
+        for (c, mname) in TASKS.iter().enumerate() {
+            let px = img
+                .get_pixel(4 + 48 * c as u32 + 24, 4 + 48 * ri as u32 + 24)
+                .0;
+            assert_eq!(px, dawin::plot::heat_color(r.mean_lambda[*d][*mname]));
+            if c != ri {
+                assert!(own[0] < px[0], "{d}: the own expert's cell is darker");
+            }
+        }
+        assert_eq!(
+            img.get_pixel(4 + 48 * ri as u32, 4 + 48 * ri as u32 + 24).0,
+            [0, 0, 0]
+        );
+    }
+    assert_eq!(dawin::plot::heat_color(0.0), [255, 255, 255]);
+    assert_eq!(dawin::plot::heat_color(1.0), [8, 48, 107]);
     // individual† picks the model of the dataset's name.
     let dag = r
         .methods
