@@ -44,10 +44,12 @@ pub(crate) struct MtlOpts {
 
 #[derive(Args)]
 pub(crate) struct EvalMtlArgs {
-    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors; a head in it is ignored).
+    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors, a shard index
+    /// model.safetensors.index.json, or a directory with either; a head in it is ignored).
     #[arg(long)]
     base: PathBuf,
-    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base).
+    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base; file, shard
+    /// index or directory; a Hugging Face CLIPVisionModel takes the base's projection).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Classification head of a dataset, repeatable: NAME=PATH (classification_head.weight [C, E]).
@@ -145,6 +147,9 @@ pub(crate) fn run(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let loaded = load_mtl(base, models, heads, load)?;
+    for n in &loaded.vision_only {
+        eprintln!("model `{n}`: a vision tower only (no visual_projection.weight); projection taken from the base");
+    }
     let s = loaded.base.config().image_size;
     let data = tests
         .iter()

@@ -22,7 +22,10 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::progress;
 use dawin_core::{coef, stats, StateDict};
-use dawin_vit::{cpu, BlendedWeights, ClipClassifier, ClipWeights, Linear, LoadOptions};
+use dawin_vit::{
+    cpu, BlendedWeights, CheckpointNaming, ClipClassifier, ClipWeights, Linear, LoadOptions,
+    TensorMap, TensorSource, HEADS_METADATA_KEY,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -908,18 +911,142 @@ pub fn load_head(path: &Path) -> Result<Linear> {
 
 /// The encoder's embedding width E of a checkpoint: `visual.proj` `[W, E]` (OpenAI naming) or
 /// `visual_projection.weight` `[E, W]` (Hugging Face).
-fn embed_width(sd: &StateDict) -> Option<usize> {
-    let names = sd.names();
+fn embed_width(src: &dyn TensorSource) -> Option<usize> {
+    let names = src.tensor_names();
     if let Some(n) = names
         .iter()
-        .find(|n| **n == "visual.proj" || n.ends_with(".visual.proj"))
+        .find(|n| *n == "visual.proj" || n.ends_with(".visual.proj"))
     {
-        return sd.get(n).and_then(|t| t.shape.get(1).copied());
+        return src.tensor_shape(n).and_then(|s| s.get(1).copied());
     }
     let n = names
         .iter()
         .find(|n| n.ends_with("visual_projection.weight"))?;
-    sd.get(n).and_then(|t| t.shape.first().copied())
+    src.tensor_shape(n).and_then(|s| s.first().copied())
+}
+
+/// A checkpoint: one safetensors file (memory-mapped) or a sharded one read into memory.
+pub enum Checkpoint {
+    /// One `.safetensors` file.
+    File(StateDict),
+    /// Shards listed by a `model.safetensors.index.json` (or a vision tower completed with the
+    /// base's projection), in memory.
+    Memory(TensorMap),
+}
+
+impl Checkpoint {
+    /// The tensors.
+    pub fn source(&self) -> &dyn TensorSource {
+        match self {
+            Checkpoint::File(sd) => sd,
+            Checkpoint::Memory(m) => m,
+        }
+    }
+}
+
+/// Opens a checkpoint: a `.safetensors` file; a Hugging Face shard index
+/// (`model.safetensors.index.json`: `{"weight_map": {tensor: shard file}}`, shards next to it);
+/// or a directory holding either `model.safetensors.index.json` or `model.safetensors`. Errors
+/// name the file: missing, unreadable index, a shard lacking a tensor the index lists.
+pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let missing = |p: &Path| Error::invalid(p.display().to_string(), "no such file");
+    if path.is_dir() {
+        let index = path.join("model.safetensors.index.json");
+        if index.exists() {
+            return open_sharded(&index);
+        }
+        let single = path.join("model.safetensors");
+        if single.exists() {
+            return Ok(Checkpoint::File(StateDict::open(&single)?));
+        }
+        return Err(Error::invalid(
+            path.display().to_string(),
+            "is a directory without model.safetensors.index.json or model.safetensors",
+        ));
+    }
+    if !path.exists() {
+        return Err(missing(path));
+    }
+    if path.extension().is_some_and(|e| e == "json") {
+        return open_sharded(path);
+    }
+    Ok(Checkpoint::File(StateDict::open(path)?))
+}
+
+fn open_sharded(index: &Path) -> Result<Checkpoint> {
+    let what = || index.display().to_string();
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(what(), format!("is not JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::invalid(what(), "has no `weight_map` object"))?;
+    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            Error::invalid(what(), format!("`weight_map.{tensor}` is not a file name"))
+        })?;
+        by_shard
+            .entry(file.to_string())
+            .or_default()
+            .push(tensor.clone());
+    }
+    if by_shard.is_empty() {
+        return Err(Error::invalid(what(), "lists no tensor"));
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut out = TensorMap::new();
+    out.set_source_name(what());
+    for (file, tensors) in &by_shard {
+        let p = dir.join(file);
+        if !p.exists() {
+            return Err(Error::invalid(
+                p.display().to_string(),
+                format!("no such file (a shard listed by {})", what()),
+            ));
+        }
+        let sd = StateDict::open(&p)?;
+        if let Some(h) = TensorSource::metadata_value(&sd, HEADS_METADATA_KEY) {
+            out.set_metadata(HEADS_METADATA_KEY, h);
+        }
+        for t in tensors {
+            let v = sd.get(t).ok_or_else(|| {
+                Error::invalid(
+                    p.display().to_string(),
+                    format!("lacks tensor `{t}`, which {} places in it", what()),
+                )
+            })?;
+            out.insert(t.clone(), v.shape.to_vec(), v.to_f32_vec())?;
+        }
+    }
+    Ok(Checkpoint::Memory(out))
+}
+
+/// A Hugging Face `CLIPVisionModel` checkpoint has the vision tower but no
+/// `visual_projection.weight`: it is taken from the base (in the fine-tuned checkpoint's naming).
+fn complete_vision_tower(ck: Checkpoint, base: &ClipClassifier) -> Result<(Checkpoint, bool)> {
+    let naming = CheckpointNaming::detect(ck.source())?;
+    let CheckpointNaming::HuggingFace { root } = &naming else {
+        return Ok((ck, false));
+    };
+    let proj = format!("{root}visual_projection.weight");
+    if ck.source().tensor_shape(&proj).is_some() {
+        return Ok((ck, false));
+    }
+    let mut map = match ck {
+        Checkpoint::Memory(m) => m,
+        Checkpoint::File(sd) => TensorMap::from_source(&sd),
+    };
+    let from_base = base.weights().to_tensor_map(base.config(), &naming)?;
+    let t = from_base.get(&proj).ok_or_else(|| {
+        Error::invalid(
+            "base",
+            format!("has no `{proj}` to complete a vision tower"),
+        )
+    })?;
+    map.insert(proj, t.shape.clone(), t.data.clone())?;
+    Ok((Checkpoint::Memory(map), true))
 }
 
 /// Loaded inputs of a multi-task evaluation (see [`load_mtl`]).
@@ -930,10 +1057,15 @@ pub struct MtlModels {
     pub models: Vec<(String, ClipClassifier)>,
     /// The named heads.
     pub heads: Vec<(String, Linear)>,
+    /// Fine-tuned models that were vision towers only (Hugging Face `CLIPVisionModel`), their
+    /// projection taken from the base.
+    pub vision_only: Vec<String>,
 }
 
 /// Loads the base checkpoint, the named fine-tuned checkpoints (their own heads ignored) and the
-/// named head files. Errors name the file: a head whose width differs from the encoder's
+/// named head files. Checkpoints are opened with [`open_checkpoint`] (single files, shard indexes
+/// or directories); a Hugging Face vision tower without `visual_projection.weight`
+/// (`CLIPVisionModel`) gets the base's projection. Errors name the file: a head whose width differs from the encoder's
 /// embedding, a fine-tuned checkpoint whose tensors differ in shape from the base's (another
 /// base or architecture), a missing file.
 pub fn load_mtl(
@@ -949,11 +1081,9 @@ pub fn load_mtl(
     for (name, p) in heads {
         loaded_heads.push((name.clone(), load_head(p)?));
     }
-    if !base.exists() {
-        return Err(Error::invalid(base.display().to_string(), "no such file"));
-    }
-    let bsd = StateDict::open(base)?;
-    if let Some(e) = embed_width(&bsd) {
+    let bck = open_checkpoint(base)?;
+    let bsd = bck.source();
+    if let Some(e) = embed_width(bsd) {
         for ((name, h), (_, p)) in loaded_heads.iter().zip(heads) {
             if h.in_dim != e {
                 return Err(Error::invalid(
@@ -970,26 +1100,29 @@ pub fn load_mtl(
         }
     }
     let hsd = StateDict::open(first_head)?;
-    let b = ClipClassifier::from_source(&bsd, Some(&hsd), opts)
+    let b = ClipClassifier::from_source(bsd, Some(&hsd), opts)
         .map_err(|e| Error::invalid(format!("base {}", base.display()), e.to_string()))?;
     let mut ms = Vec::new();
+    let mut vision_only = Vec::new();
     for (name, p) in models {
-        if !p.exists() {
-            return Err(Error::invalid(p.display().to_string(), "no such file"));
+        let (ck, completed) = complete_vision_tower(open_checkpoint(p)?, &b)?;
+        if completed {
+            vision_only.push(name.clone());
         }
-        let sd = StateDict::open(p)?;
-        let c = ClipClassifier::from_source_with_config(&sd, Some(&hsd), b.config().clone())
-            .map_err(|e| {
-                Error::invalid(
-                    format!("model `{name}` ({})", p.display()),
-                    format!("does not match the base {}: {e}", base.display()),
-                )
-            })?;
+        let c =
+            ClipClassifier::from_source_with_config(ck.source(), Some(&hsd), b.config().clone())
+                .map_err(|e| {
+                    Error::invalid(
+                        format!("model `{name}` ({})", p.display()),
+                        format!("does not match the base {}: {e}", base.display()),
+                    )
+                })?;
         ms.push((name.clone(), c));
     }
     Ok(MtlModels {
         base: b,
         models: ms,
         heads: loaded_heads,
+        vision_only,
     })
 }

@@ -315,3 +315,147 @@ fn bad_inputs_are_named() {
         .to_string();
     assert!(e.contains("not a class of its head"), "{e}");
 }
+
+fn write_map(map: &dawin::vit::TensorMap, path: &std::path::Path, skip: &[&str]) {
+    let ts: Vec<dawin::core::OwnedTensor> = map
+        .iter()
+        .filter(|(n, _)| !skip.contains(n))
+        .map(|(n, t)| dawin::core::OwnedTensor::from_f32(n, t.shape.clone(), &t.data))
+        .collect();
+    dawin::core::write_safetensors(path, &ts, None).unwrap();
+}
+
+fn heads_list() -> Vec<(String, PathBuf)> {
+    vec![("digits".into(), demo("heads/digits.safetensors"))]
+}
+
+#[test]
+fn sharded_checkpoints_load_like_the_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dawin::core::StateDict::open(demo("digits.safetensors")).unwrap();
+    let names = sd.names();
+    let (a, b): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| n.contains("resblocks.0"));
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", &a),
+        ("model-00002-of-00002.safetensors", &b),
+    ] {
+        let ts: Vec<_> = part
+            .iter()
+            .map(|n| sd.tensor(n).unwrap().to_owned_tensor())
+            .collect();
+        dawin::core::write_safetensors(dir.path().join(file), &ts, None).unwrap();
+        for n in part.iter() {
+            weight_map.insert(n.to_string(), serde_json::Value::from(file));
+        }
+    }
+    let index = dir.path().join("model.safetensors.index.json");
+    std::fs::write(
+        &index,
+        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
+    )
+    .unwrap();
+    let single = load_mtl(
+        &demo("base.safetensors"),
+        &[("digits".into(), demo("digits.safetensors"))],
+        &heads_list(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    for path in [index.clone(), dir.path().to_path_buf()] {
+        let sharded = load_mtl(
+            &demo("base.safetensors"),
+            &[("digits".into(), path)],
+            &heads_list(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            encoder_params(&sharded.models[0].1),
+            encoder_params(&single.models[0].1)
+        );
+    }
+    // An index naming a tensor its shard lacks.
+    weight_map.insert(
+        "visual.not_there".into(),
+        serde_json::Value::from("model-00001-of-00002.safetensors"),
+    );
+    std::fs::write(
+        &index,
+        serde_json::json!({"weight_map": weight_map}).to_string(),
+    )
+    .unwrap();
+    let e = load_mtl(
+        &demo("base.safetensors"),
+        &[("digits".into(), index)],
+        &heads_list(),
+        &LoadOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("model-00001-of-00002.safetensors") && e.contains("visual.not_there"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_hugging_face_vision_tower_takes_the_base_projection() {
+    use dawin::vit::CheckpointNaming;
+    let dir = tempfile::tempdir().unwrap();
+    let m = load();
+    let hf = CheckpointNaming::HuggingFace {
+        root: String::new(),
+    };
+    let ft = &m.models[0].1;
+    // The fine-tuned encoder in Hugging Face naming, without projection and head
+    // (CLIPVisionModel). Its own projection differs from the base's, so taking it would show.
+    assert_ne!(
+        ft.weights().visual.proj.weight,
+        m.base.weights().visual.proj.weight
+    );
+    let w = ft.weights().clone();
+    let map = w.to_tensor_map(ft.config(), &hf).unwrap();
+    let tower = dir.path().join("tower.safetensors");
+    write_map(
+        &map,
+        &tower,
+        &[
+            "visual_projection.weight",
+            "classification_head.weight",
+            "classification_head.bias",
+        ],
+    );
+    let opts = LoadOptions {
+        heads: Some(4),
+        layer_norm_eps: None,
+    };
+    // Base in OpenAI naming (the demo file) and in Hugging Face naming.
+    let hf_base = dir.path().join("hf_base.safetensors");
+    write_map(
+        &m.base
+            .weights()
+            .to_tensor_map(m.base.config(), &hf)
+            .unwrap(),
+        &hf_base,
+        &["classification_head.weight", "classification_head.bias"],
+    );
+    for base in [demo("base.safetensors"), hf_base] {
+        let got = load_mtl(
+            &base,
+            &[("digits".into(), tower.clone())],
+            &heads_list(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(got.vision_only, vec!["digits".to_string()]);
+        let g = &got.models[0].1.weights().visual;
+        assert_eq!(g.proj.weight, m.base.weights().visual.proj.weight);
+        assert_eq!(g.conv1.weight, ft.weights().visual.conv1.weight);
+        assert_eq!(
+            g.resblocks[1].mlp_c_fc.weight,
+            ft.weights().visual.resblocks[1].mlp_c_fc.weight
+        );
+    }
+}
