@@ -306,40 +306,50 @@ pub fn ties_task_vector(taus: &[&[f32]], top: f32) -> Result<Vec<f32>> {
         x.ceil()
     } as usize;
     let keep = keep.clamp(1, n);
-    let trimmed: Vec<Vec<f32>> = taus
+    // Per-model trim thresholds (one magnitude buffer, no trimmed copies: memory stays M·n + n).
+    let mut mags = vec![0f32; n];
+    let thr: Vec<f32> = taus
         .iter()
         .map(|t| {
-            let mut mags: Vec<f32> = t.iter().map(|v| v.abs()).collect();
+            for (m, v) in mags.iter_mut().zip(t.iter()) {
+                *m = v.abs();
+            }
             let (_, kth, _) = mags.select_nth_unstable_by(n - keep, |a, b| a.total_cmp(b));
-            let thr = *kth;
-            t.iter()
-                .map(|&v| if v.abs() >= thr { v } else { 0.0 })
-                .collect()
+            *kth
         })
         .collect();
-    let mut sign: Vec<f32> = (0..n)
+    drop(mags);
+    let trimmed = |j: usize, i: usize| {
+        let v = taus[j][i];
+        if v.abs() >= thr[j] {
+            v
+        } else {
+            0.0
+        }
+    };
+    let mut sign: Vec<i8> = (0..n)
         .map(|i| {
-            let s: f32 = trimmed.iter().map(|t| t[i]).sum();
+            let s: f32 = (0..taus.len()).map(|j| trimmed(j, i)).sum();
             if s > 0.0 {
-                1.0
+                1
             } else if s < 0.0 {
-                -1.0
+                -1
             } else {
-                0.0
+                0
             }
         })
         .collect();
-    let total: f32 = sign.iter().sum();
-    let majority = if total >= 0.0 { 1.0 } else { -1.0 };
-    for s in sign.iter_mut().filter(|s| **s == 0.0) {
+    let total: i64 = sign.iter().map(|&s| s as i64).sum();
+    let majority = if total >= 0 { 1 } else { -1 };
+    for s in sign.iter_mut().filter(|s| **s == 0) {
         *s = majority;
     }
     Ok((0..n)
         .map(|i| {
             let (mut sum, mut cnt) = (0.0f32, 0usize);
-            for t in &trimmed {
-                let v = t[i];
-                if v != 0.0 && (v > 0.0) == (sign[i] > 0.0) {
+            for j in 0..taus.len() {
+                let v = trimmed(j, i);
+                if v != 0.0 && (v > 0.0) == (sign[i] > 0) {
                     sum += v;
                     cnt += 1;
                 }

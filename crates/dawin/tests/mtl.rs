@@ -296,6 +296,19 @@ fn bad_inputs_are_named() {
         .unwrap()
         .to_string();
     assert!(e.contains("head of `digits`") && e.contains("16"), "{e}");
+    // A NaN in a head gives NaN logits: an error, not a silent accuracy.
+    let mut h = m.heads[0].1.clone();
+    h.weight[3] = f32::NAN;
+    let tasks = [MtlTask {
+        name: "digits".into(),
+        head: h,
+        data: &d,
+    }];
+    let e = evaluate_mtl(&m.base, &named, &tasks, &MtlConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("non-finite logit"), "{e}");
     // No model.
     let tasks = [MtlTask {
         name: "digits".into(),
