@@ -170,16 +170,19 @@ pub fn lerp<T: Param>(a: &[T], b: &[T], lambda: f32, out: &mut [T]) -> Result<()
     check_lambda("lambda", lambda)?;
     out.par_chunks_mut(PAR_CHUNK)
         .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
-        .for_each(|(o, (a, b))| {
-            if lambda == 0.0 {
-                o.copy_from_slice(a);
-            } else if lambda == 1.0 {
-                o.copy_from_slice(b);
-            } else {
-                lerp_block(a, b, lambda, o);
-            }
-        });
+        .for_each(|(o, (a, b))| lerp_exact_ends(a, b, lambda, o));
     Ok(())
+}
+
+/// [`lerp_block`] except that λ = 0 and λ = 1 copy `a` and `b` bit for bit.
+fn lerp_exact_ends<T: Param>(a: &[T], b: &[T], l: f32, out: &mut [T]) {
+    if l == 0.0 {
+        out.copy_from_slice(a);
+    } else if l == 1.0 {
+        out.copy_from_slice(b);
+    } else {
+        lerp_block(a, b, l, out);
+    }
 }
 
 /// K outputs from one pass over `a` and `b`: `outs[k] = (1 − λ_k)·a + λ_k·b`, with exactly the
@@ -223,14 +226,7 @@ pub fn multi_lerp<T: Param>(
                 let end = (start + BLOCK).min(a.len());
                 let (a, b) = (&a[start..end], &b[start..end]);
                 for (o, &l) in outs.iter_mut().zip(lambdas) {
-                    let o = &mut o[start..end];
-                    if l == 0.0 {
-                        o.copy_from_slice(a);
-                    } else if l == 1.0 {
-                        o.copy_from_slice(b);
-                    } else {
-                        lerp_block(a, b, l, o);
-                    }
+                    lerp_exact_ends(a, b, l, &mut o[start..end]);
                 }
             }
         });
