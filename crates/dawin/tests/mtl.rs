@@ -472,3 +472,44 @@ fn a_hugging_face_vision_tower_takes_the_base_projection() {
         );
     }
 }
+
+#[test]
+fn dawin_with_k_components_merges_once_per_used_component() {
+    let m = load();
+    let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 30)).collect();
+    let tasks: Vec<MtlTask<'_>> = sets
+        .iter()
+        .zip(&m.heads)
+        .map(|(d, (n, h))| MtlTask {
+            name: n.clone(),
+            head: h.clone(),
+            data: d as &dyn Dataset,
+        })
+        .collect();
+    let named: Vec<(String, &ClipClassifier)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let cfg = |k| MtlConfig {
+        methods: vec![MtlMethod::Dawin],
+        k,
+        progress: false,
+        ..MtlConfig::default()
+    };
+    let r1 = evaluate_mtl(&m.base, &named, &tasks, &cfg(1)).unwrap();
+    assert_eq!(r1.methods[0].merges, Some(3), "one merge per dataset");
+    let r = evaluate_mtl(&m.base, &named, &tasks, &cfg(2)).unwrap();
+    let used: usize = r
+        .mixtures
+        .values()
+        .map(|x| {
+            assert_eq!(x.k, 2);
+            assert_eq!(x.counts.iter().sum::<usize>(), 30);
+            for mean in &x.means {
+                assert!((mean.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+            }
+            x.counts.iter().filter(|&&c| c > 0).count()
+        })
+        .sum();
+    assert_eq!(r.methods[0].merges, Some(used));
+    // K = 0 is refused.
+    assert!(evaluate_mtl(&m.base, &named, &tasks, &cfg(0)).is_err());
+}
