@@ -105,6 +105,10 @@ struct Common {
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
+    /// dawin-sample / oracle-sample: merge θ(λ) once per distinct λ instead of the blended
+    /// per-sample forward (for checking it).
+    #[arg(long)]
+    exact_loop: bool,
 }
 
 #[derive(Args)]
@@ -360,6 +364,7 @@ fn eval_config(
         wise_curve: c.wise_curve,
         progress: !c.quiet,
         device,
+        exact_loop: c.exact_loop,
     };
     Ok((cfg, out))
 }
@@ -394,6 +399,9 @@ pub(crate) fn run_eval(
     let res = dawin::eval::evaluate(&n0, &n1, val, id, tests, &cfg)?;
     let r = &res.report;
     println!("{}", r.markdown());
+    if let Some(p) = &r.per_sample_forward {
+        println!("per-sample forward: {p}");
+    }
     println!(
         "T0 = {:.4}, T1 = {:.4} ({}); WiSE-FT λ = {}; ensemble weight = {}; device: {}; {:.2} s",
         r.temperatures[0],

@@ -579,3 +579,41 @@ fn merge_task_arithmetic_with_one_model_equals_interpolation() {
         "--lambda",
     );
 }
+
+#[test]
+fn dawin_sample_blended_by_default_equals_exact_loop() {
+    let s = Setup::new();
+    let common = [
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-plots",
+        "--methods",
+        "zs,dawin-sample",
+    ];
+    let blended = ok(&s.eval("blended", &common));
+    let mut args = common.to_vec();
+    args.push("--exact-loop");
+    let exact = ok(&s.eval("exact", &args));
+    assert!(blended.contains("per-sample forward: blended"), "{blended}");
+    assert!(
+        exact.contains("per-sample forward: merge-per-lambda"),
+        "{exact}"
+    );
+    let (rb, re) = (report(&s.p("blended")), report(&s.p("exact")));
+    assert_eq!(rb["per_sample_forward"], "blended");
+    assert_eq!(re["per_sample_forward"], "merge-per-lambda");
+    // The exact path counts its merges; the blended one runs none.
+    assert!(re["methods"][1]["merges"].as_u64().unwrap() > 1);
+    assert_eq!(rb["methods"][1]["merges"], 0);
+    for d in ["id", "rotate", "invert"] {
+        let read = |dir: &str| {
+            npy::read_i64(Path::new(&s.p(dir)).join(d).join("pred_dawin-sample.npy"))
+                .unwrap()
+                .data
+        };
+        let (pb, pe) = (read("blended"), read("exact"));
+        assert_eq!(pb.len(), 40);
+        assert_eq!(pb, pe, "{d}");
+    }
+}

@@ -9,7 +9,7 @@
 //! through its merged model.
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::Interpolate;
+use crate::model::{Interpolate, PerSampleForward};
 use crate::progress;
 use crate::report::{MethodRow, MixtureReport, Report, WisePoint};
 use dawin_core::expertise::{expertise_by_name, Needs, NegCrossEntropy, PseudoSource};
@@ -126,6 +126,10 @@ pub struct EvalConfig {
     pub progress: bool,
     /// The device, as reported.
     pub device: String,
+    /// Per-sample methods (`dawin-sample`, `oracle-sample`) merge θ(λ) once per distinct λ even
+    /// when the model has a blended per-sample forward ([`Interpolate::per_sample_forward`]);
+    /// for checking the blended path.
+    pub exact_loop: bool,
 }
 
 impl Default for EvalConfig {
@@ -143,6 +147,7 @@ impl Default for EvalConfig {
             wise_curve: false,
             progress: true,
             device: "cpu".into(),
+            exact_loop: false,
         }
     }
 }
@@ -313,6 +318,32 @@ pub fn forward_by_lambda<M: Interpolate>(
         }
     }
     Ok((out, groups.len()))
+}
+
+/// Logits `[N, C]` where sample i runs through θ(λ_i) with a prepared blended forward
+/// ([`Interpolate::per_sample_forward`]), in batches of `batch` samples; no merged model is built.
+pub fn forward_blended(
+    blend: &dyn PerSampleForward,
+    data: &dyn Dataset,
+    lambdas: &[f32],
+    batch: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<f32>> {
+    if lambdas.len() != data.len() {
+        return Err(Error::invalid(
+            "lambdas",
+            format!("{} values for {} samples", lambdas.len(), data.len()),
+        ));
+    }
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::new();
+    for chunk in idx.chunks(batch.max(1)) {
+        let x = data.load(chunk)?;
+        let l = &lambdas[chunk[0]..chunk[0] + chunk.len()];
+        out.extend(blend.forward(&x, chunk.len(), l)?);
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(out)
 }
 
 /// The reference per-sample loop: for each sample, merge θ(λ_i) and forward that one sample
@@ -562,6 +593,14 @@ pub fn evaluate<M: Interpolate>(
     }
     timer.add("ensemble", t);
 
+    // The blended per-sample forward, built once for every dataset (θ0 and Δθ stacked).
+    let per_sample_methods = has(Method::DawinSample) || has(Method::OracleSample);
+    let blend = if per_sample_methods && !config.exact_loop {
+        m0.per_sample_forward(m1).transpose()?
+    } else {
+        None
+    };
+
     // 4. Per dataset.
     let mut per_sample = Vec::new();
     let mut mixtures = BTreeMap::new();
@@ -689,9 +728,19 @@ pub fn evaluate<M: Interpolate>(
                     };
                     let bar =
                         progress::bar(n, format!("{} on {}", m.name(), d.name()), config.progress);
-                    let (zl, nm) = forward_by_lambda(m0, m1, *d, &l, config.batch_size, &bar)?;
+                    let zl = match &blend {
+                        Some(b) => {
+                            merges.entry(m).or_default(); // no merge: 0
+                            forward_blended(b.as_ref(), *d, &l, config.batch_size, &bar)?
+                        }
+                        None => {
+                            let (zl, nm) =
+                                forward_by_lambda(m0, m1, *d, &l, config.batch_size, &bar)?;
+                            *merges.entry(m).or_default() += nm;
+                            zl
+                        }
+                    };
                     bar.finish_and_clear();
-                    *merges.entry(m).or_default() += nm;
                     stats::argmax(&zl, c)?
                 }
                 Method::OracleDomain => grid_or_forward(grid[argmax_first(&grid_acc)])?,
@@ -781,6 +830,14 @@ pub fn evaluate<M: Interpolate>(
         seed: config.seed,
         device: config.device.clone(),
         cache_dir: config.cache_dir.as_ref().map(|p| p.display().to_string()),
+        per_sample_forward: per_sample_methods.then(|| {
+            if blend.is_some() {
+                "blended"
+            } else {
+                "merge-per-lambda"
+            }
+            .to_string()
+        }),
         cache_hits: hits,
         cache_misses: misses,
         timings,

@@ -51,4 +51,4 @@ pub mod report;
 
 pub use data::{Dataset, ImageFolderDataset, InMemoryDataset};
 pub use error::{Error, Result};
-pub use model::{Interpolate, Model};
+pub use model::{Interpolate, Model, PerSampleForward};

@@ -19,6 +19,31 @@ pub trait Interpolate: Model + Sized {
     fn check_compatible(&self, other: &Self) -> Result<()>;
     /// θ(λ) = (1 − λ)·`self` + λ·`other`, λ ∈ [0, 1]; λ = 0 and λ = 1 copy exactly.
     fn interpolate(&self, other: &Self, lambda: f32) -> Result<Self>;
+
+    /// An exact per-sample-λ forward over the pair (`self` = θ0, `other` = θ1), built once and
+    /// reused for every batch: sample i goes through θ(λ_i) = (1 − λ_i)θ0 + λ_iθ1 without
+    /// materialising any merged model. `None` (the default) when the model type has none; the
+    /// pipeline then merges once per distinct λ.
+    fn per_sample_forward(&self, other: &Self) -> Option<Result<Box<dyn PerSampleForward + '_>>> {
+        let _ = other;
+        None
+    }
+}
+
+/// A prepared per-sample-λ forward (see [`Interpolate::per_sample_forward`]).
+pub trait PerSampleForward: Send + Sync {
+    /// Logits `[batch, C]` of `inputs` `[batch, input_numel]`, sample i through θ(`lambdas[i]`).
+    fn forward(&self, inputs: &[f32], batch: usize, lambdas: &[f32]) -> Result<Vec<f32>>;
+}
+
+/// [`PerSampleForward`] of two CLIP classifiers: θ0 and Δθ = θ1 − θ0 stacked once in
+/// [`dawin_vit::BlendedWeights`], run by [`dawin_vit::cpu::blended::forward_lerp`].
+struct ClipBlend(dawin_vit::BlendedWeights);
+
+impl PerSampleForward for ClipBlend {
+    fn forward(&self, inputs: &[f32], batch: usize, lambdas: &[f32]) -> Result<Vec<f32>> {
+        Ok(dawin_vit::cpu::blended::forward_lerp(inputs, batch, &self.0, lambdas)?.0)
+    }
 }
 
 impl Model for ClipClassifier {
@@ -82,5 +107,14 @@ impl Interpolate for ClipClassifier {
             }
         }
         Ok(ClipClassifier::new(self.config().clone(), w)?)
+    }
+
+    /// [`dawin_vit::BlendedWeights`] of (θ0, θ1): holds two f32 model copies.
+    fn per_sample_forward(&self, other: &Self) -> Option<Result<Box<dyn PerSampleForward + '_>>> {
+        Some(
+            self.check_compatible(other)
+                .and_then(|()| Ok(dawin_vit::BlendedWeights::from_classifiers(self, &[other])?))
+                .map(|bw| Box::new(ClipBlend(bw)) as Box<dyn PerSampleForward>),
+        )
     }
 }

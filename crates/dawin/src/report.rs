@@ -64,6 +64,11 @@ pub struct Report {
     pub val: String,
     /// The ID test set's name.
     pub id: String,
+    /// How `dawin-sample` / `oracle-sample` ran sample i through θ(λ_i): `blended` (one
+    /// per-sample blended forward, no merge) or `merge-per-lambda` (one merge per distinct λ);
+    /// `None` when neither method ran.
+    #[serde(default)]
+    pub per_sample_forward: Option<String>,
     /// Evaluated datasets, ID first.
     pub datasets: Vec<String>,
     /// Samples per dataset.

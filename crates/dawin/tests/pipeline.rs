@@ -92,6 +92,8 @@ fn dawin_with_k_equal_to_the_number_of_distinct_lambdas_equals_dawin_sample() {
         &[],
         &EvalConfig {
             k: 3,
+            // The merge-per-λ path, whose merges are counted.
+            exact_loop: true,
             ..quiet(vec![Method::Dawin, Method::DawinSample])
         },
     )
@@ -275,4 +277,77 @@ fn image_folder_datasets_are_read_lazily_and_their_fingerprint_follows_the_files
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn blended_per_sample_forward_equals_the_merge_per_lambda_path() {
+    let (m0, m1) = models();
+    let (val, id, rot) = (data("val", 60), data("id", 24), data("rotate", 24));
+    let run = |exact_loop: bool| {
+        evaluate(
+            &Named::new("t0", &m0, "a"),
+            &Named::new("t1", &m1, "b"),
+            &val,
+            &id,
+            &[&rot],
+            &EvalConfig {
+                exact_loop,
+                ..quiet(vec![Method::Zs, Method::DawinSample, Method::OracleSample])
+            },
+        )
+        .unwrap()
+    };
+    let (blended, exact) = (run(false), run(true));
+    assert_eq!(
+        blended.report.per_sample_forward.as_deref(),
+        Some("blended")
+    );
+    assert_eq!(
+        exact.report.per_sample_forward.as_deref(),
+        Some("merge-per-lambda")
+    );
+    for (b, e) in blended.per_sample.iter().zip(&exact.per_sample) {
+        assert_eq!(b.lambda, e.lambda);
+        for m in [Method::DawinSample, Method::OracleSample] {
+            assert_eq!(
+                b.predictions[&m],
+                e.predictions[&m],
+                "{} {}",
+                b.dataset,
+                m.name()
+            );
+        }
+    }
+    // Only θ0 and θ1 run: the report names neither path.
+    let zs = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &id,
+        &[],
+        &quiet(vec![Method::Zs]),
+    )
+    .unwrap();
+    assert_eq!(zs.report.per_sample_forward, None);
+    assert_eq!(blended.report.methods[1].merges, Some(0));
+    assert!(exact.report.methods[1].merges.unwrap() > 1);
+
+    // Logits: blended (batches of 7, λ = 0 and 1 included) vs one merge per distinct λ.
+    let blend = m0.per_sample_forward(&m1).unwrap().unwrap();
+    let bar = indicatif::ProgressBar::hidden();
+    let mut l = blended.per_sample[0].lambda.clone();
+    l[0] = 0.0;
+    l[1] = 1.0;
+    let zb = dawin::eval::forward_blended(blend.as_ref(), &id, &l, 7, &bar).unwrap();
+    let (ze, _) = forward_by_lambda(&m0, &m1, &id, &l, 5, &bar).unwrap();
+    assert_eq!(zb.len(), ze.len());
+    let worst = zb
+        .iter()
+        .zip(&ze)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "max |Δlogit| = {worst}");
+    // A λ count that does not match the data is an error naming `lambdas`.
+    let e = dawin::eval::forward_blended(blend.as_ref(), &id, &l[1..], 7, &bar).unwrap_err();
+    assert!(e.to_string().contains("lambdas"), "{e}");
 }
