@@ -1,6 +1,6 @@
 //! `dawin eval-mtl` (M fine-tuned models, one head per dataset) and `dawin demo --multi-task`.
 use clap::Args;
-use dawin::mtl::{evaluate_mtl, load_mtl, MtlConfig, MtlMethod, MtlTask};
+use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
 use dawin::vit::LoadOptions;
 use dawin::{Dataset, Error, ImageFolderDataset, Result};
 use std::path::{Path, PathBuf};
@@ -34,7 +34,9 @@ pub(crate) struct MtlOpts {
     /// Seed of the mixture fit.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory for report.json and lambda_heatmap.png (mean λ_j per dataset, the paper's Fig. 7).
+    /// Directory for report.json, lambda_heatmap.png (mean λ_j per dataset, the paper's Fig. 7)
+    /// and per dataset <dataset>/{entropy,lambda}.npy [N, M], cluster.npy, labels.npy,
+    /// pred_<row>.npy and correct_<row>.npy.
     #[arg(long)]
     out: Option<PathBuf>,
     /// No progress bars.
@@ -114,8 +116,8 @@ pub(crate) fn cmd_eval_mtl(a: EvalMtlArgs) -> Result<()> {
     run(&a.base, &models, &heads, &tests, &opts, &a.opts, None)
 }
 
-/// Loads everything, evaluates, prints the tables, writes `report.json` into `--out` (or
-/// `default_out`).
+/// Loads everything, evaluates, prints the tables, writes `report.json`, the heat map and the
+/// per-sample arrays into `--out` (or `default_out`).
 pub(crate) fn run(
     base: &Path,
     models: &[(String, PathBuf)],
@@ -184,7 +186,8 @@ pub(crate) fn run(
         seed: o.seed,
         progress: !o.quiet,
     };
-    let r = evaluate_mtl(&loaded.base, &refs, &tasks, &cfg)?;
+    let output = evaluate_mtl_full(&loaded.base, &refs, &tasks, &cfg)?;
+    let r = &output.report;
     println!("{}", r.markdown());
     println!("{}", r.lambda_markdown());
     println!(
@@ -198,8 +201,8 @@ pub(crate) fn run(
         t.elapsed().as_secs_f64()
     );
     if let Some(dir) = &out {
-        r.write(dir)?;
-        dawin::plot::lambda_heatmap(&r, &dir.join("lambda_heatmap.png"))?;
+        write_mtl_outputs(&output, dir)?;
+        dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?;
         println!("outputs: {}", dir.display());
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `dawin demo --multi-task` and `dawin eval-mtl` end to end: the table against the JSON report
 //! and against the accuracies demo/README.md gives (computed by scripts/make_demo.py's own JAX
 //! forward, not by this code), and bad input.
-use dawin::core::{write_safetensors, OwnedTensor, StateDict};
+use dawin::core::{npy, write_safetensors, OwnedTensor, StateDict};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -119,6 +119,97 @@ fn demo_multi_task_table_agrees_with_the_json_and_the_scripts_accuracies() {
     assert!((json["scale"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     // The Fig. 7 heat map (its pixels are checked in crates/dawin/tests/mtl.rs).
     assert!(dir.path().join("lambda_heatmap.png").exists());
+    check_arrays(dir.path(), &json, 3);
+}
+
+/// The per-sample arrays under `out` against the report: every accuracy recomputed from
+/// `correct_<row>.npy` (itself `pred == labels`), λ rows summing to 1 and equal to
+/// softmax(−entropy) recomputed here, mean λ as in the report, components below K.
+fn check_arrays(out: &Path, json: &Value, m: usize) {
+    let file = |row: &str| -> String {
+        if row == "individual†" {
+            "individual-oracle".into()
+        } else {
+            row.replace(':', "_")
+        }
+    };
+    let models: Vec<&str> = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(models.len(), m);
+    for d in json["datasets"].as_array().unwrap() {
+        let d = d.as_str().unwrap();
+        let dir = out.join(d);
+        let n = json["n_samples"][d].as_u64().unwrap() as usize;
+        let labels = npy::read_i64(dir.join("labels.npy")).unwrap();
+        assert_eq!(labels.shape, [n]);
+        for row in json["methods"].as_array().unwrap() {
+            let name = row["method"].as_str().unwrap();
+            let f = file(name);
+            let Some(want) = row["accuracy"][d].as_f64() else {
+                assert!(!dir.join(format!("pred_{f}.npy")).exists(), "{name} on {d}");
+                continue;
+            };
+            let pred = npy::read_i64(dir.join(format!("pred_{f}.npy"))).unwrap();
+            let correct = npy::read_i64(dir.join(format!("correct_{f}.npy"))).unwrap();
+            assert_eq!(pred.shape, [n]);
+            assert_eq!(correct.shape, [n]);
+            for i in 0..n {
+                assert_eq!(
+                    correct.data[i],
+                    (pred.data[i] == labels.data[i]) as i64,
+                    "{name} on {d}, sample {i}"
+                );
+            }
+            let acc = 100.0 * correct.data.iter().sum::<i64>() as f64 / n as f64;
+            assert!((acc - want).abs() < 1e-9, "{name} on {d}: {acc} vs {want}");
+        }
+        let h = npy::read_f32(dir.join("entropy.npy")).unwrap();
+        let l = npy::read_f32(dir.join("lambda.npy")).unwrap();
+        assert_eq!(h.shape, [n, m]);
+        assert_eq!(l.shape, [n, m]);
+        for i in 0..n {
+            let hr = &h.data[i * m..(i + 1) * m];
+            let lr = &l.data[i * m..(i + 1) * m];
+            assert!(
+                hr.iter().all(|&v| v >= 0.0 && v.is_finite()),
+                "{d} {i}: {hr:?}"
+            );
+            let sum: f64 = lr.iter().map(|&v| v as f64).sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{d} {i}: λ sums to {sum}");
+            // λ_j = exp(−H_j) / Σ_k exp(−H_k), computed here in f64.
+            let z: f64 = hr.iter().map(|&v| (-(v as f64)).exp()).sum();
+            for (hj, lj) in hr.iter().zip(lr) {
+                let want = (-(*hj as f64)).exp() / z;
+                assert!(
+                    (want - *lj as f64).abs() < 1e-5,
+                    "{d} {i}: {lr:?} vs H {hr:?}"
+                );
+            }
+        }
+        for (j, model) in models.iter().enumerate() {
+            let mean: f64 = (0..n).map(|i| l.data[i * m + j] as f64).sum::<f64>() / n as f64;
+            let want = json["mean_lambda"][d][model].as_f64().unwrap();
+            assert!((mean - want).abs() < 1e-6, "{d}/{model}: {mean} vs {want}");
+        }
+        match json["mixtures"].get(d) {
+            Some(mix) => {
+                let k = mix["k"].as_i64().unwrap();
+                let c = npy::read_i64(dir.join("cluster.npy")).unwrap();
+                assert_eq!(c.shape, [n]);
+                assert!(c.data.iter().all(|&v| (0..k).contains(&v)), "{d}");
+                // Samples per component as the report counts them.
+                for (kk, want) in mix["counts"].as_array().unwrap().iter().enumerate() {
+                    let got = c.data.iter().filter(|&&v| v == kk as i64).count();
+                    assert_eq!(got as u64, want.as_u64().unwrap(), "{d} component {kk}");
+                }
+            }
+            None => assert!(!dir.join("cluster.npy").exists()),
+        }
+    }
 }
 
 fn eval_mtl(extra: &[String]) -> Output {
@@ -163,7 +254,11 @@ fn eval_mtl_runs_and_bad_input_gets_a_clear_error() {
     let rows = table(&out);
     let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ft:digits", "ft:rotation", "base", "ties", "dawin"]);
-    assert!(dir.path().join("report.json").exists());
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    check_arrays(dir.path(), &json, 2);
+    assert_eq!(json["mixtures"]["digits"]["k"], 2);
 
     // A dataset without a head.
     fails_with(

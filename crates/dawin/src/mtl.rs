@@ -547,32 +547,45 @@ pub fn apply_head(head: &Linear, feats: &[f32]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-fn accuracy(logits: &[f32], c: usize, labels: &[i64]) -> Result<f64> {
+/// Accuracy (%) and the predicted classes (argmax of each logit row `[N, C]`).
+fn score(logits: &[f32], c: usize, labels: &[i64]) -> Result<(f64, Vec<u32>)> {
     let pred = stats::argmax(logits, c)?;
     let ok = pred
         .iter()
         .zip(labels)
         .filter(|(&p, &y)| p as i64 == y)
         .count();
-    Ok(100.0 * ok as f64 / labels.len().max(1) as f64)
+    Ok((100.0 * ok as f64 / labels.len().max(1) as f64, pred))
 }
 
-/// λ vectors `[N, M]` of one dataset from the fine-tuned models' logits on it (with its head):
-/// `λ_ij = softmax_j(−H_j(x_i))`, `H_j` the entropy at temperature 1.
-pub fn lambda_vectors(logits: &[&[f32]], n_classes: usize) -> Result<Vec<f32>> {
+/// Entropies `[N, M]` (row-major, model j in column j) of the fine-tuned models' logits on one
+/// dataset: `H_j(x_i) = −Σ_c p_c log p_c`, `p = softmax(z_j(x_i))` (temperature 1).
+fn entropy_matrix(logits: &[&[f32]], n_classes: usize) -> Result<Vec<f32>> {
     let cols = logits
         .iter()
         .map(|z| {
             Ok(stats::entropy(z, n_classes, 1.0)?
                 .into_iter()
-                .map(|h| -(h as f64))
+                .map(f64::from)
                 .collect())
         })
         .collect::<Result<Vec<Vec<f64>>>>()?;
-    Ok(coef::lambda_multi(
-        &coef::stack_columns(&cols)?,
-        logits.len(),
-    )?)
+    Ok(coef::stack_columns(&cols)?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect())
+}
+
+/// λ vectors `[N, M]` of one dataset from the fine-tuned models' logits on it (with its head):
+/// `λ_ij = softmax_j(−H_j(x_i))`, `H_j` the entropy at temperature 1.
+pub fn lambda_vectors(logits: &[&[f32]], n_classes: usize) -> Result<Vec<f32>> {
+    lambda_from_entropy(&entropy_matrix(logits, n_classes)?, logits.len())
+}
+
+/// λ vectors `[N, M]` from entropies `[N, M]`: `λ_ij = softmax_j(−H_ij)`.
+fn lambda_from_entropy(h: &[f32], m: usize) -> Result<Vec<f32>> {
+    let neg: Vec<f64> = h.iter().map(|&v| -(v as f64)).collect();
+    Ok(coef::lambda_multi(&neg, m)?)
 }
 
 struct Timer(Vec<(String, f64)>);
@@ -587,14 +600,120 @@ impl Timer {
     }
 }
 
+/// Per-sample arrays of one dataset of a multi-task evaluation (written by
+/// [`write_mtl_outputs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MtlPerSample {
+    /// The dataset.
+    pub dataset: String,
+    /// Fine-tuned models M.
+    pub n_models: usize,
+    /// `H_j(x_i)` `[N, M]` row-major: entropy of fine-tuned model j with this dataset's head.
+    pub entropy: Vec<f32>,
+    /// `λ_ij = softmax_j(−H_ij)` `[N, M]`; every row sums to 1.
+    pub lambda: Vec<f32>,
+    /// Dirichlet component of each sample `[N]` (present when `dawin` ran).
+    pub cluster: Option<Vec<i64>>,
+    /// Labels `[N]`.
+    pub labels: Vec<i64>,
+    /// (table row name, predicted class `[N]`) per row that is defined on this dataset, in
+    /// table order.
+    pub predictions: Vec<(String, Vec<u32>)>,
+}
+
+impl MtlPerSample {
+    /// `correct_i = (pred_i == label_i)` of a table row, `None` when the row has no
+    /// predictions here.
+    pub fn correct(&self, row: &str) -> Option<Vec<bool>> {
+        let (_, p) = self.predictions.iter().find(|(r, _)| r == row)?;
+        Some(
+            p.iter()
+                .zip(&self.labels)
+                .map(|(&p, &y)| p as i64 == y)
+                .collect(),
+        )
+    }
+}
+
+/// A multi-task evaluation's report and per-sample arrays.
+#[derive(Clone, Debug)]
+pub struct MtlOutput {
+    /// The table and what produced it.
+    pub report: MtlReport,
+    /// Per dataset, in column order.
+    pub per_sample: Vec<MtlPerSample>,
+}
+
+/// A table row's name as a file-name part: `individual†` → `individual-oracle`, every character
+/// other than ASCII letters, digits, `-`, `_` and `.` → `_` (`ft:digits` → `ft_digits`).
+pub fn file_safe(row: &str) -> String {
+    if row == "individual†" {
+        return MtlMethod::IndividualOracle.name().to_string();
+    }
+    row.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes `report.json` and, per dataset, `<dataset>/entropy.npy` `[N, M]` (f32),
+/// `lambda.npy` `[N, M]` (f32), `cluster.npy` `[N]` (i64, when `dawin` ran), `labels.npy` `[N]`
+/// and `pred_<row>.npy` / `correct_<row>.npy` `[N]` (i64) for every table row defined on the
+/// dataset, `<row>` = [`file_safe`] of the row name. Each file is written to a temporary file and
+/// renamed into place.
+pub fn write_mtl_outputs(out: &MtlOutput, dir: &Path) -> Result<()> {
+    out.report.write(dir)?;
+    for p in &out.per_sample {
+        let d = dir.join(&p.dataset);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        let (n, m) = (p.labels.len(), p.n_models);
+        dawin_core::npy::write_f32(d.join("entropy.npy"), &p.entropy, &[n, m])?;
+        dawin_core::npy::write_f32(d.join("lambda.npy"), &p.lambda, &[n, m])?;
+        if let Some(c) = &p.cluster {
+            dawin_core::npy::write_i64(d.join("cluster.npy"), c, &[n])?;
+        }
+        dawin_core::npy::write_i64(d.join("labels.npy"), &p.labels, &[n])?;
+        for (row, pred) in &p.predictions {
+            let f = file_safe(row);
+            let pi: Vec<i64> = pred.iter().map(|&v| v as i64).collect();
+            dawin_core::npy::write_i64(d.join(format!("pred_{f}.npy")), &pi, &[n])?;
+            let ci: Vec<i64> = p
+                .correct(row)
+                .unwrap_or_default()
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            dawin_core::npy::write_i64(d.join(format!("correct_{f}.npy")), &ci, &[n])?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the multi-task comparison: `base` θ0, the named fine-tuned `models` (every one of θ0's
-/// architecture, with any head), and the evaluation `tasks`, each with its own head.
+/// architecture, with any head), and the evaluation `tasks`, each with its own head: the report
+/// of [`evaluate_mtl_full`].
 pub fn evaluate_mtl(
     base: &ClipClassifier,
     models: &[(String, &ClipClassifier)],
     tasks: &[MtlTask<'_>],
     config: &MtlConfig,
 ) -> Result<MtlReport> {
+    Ok(evaluate_mtl_full(base, models, tasks, config)?.report)
+}
+
+/// [`evaluate_mtl`] with the per-sample arrays (entropies, λ vectors, mixture components,
+/// predictions of every row).
+pub fn evaluate_mtl_full(
+    base: &ClipClassifier,
+    models: &[(String, &ClipClassifier)],
+    tasks: &[MtlTask<'_>],
+    config: &MtlConfig,
+) -> Result<MtlOutput> {
     let t_all = Instant::now();
     check_models(base, models)?;
     if tasks.is_empty() {
@@ -632,15 +751,15 @@ pub fn evaluate_mtl(
     let bar = |n: usize, msg: String| progress::bar(n, msg, config.progress);
     let all_idx = |d: &dyn Dataset| (0..d.len()).collect::<Vec<usize>>();
 
-    // Accuracy of an encoder on every dataset.
-    let eval_encoder = |enc: &ClipClassifier, label: &str| -> Result<Vec<f64>> {
+    // Accuracy and predictions of an encoder on every dataset.
+    let eval_encoder = |enc: &ClipClassifier, label: &str| -> Result<Vec<(f64, Vec<u32>)>> {
         tasks
             .iter()
             .map(|t| {
                 let b = bar(t.data.len(), format!("{label} on {}", t.name));
                 let f = features(enc, t.data, &all_idx(t.data), config.batch_size, &b)?;
                 b.finish_and_clear();
-                accuracy(&apply_head(&t.head, &f)?, t.head.out_dim, t.data.labels())
+                score(&apply_head(&t.head, &f)?, t.head.out_dim, t.data.labels())
             })
             .collect()
     };
@@ -660,13 +779,17 @@ pub fn evaluate_mtl(
     }
     timer.add("fine-tuned", t);
     let t = Instant::now();
-    let lambdas: Vec<Vec<f32>> = tasks
+    let entropies: Vec<Vec<f32>> = tasks
         .iter()
         .zip(&ft_logits)
         .map(|(task, z)| {
             let zr: Vec<&[f32]> = z.iter().map(|v| &v[..]).collect();
-            lambda_vectors(&zr, task.head.out_dim)
+            entropy_matrix(&zr, task.head.out_dim)
         })
+        .collect::<Result<_>>()?;
+    let lambdas: Vec<Vec<f32>> = entropies
+        .iter()
+        .map(|h| lambda_from_entropy(h, m))
         .collect::<Result<_>>()?;
     let mut mean_lambda = BTreeMap::new();
     for (task, l) in tasks.iter().zip(&lambdas) {
@@ -685,13 +808,23 @@ pub fn evaluate_mtl(
 
     let mut rows: Vec<MtlRow> = Vec::new();
     let datasets: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
-    let row = |method: String, acc: Vec<Option<f64>>, merges: Option<usize>| {
+    // Per dataset: (row, predictions) and the Dirichlet components.
+    let mut preds: Vec<Vec<(String, Vec<u32>)>> = vec![Vec::new(); tasks.len()];
+    let mut clusters: Vec<Option<Vec<i64>>> = vec![None; tasks.len()];
+    // A row from (accuracy, predictions) per dataset (`None` where undefined).
+    let mut add_row = |method: String, res: Vec<Option<(f64, Vec<u32>)>>, merges: Option<usize>| {
+        let acc: Vec<Option<f64>> = res.iter().map(|r| r.as_ref().map(|r| r.0)).collect();
         let mean = acc
             .iter()
             .copied()
             .collect::<Option<Vec<f64>>>()
             .map(|v| v.iter().sum::<f64>() / v.len() as f64);
-        MtlRow {
+        for (p, r) in preds.iter_mut().zip(res) {
+            if let Some((_, pr)) = r {
+                p.push((method.clone(), pr));
+            }
+        }
+        rows.push(MtlRow {
             method,
             accuracy: datasets
                 .iter()
@@ -700,7 +833,7 @@ pub fn evaluate_mtl(
                 .collect(),
             mean,
             merges,
-        }
+        });
     };
     let mut mixtures = BTreeMap::new();
     for &method in &config.methods {
@@ -712,10 +845,10 @@ pub fn evaluate_mtl(
                         .iter()
                         .zip(&ft_logits)
                         .map(|(task, z)| {
-                            accuracy(&z[j], task.head.out_dim, task.data.labels()).map(Some)
+                            score(&z[j], task.head.out_dim, task.data.labels()).map(Some)
                         })
                         .collect::<Result<_>>()?;
-                    rows.push(row(format!("ft:{name}"), acc, None));
+                    add_row(format!("ft:{name}"), acc, None);
                 }
             }
             MtlMethod::IndividualOracle => {
@@ -725,21 +858,17 @@ pub fn evaluate_mtl(
                     .map(
                         |(task, z)| match models.iter().position(|(n, _)| *n == task.name) {
                             Some(j) => {
-                                accuracy(&z[j], task.head.out_dim, task.data.labels()).map(Some)
+                                score(&z[j], task.head.out_dim, task.data.labels()).map(Some)
                             }
                             None => Ok(None),
                         },
                     )
                     .collect::<Result<_>>()?;
-                rows.push(row("individual†".into(), acc, None));
+                add_row("individual†".into(), acc, None);
             }
             MtlMethod::Base => {
                 let acc = eval_encoder(base, "base")?;
-                rows.push(row(
-                    "base".into(),
-                    acc.into_iter().map(Some).collect(),
-                    None,
-                ));
+                add_row("base".into(), acc.into_iter().map(Some).collect(), None);
             }
             MtlMethod::WeightAvg | MtlMethod::TaskArithmetic => {
                 let w = if method == MtlMethod::WeightAvg {
@@ -749,25 +878,21 @@ pub fn evaluate_mtl(
                 };
                 let merged = merge_encoders(base, &refs, &vec![w; m])?;
                 let acc = eval_encoder(&merged, method.name())?;
-                rows.push(row(
+                add_row(
                     method.name().into(),
                     acc.into_iter().map(Some).collect(),
                     Some(1),
-                ));
+                );
             }
             MtlMethod::Ties => {
                 let merged = ties_merge(base, &refs, config.ties_top, config.ties_scale)?;
                 let acc = eval_encoder(&merged, "ties")?;
-                rows.push(row(
-                    "ties".into(),
-                    acc.into_iter().map(Some).collect(),
-                    Some(1),
-                ));
+                add_row("ties".into(), acc.into_iter().map(Some).collect(), Some(1));
             }
             MtlMethod::Dawin => {
                 let mut acc = Vec::new();
                 let mut merges = 0;
-                for (task, l) in tasks.iter().zip(&lambdas) {
+                for ((task, l), cl) in tasks.iter().zip(&lambdas).zip(clusters.iter_mut()) {
                     let cfg = dawin_mixture::DirichletMixtureConfig {
                         k: config.k,
                         seed: config.seed,
@@ -777,6 +902,7 @@ pub fn evaluate_mtl(
                         Error::invalid(format!("mixture on `{}`", task.name), e.to_string())
                     })?;
                     let comp = fit.predict(l)?;
+                    *cl = Some(comp.iter().map(|&k| k as i64).collect());
                     let n = task.data.len();
                     let c = task.head.out_dim;
                     let mut logits = vec![0f32; n * c];
@@ -807,9 +933,9 @@ pub fn evaluate_mtl(
                             counts,
                         },
                     );
-                    acc.push(Some(accuracy(&logits, c, task.data.labels())?));
+                    acc.push(Some(score(&logits, c, task.data.labels())?));
                 }
-                rows.push(row("dawin".into(), acc, Some(merges)));
+                add_row("dawin".into(), acc, Some(merges));
             }
             MtlMethod::DawinSample => {
                 let bw = BlendedWeights::from_classifiers(base, &refs)?;
@@ -831,16 +957,33 @@ pub fn evaluate_mtl(
                     }
                     b.finish_and_clear();
                     let z = apply_head(&task.head, &feats)?;
-                    acc.push(Some(accuracy(&z, task.head.out_dim, task.data.labels())?));
+                    acc.push(Some(score(&z, task.head.out_dim, task.data.labels())?));
                 }
-                rows.push(row("dawin-sample".into(), acc, None));
+                add_row("dawin-sample".into(), acc, None);
             }
         }
         timer.add(method.name(), t);
     }
     let mut timings = timer.0;
     timings.push(("total".into(), t_all.elapsed().as_secs_f64()));
-    Ok(MtlReport {
+    let per_sample = tasks
+        .iter()
+        .zip(entropies)
+        .zip(lambdas)
+        .zip(preds.into_iter().zip(clusters))
+        .map(
+            |(((task, entropy), lambda), (predictions, cluster))| MtlPerSample {
+                dataset: task.name.clone(),
+                n_models: m,
+                entropy,
+                lambda,
+                cluster,
+                labels: task.data.labels().to_vec(),
+                predictions,
+            },
+        )
+        .collect();
+    let report = MtlReport {
         models: models.iter().map(|(n, _)| n.clone()).collect(),
         datasets: datasets.clone(),
         n_samples: tasks
@@ -856,7 +999,8 @@ pub fn evaluate_mtl(
         mean_lambda,
         mixtures,
         timings,
-    })
+    };
+    Ok(MtlOutput { report, per_sample })
 }
 
 /// Finds the head tensors of a head file: `classification_head.weight` / `.bias` (at the top
