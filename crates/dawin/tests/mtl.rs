@@ -2,8 +2,8 @@
 //! example, the K = 1 Dirichlet mixture, and the per-sample blended forward against an explicit
 //! merge-per-sample loop, on the embedded demo (crates/dawin-cli/demo/mtl).
 use dawin::mtl::{
-    apply_head, evaluate_mtl, lambda_vectors, load_mtl, merge_encoders, ties_task_vector,
-    MtlConfig, MtlMethod, MtlModels, MtlTask,
+    apply_head, evaluate_mtl, file_safe, lambda_vectors, load_mtl, merge_encoders,
+    ties_task_vector, MtlConfig, MtlMethod, MtlModels, MtlTask,
 };
 use dawin::vit::{cpu, ClipClassifier, LoadOptions};
 use dawin::{Dataset, InMemoryDataset};
@@ -512,4 +512,12 @@ fn dawin_with_k_components_merges_once_per_used_component() {
     assert_eq!(r.methods[0].merges, Some(used));
     // K = 0 is refused.
     assert!(evaluate_mtl(&m.base, &named, &tasks, &cfg(0)).is_err());
+}
+
+#[test]
+fn row_names_become_file_safe() {
+    assert_eq!(file_safe("ft:digits"), "ft_digits");
+    assert_eq!(file_safe("individual†"), "individual-oracle");
+    assert_eq!(file_safe("weight-avg"), "weight-avg");
+    assert_eq!(file_safe("ft:a/b c"), "ft_a_b_c");
 }
