@@ -132,6 +132,15 @@ struct EvalArgs {
     /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
     #[arg(long)]
     heads: Option<usize>,
+    /// Streaming DaWin for test-time use: each test set is read --batch-size samples at a time
+    /// (never held whole); per batch θ0 and θ1, λ from the batch (--eq), then the batch through
+    /// θ(λ_i). Accuracy only; temperatures from --temperatures or fitted on --val.
+    #[arg(long)]
+    streaming: bool,
+    /// With --streaming: replace each batch's λ by its component mean in a K-component Beta
+    /// mixture fitted on that batch.
+    #[arg(long, value_name = "K", requires = "streaming")]
+    streaming_mixture: Option<usize>,
     #[command(flatten)]
     common: Common,
 }
@@ -459,6 +468,11 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&dyn Dataset> = tests.iter().map(|d| d as &dyn Dataset).collect();
+    if a.streaming {
+        let mut evals: Vec<&dyn Dataset> = vec![&id];
+        evals.extend_from_slice(&refs);
+        return run_streaming(&a, &m0, &m1, &val, &evals);
+    }
     run_eval(
         (&a.theta0, &m0),
         (&a.theta1, &m1),
@@ -468,6 +482,51 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         &a.common,
         None,
     )
+}
+
+/// `dawin eval --streaming`: [`dawin::eval::evaluate_streaming`] on each dataset.
+fn run_streaming(
+    a: &EvalArgs,
+    m0: &ClipClassifier,
+    m1: &ClipClassifier,
+    val: &dyn Dataset,
+    evals: &[&dyn Dataset],
+) -> Result<()> {
+    let device = resolve_device(&a.common.device)?;
+    let (cfg, _) = eval_config(&a.common, device, None)?;
+    let c = m0.config().num_classes;
+    let fit = |m: &ClipClassifier| -> Result<f32> {
+        let bar = dawin::progress::bar(val.len(), format!("T on {}", val.name()), cfg.progress);
+        let z = dawin::eval::forward_dataset(m, val, cfg.batch_size, &bar)?;
+        bar.finish_and_clear();
+        Ok(dawin::core::temperature::fit_temperature(&z, c, val.labels())?.temperature)
+    };
+    let (t0, t1) = match cfg.temperatures {
+        Some(t) => t,
+        None => (fit(m0)?, fit(m1)?),
+    };
+    println!("| dataset | accuracy | correct | mean λ | batches |\n|---|---:|---:|---:|---:|");
+    for d in evals {
+        let r = dawin::eval::evaluate_streaming(m0, m1, *d, (t0, t1), &cfg, a.streaming_mixture)?;
+        println!(
+            "| {} | {:.2} | {}/{} | {:.4} | {} |",
+            r.dataset,
+            r.accuracy(),
+            r.correct,
+            r.n,
+            r.mean_lambda,
+            r.batches
+        );
+    }
+    println!(
+        "streaming: batch size {}, {}; T0 = {t0:.4}, T1 = {t1:.4}",
+        cfg.batch_size,
+        match a.streaming_mixture {
+            Some(k) => format!("batch-wise Beta mixture K = {k}"),
+            None => "per-sample λ".into(),
+        }
+    );
+    Ok(())
 }
 
 fn cmd_logits(a: LogitsArgs) -> Result<()> {

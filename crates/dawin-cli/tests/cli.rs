@@ -617,3 +617,35 @@ fn dawin_sample_blended_by_default_equals_exact_loop() {
         assert_eq!(pb, pe, "{d}");
     }
 }
+
+#[test]
+fn streaming_eq1_equals_dawin_sample_with_eq1() {
+    let s = Setup::new();
+    let common = ["--device", "cpu", "--quiet", "--no-plots", "--eq", "1"];
+    let mut full = common.to_vec();
+    full.extend(["--methods", "dawin-sample", "--batch-size", "64"]);
+    ok(&s.eval("full", &full));
+    let r = report(&s.p("full"));
+    let mut st = common.to_vec();
+    st.extend(["--streaming", "--batch-size", "9"]);
+    let out = ok(&s.eval("stream", &st));
+    for d in ["id", "rotate", "invert"] {
+        let acc = r["methods"][0]["accuracy"][d].as_f64().unwrap();
+        let correct = (acc * 40.0 / 100.0).round() as usize;
+        let row = format!("| {d} | {acc:.2} | {correct}/40 |");
+        assert!(out.contains(&row), "{row} not in\n{out}");
+        // 40 samples in batches of 9: five batches.
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {d} |")))
+            .unwrap();
+        assert!(line.ends_with("| 5 |"), "{line}");
+    }
+    let mut mix = st.clone();
+    mix.extend(["--streaming-mixture", "2"]);
+    let out = ok(&s.eval("mix", &mix));
+    assert!(out.contains("batch-wise Beta mixture K = 2"), "{out}");
+    // --streaming-mixture needs --streaming.
+    let o = s.eval("bad", &["--streaming-mixture", "2"]);
+    assert!(!o.status.success());
+}

@@ -844,3 +844,151 @@ pub fn evaluate<M: Interpolate>(
     };
     Ok(EvalOutput { report, per_sample })
 }
+
+/// What [`evaluate_streaming`] returns for one dataset: accuracy only (no per-sample arrays).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamingResult {
+    /// Dataset name.
+    pub dataset: String,
+    /// Samples seen.
+    pub n: usize,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Batches processed.
+    pub batches: usize,
+    /// Mean λ over the samples (after the mixture, when one is used).
+    pub mean_lambda: f64,
+}
+
+impl StreamingResult {
+    /// Accuracy in percent.
+    pub fn accuracy(&self) -> f64 {
+        100.0 * self.correct as f64 / self.n.max(1) as f64
+    }
+}
+
+/// Streaming DaWin for test-time use: `data` is read `config.batch_size` samples at a time and
+/// never held whole. Per batch: logits of θ0 and θ1, `λ(x)` from the batch alone (Eq. 1
+/// `e_1/(e_0+e_1)`, or Eq. 2 with the domain offset of the batch), the WiSE-FT plug-in if set,
+/// optionally replaced by the mean of its component in a `mixture_k`-component Beta mixture
+/// fitted on the batch's λ (Table B's batch-wise mixture), then sample i through θ(λ_i) (the
+/// blended forward when the model has one, else one merge per distinct λ in the batch).
+/// Temperatures `(T0, T1)` are given (e.g. fitted on a validation set beforehand).
+pub fn evaluate_streaming<M: Interpolate>(
+    m0: &M,
+    m1: &M,
+    data: &dyn Dataset,
+    temperatures: (f32, f32),
+    config: &EvalConfig,
+    mixture_k: Option<usize>,
+) -> Result<StreamingResult> {
+    m0.check_compatible(m1)?;
+    check_dataset(m0, data)?;
+    if mixture_k == Some(0) {
+        return Err(Error::invalid("--streaming-mixture", "must be ≥ 1"));
+    }
+    let metric = expertise_by_name(&config.expertise)?;
+    let (t0, t1) = temperatures;
+    let c = m0.num_classes();
+    let blend = if config.exact_loop {
+        None
+    } else {
+        m0.per_sample_forward(m1).transpose()?
+    };
+    let mut half_model: Option<M> = None;
+    let mut res = StreamingResult {
+        dataset: data.name().to_string(),
+        n: 0,
+        correct: 0,
+        batches: 0,
+        mean_lambda: 0.0,
+    };
+    let mut lambda_sum = 0f64;
+    let bar = progress::bar(
+        data.len(),
+        format!("streaming on {}", data.name()),
+        config.progress,
+    );
+    let all: Vec<usize> = (0..data.len()).collect();
+    for chunk in all.chunks(config.batch_size.max(1)) {
+        let b = chunk.len();
+        let x = data.load(chunk)?;
+        let labels = &data.labels()[chunk[0]..chunk[0] + b];
+        let (z0, z1) = (m0.forward(&x, b)?, m1.forward(&x, b)?);
+        let (o0, o1) = (ModelOutputs::new(&z0, c, t0), ModelOutputs::new(&z1, c, t1));
+        if metric.needs() == Needs::PseudoTargets(PseudoSource::Merged) && half_model.is_none() {
+            half_model = Some(m0.interpolate(m1, 0.5)?);
+        }
+        let half = || -> Result<Vec<f32>> {
+            half_model
+                .as_ref()
+                .expect("θ(½) built when needed")
+                .forward(&x, b)
+        };
+        let (le0, le1) = log_expertise(metric.as_ref(), &o0, &o1, labels, &half, 0.5 * (t0 + t1))?;
+        let mut lambda = match config.coefficient {
+            Coefficient::Eq1 => coef::lambda_eq1(&le0, &le1)?,
+            Coefficient::Eq2 => {
+                let (h0, h1) = (stats::entropy(&z0, c, t0)?, stats::entropy(&z1, c, t1)?);
+                coef::lambda_eq2(&le0, &le1, coef::domain_offset(&h0, &h1)?)?
+            }
+        };
+        if let Some(a) = config.wise_alpha {
+            lambda = coef::wise_plugin(&lambda, a)?;
+        }
+        if let Some(k) = mixture_k {
+            let cfg = dawin_mixture::BetaMixtureConfig {
+                k,
+                seed: config.seed,
+                ..Default::default()
+            };
+            let fit = dawin_mixture::BetaMixture::fit(&lambda, &cfg).map_err(|e| {
+                Error::invalid(
+                    format!("mixture on batch {} of `{}`", res.batches, data.name()),
+                    e.to_string(),
+                )
+            })?;
+            lambda = fit
+                .predict(&lambda)?
+                .iter()
+                .map(|&k| fit.means()[k] as f32)
+                .collect();
+        }
+        let z = match &blend {
+            Some(bl) => bl.forward(&x, b, &lambda)?,
+            None => {
+                let n = m0.input_numel();
+                let mut z = vec![0f32; b * c];
+                let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                for (i, l) in lambda.iter().enumerate() {
+                    groups.entry(l.to_bits()).or_default().push(i);
+                }
+                for (bits, idx) in &groups {
+                    let merged = m0.interpolate(m1, f32::from_bits(*bits))?;
+                    let xs: Vec<f32> = idx
+                        .iter()
+                        .flat_map(|&i| x[i * n..(i + 1) * n].iter().copied())
+                        .collect();
+                    let zg = merged.forward(&xs, idx.len())?;
+                    for (k, &i) in idx.iter().enumerate() {
+                        z[i * c..(i + 1) * c].copy_from_slice(&zg[k * c..(k + 1) * c]);
+                    }
+                }
+                z
+            }
+        };
+        let pred = stats::argmax(&z, c)?;
+        res.correct += pred
+            .iter()
+            .zip(labels)
+            .filter(|(&p, &y)| p as i64 == y)
+            .count();
+        lambda_sum += lambda.iter().map(|&l| l as f64).sum::<f64>();
+        res.n += b;
+        res.batches += 1;
+        bar.inc(b as u64);
+    }
+    bar.finish_and_clear();
+    res.mean_lambda = lambda_sum / res.n.max(1) as f64;
+    Ok(res)
+}

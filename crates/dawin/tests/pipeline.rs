@@ -351,3 +351,54 @@ fn blended_per_sample_forward_equals_the_merge_per_lambda_path() {
     let e = dawin::eval::forward_blended(blend.as_ref(), &id, &l[1..], 7, &bar).unwrap_err();
     assert!(e.to_string().contains("lambdas"), "{e}");
 }
+
+#[test]
+fn streaming_eq1_equals_dawin_sample_with_eq1() {
+    use dawin::eval::{evaluate_streaming, Coefficient};
+    let (m0, m1) = models();
+    let (val, id, rot) = (data("val", 60), data("id", 30), data("rotate", 30));
+    for exact_loop in [false, true] {
+        let cfg = EvalConfig {
+            coefficient: Coefficient::Eq1,
+            batch_size: 7,
+            exact_loop,
+            ..quiet(vec![Method::DawinSample])
+        };
+        let full = evaluate(
+            &Named::new("t0", &m0, "a"),
+            &Named::new("t1", &m1, "b"),
+            &val,
+            &id,
+            &[&rot],
+            &cfg,
+        )
+        .unwrap();
+        let t = full.report.temperatures;
+        for (ps, d) in full.per_sample.iter().zip([&id, &rot]) {
+            let s = evaluate_streaming(&m0, &m1, d, (t[0], t[1]), &cfg, None).unwrap();
+            let ok = ps.correct(Method::DawinSample).unwrap();
+            assert_eq!(s.n, 30);
+            assert_eq!(s.batches, 5);
+            assert_eq!(s.correct, ok.iter().filter(|&&b| b).count(), "{}", d.name());
+            let mean = ps.lambda.iter().map(|&l| l as f64).sum::<f64>() / 30.0;
+            assert!((s.mean_lambda - mean).abs() < 1e-6);
+        }
+        // The batch-wise mixture with one component: every sample of a batch gets the fitted
+        // Beta's mean, close to the batch's mean λ; K = 0 is an error naming the option.
+        let s1 = evaluate_streaming(&m0, &m1, &id, (t[0], t[1]), &cfg, Some(1)).unwrap();
+        let mean = full.per_sample[0]
+            .lambda
+            .iter()
+            .map(|&l| l as f64)
+            .sum::<f64>()
+            / 30.0;
+        assert_eq!(s1.n, 30);
+        assert!(
+            (s1.mean_lambda - mean).abs() < 0.05,
+            "{} vs {mean}",
+            s1.mean_lambda
+        );
+        let e = evaluate_streaming(&m0, &m1, &id, (t[0], t[1]), &cfg, Some(0)).unwrap_err();
+        assert!(e.to_string().contains("--streaming-mixture"), "{e}");
+    }
+}
