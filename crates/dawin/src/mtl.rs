@@ -203,29 +203,14 @@ impl MtlReport {
     /// The Markdown table: rows = methods, columns = datasets and the mean, accuracy in % with
     /// two decimals (`—` where undefined).
     pub fn markdown(&self) -> String {
-        let mut s = String::from("| method |");
-        for d in &self.datasets {
-            s += &format!(" {d} |");
-        }
-        s += " mean |\n|---|";
-        for _ in 0..=self.datasets.len() {
-            s += "---:|";
-        }
-        s.push('\n');
-        for r in &self.methods {
-            s += &format!("| {} |", r.method);
-            for d in &self.datasets {
-                match r.accuracy.get(d) {
-                    Some(a) => s += &format!(" {a:.2} |"),
-                    None => s += " — |",
-                }
-            }
-            match r.mean {
-                Some(m) => s += &format!(" {m:.2} |\n"),
-                None => s += " — |\n",
-            }
-        }
-        s
+        crate::report::markdown_table(
+            &self.datasets,
+            "mean",
+            self.methods.iter().map(|r| {
+                let cells = self.datasets.iter().map(|d| r.accuracy.get(d).copied());
+                (r.method.as_str(), cells.collect(), r.mean)
+            }),
+        )
     }
 
     /// The mean-λ table: rows = datasets, columns = models.

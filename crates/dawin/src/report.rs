@@ -115,32 +115,48 @@ impl Report {
     /// The Markdown table: rows = methods, columns = datasets (ID first) and the OOD mean,
     /// accuracies in % with two decimals.
     pub fn markdown(&self) -> String {
-        let mut s = String::from("| method |");
-        for d in &self.datasets {
-            s += &format!(" {d} |");
-        }
-        s += " OOD mean |\n|---|";
-        for _ in 0..=self.datasets.len() {
-            s += "---:|";
-        }
-        s.push('\n');
-        for r in &self.methods {
-            s += &format!("| {} |", r.method);
-            for d in &self.datasets {
-                s += &format!(" {:.2} |", r.accuracy[d]);
-            }
-            match r.ood_mean {
-                Some(m) => s += &format!(" {m:.2} |\n"),
-                None => s += " — |\n",
-            }
-        }
-        s
+        markdown_table(
+            &self.datasets,
+            "OOD mean",
+            self.methods.iter().map(|r| {
+                let cells = self.datasets.iter().map(|d| r.accuracy.get(d).copied());
+                (r.method.as_str(), cells.collect(), r.ood_mean)
+            }),
+        )
     }
 
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serialises")
     }
+}
+
+/// A Markdown table with a `method` column, one column per dataset and a last summary column;
+/// numbers with two decimals, `—` where a cell is undefined.
+pub(crate) fn markdown_table<'a>(
+    datasets: &[String],
+    last: &str,
+    rows: impl IntoIterator<Item = (&'a str, Vec<Option<f64>>, Option<f64>)>,
+) -> String {
+    let cell = |v: Option<f64>| v.map_or_else(|| " — |".to_string(), |a| format!(" {a:.2} |"));
+    let mut s = String::from("| method |");
+    for d in datasets {
+        s += &format!(" {d} |");
+    }
+    s += &format!(" {last} |\n|---|");
+    for _ in 0..=datasets.len() {
+        s += "---:|";
+    }
+    s.push('\n');
+    for (method, cells, summary) in rows {
+        s += &format!("| {method} |");
+        for c in cells {
+            s += &cell(c);
+        }
+        s += &cell(summary);
+        s.push('\n');
+    }
+    s
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
