@@ -16,6 +16,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use dawin_benches::median_secs;
 use dawin_core::merge::lerp;
 use dawin_vit::{cpu, BlendedWeights, ClipWeights, VitConfig};
 
@@ -24,20 +25,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Median seconds of `reps` runs of `f` after one warm-up run.
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
 }
 
 fn merge_into(t0: &ClipWeights, t1: &ClipWeights, lambda: f32, out: &mut ClipWeights) {

@@ -10,9 +10,9 @@
 //! Run: `cargo bench -p dawin-benches --bench lerp`.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
+use dawin_benches::median_secs;
 use dawin_core::{merge, Param};
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -22,19 +22,6 @@ fn elems() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(16 << 20)
-}
-
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
 }
 
 /// Parallel copy in the same chunking as the merges.

@@ -10,9 +10,10 @@
 //! Run: `cargo bench -p dawin-benches --bench vit_cpu`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
+use dawin_benches::median_secs;
 use dawin_vit::cpu::{gemm, MatRef};
 use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
 
@@ -21,20 +22,6 @@ fn batch() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8)
-}
-
-/// Median seconds of `reps` runs of `f` after one warm-up run.
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
 }
 
 struct Setup {
