@@ -49,6 +49,6 @@ pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
 pub use weights::{
-    infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ResidualBlock,
-    VisionWeights,
+    infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
+    ResidualBlock, VisionWeights,
 };

@@ -370,11 +370,69 @@ fn linear(
     })
 }
 
-fn layer_norm(src: &dyn TensorSource, prefix: &str, width: usize) -> Result<LayerNorm> {
-    Ok(LayerNorm {
-        weight: fetch(src, &format!("{prefix}.weight"), &[width])?,
-        bias: fetch(src, &format!("{prefix}.bias"), &[width])?,
-    })
+/// Where one encoder parameter (a slice of [`ClipWeights::params`]) lives in a checkpoint: one
+/// tensor; several stacked row-wise (Hugging Face `q_proj`, `k_proj`, `v_proj` → the packed
+/// `[3W, W]` projection); or one transposed (OpenAI `visual.proj` `[W, E]` → `[E, W]`).
+/// Built by [`ClipWeights::encoder_specs`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    parts: Vec<(String, Vec<usize>)>,
+    transpose: bool,
+}
+
+impl ParamSpec {
+    /// The checkpoint tensors it reads, in stacking order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Number of values of the parameter.
+    pub fn len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Whether the parameter holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks that every tensor is present with its expected shape, reading no value. Errors
+    /// name the tensor and the source.
+    pub fn check(&self, src: &dyn TensorSource) -> Result<()> {
+        for (name, expected) in &self.parts {
+            let got = shape_of(src, name)?;
+            if got != *expected {
+                return Err(Error::TensorShape {
+                    name: name.clone(),
+                    source_name: src.source_name(),
+                    got,
+                    expected: format!("{expected:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the parameter as f32, in the layout of [`ClipWeights::params`]. Errors name the
+    /// tensor and the source (missing, misshapen, unreadable dtype).
+    pub fn load(&self, src: &dyn TensorSource) -> Result<Vec<f32>> {
+        if let [(name, shape)] = &self.parts[..] {
+            let data = fetch(src, name, shape)?;
+            return Ok(if self.transpose {
+                transpose(&data, shape[0], shape[1])
+            } else {
+                data
+            });
+        }
+        let mut out = Vec::with_capacity(self.len());
+        for (name, shape) in &self.parts {
+            out.extend(fetch(src, name, shape)?);
+        }
+        Ok(out)
+    }
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
@@ -399,139 +457,128 @@ impl ClipWeights {
         naming: &CheckpointNaming,
     ) -> Result<Self> {
         cfg.validate()?;
-        let (w, m, e, c, p) = (
-            cfg.width,
-            cfg.mlp_dim,
-            cfg.embed_dim,
-            cfg.num_classes,
-            cfg.patch_size,
-        );
-        let conv = fetch(src, &naming.patch(), &[w, 3, p, p])?;
-        let conv1 = Linear {
-            weight: conv,
-            bias: None,
-            out_dim: w,
-            in_dim: 3 * p * p,
-        };
-        let class_embedding = fetch(src, &naming.class_embedding(), &[w])?;
-        let positional_embedding = fetch(src, &naming.positional(), &[cfg.num_tokens(), w])?;
-        let ln_pre = layer_norm(src, &naming.ln_pre(), w)?;
-        let ln_post = layer_norm(src, &naming.ln_post(), w)?;
-        let proj = match naming {
-            CheckpointNaming::OpenAi { .. } => {
-                let pt = fetch(src, &naming.proj(), &[w, e])?;
-                Linear {
-                    weight: transpose(&pt, w, e),
-                    bias: None,
-                    out_dim: e,
-                    in_dim: w,
-                }
-            }
-            CheckpointNaming::HuggingFace { .. } => linear(src, &naming.proj(), None, e, w)?,
-        };
-        let bp = naming.block_prefix();
-        let mut resblocks = Vec::with_capacity(cfg.layers);
-        for i in 0..cfg.layers {
-            let b = format!("{bp}{i}");
-            let blk = match naming {
-                CheckpointNaming::OpenAi { .. } => ResidualBlock {
-                    ln_1: layer_norm(src, &format!("{b}.ln_1"), w)?,
-                    attn_in_proj: linear(
-                        src,
-                        &format!("{b}.attn.in_proj_weight"),
-                        Some(&format!("{b}.attn.in_proj_bias")),
-                        3 * w,
-                        w,
-                    )?,
-                    attn_out_proj: linear(
-                        src,
-                        &format!("{b}.attn.out_proj.weight"),
-                        Some(&format!("{b}.attn.out_proj.bias")),
-                        w,
-                        w,
-                    )?,
-                    ln_2: layer_norm(src, &format!("{b}.ln_2"), w)?,
-                    mlp_c_fc: linear(
-                        src,
-                        &format!("{b}.mlp.c_fc.weight"),
-                        Some(&format!("{b}.mlp.c_fc.bias")),
-                        m,
-                        w,
-                    )?,
-                    mlp_c_proj: linear(
-                        src,
-                        &format!("{b}.mlp.c_proj.weight"),
-                        Some(&format!("{b}.mlp.c_proj.bias")),
-                        w,
-                        m,
-                    )?,
-                },
-                CheckpointNaming::HuggingFace { .. } => {
-                    let mut weight = Vec::with_capacity(3 * w * w);
-                    let mut bias = Vec::with_capacity(3 * w);
-                    for q in ["q", "k", "v"] {
-                        weight.extend(fetch(
-                            src,
-                            &format!("{b}.self_attn.{q}_proj.weight"),
-                            &[w, w],
-                        )?);
-                        bias.extend(fetch(src, &format!("{b}.self_attn.{q}_proj.bias"), &[w])?);
-                    }
-                    ResidualBlock {
-                        ln_1: layer_norm(src, &format!("{b}.layer_norm1"), w)?,
-                        attn_in_proj: Linear {
-                            weight,
-                            bias: Some(bias),
-                            out_dim: 3 * w,
-                            in_dim: w,
-                        },
-                        attn_out_proj: linear(
-                            src,
-                            &format!("{b}.self_attn.out_proj.weight"),
-                            Some(&format!("{b}.self_attn.out_proj.bias")),
-                            w,
-                            w,
-                        )?,
-                        ln_2: layer_norm(src, &format!("{b}.layer_norm2"), w)?,
-                        mlp_c_fc: linear(
-                            src,
-                            &format!("{b}.mlp.fc1.weight"),
-                            Some(&format!("{b}.mlp.fc1.bias")),
-                            m,
-                            w,
-                        )?,
-                        mlp_c_proj: linear(
-                            src,
-                            &format!("{b}.mlp.fc2.weight"),
-                            Some(&format!("{b}.mlp.fc2.bias")),
-                            w,
-                            m,
-                        )?,
-                    }
-                }
-            };
-            resblocks.push(blk);
+        let mut weights = Self::zeros(cfg);
+        for (dst, spec) in weights
+            .params_mut()
+            .into_iter()
+            .zip(Self::encoder_specs(cfg, naming))
+        {
+            dst.copy_from_slice(&spec.load(src)?);
         }
         let hsrc = head.unwrap_or(src);
         let (hw, hb) = head_names(hsrc).ok_or_else(|| Error::MissingTensor {
             name: "classification_head.weight".into(),
             source_name: hsrc.source_name(),
         })?;
-        let head = linear(hsrc, &hw, Some(&hb), c, e)?;
-        let weights = ClipWeights {
-            visual: VisionWeights {
-                conv1,
-                class_embedding,
-                positional_embedding,
-                ln_pre,
-                resblocks,
-                ln_post,
-                proj,
-            },
-            head,
-        };
+        weights.head = linear(hsrc, &hw, Some(&hb), cfg.num_classes, cfg.embed_dim)?;
         weights.check(cfg)?;
         Ok(weights)
+    }
+
+    /// Where each encoder parameter comes from in a checkpoint of `naming`: one [`ParamSpec`]
+    /// per slice of [`ClipWeights::params`], in that order, the head excluded. Reading a model
+    /// parameter by parameter through these (e.g. from a memory-mapped file) never holds more
+    /// than one converted tensor: a merge of M checkpoints can run as one pass over them.
+    pub fn encoder_specs(cfg: &VitConfig, naming: &CheckpointNaming) -> Vec<ParamSpec> {
+        let (w, m, e, p) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.patch_size);
+        let one = |name: String, shape: &[usize]| ParamSpec {
+            parts: vec![(name, shape.to_vec())],
+            transpose: false,
+        };
+        let norm = |prefix: &str| {
+            [
+                one(format!("{prefix}.weight"), &[w]),
+                one(format!("{prefix}.bias"), &[w]),
+            ]
+        };
+        let lin = |prefix: &str, out_dim: usize, in_dim: usize| {
+            [
+                one(format!("{prefix}.weight"), &[out_dim, in_dim]),
+                one(format!("{prefix}.bias"), &[out_dim]),
+            ]
+        };
+        let mut v = vec![
+            one(naming.patch(), &[w, 3, p, p]),
+            one(naming.class_embedding(), &[w]),
+            one(naming.positional(), &[cfg.num_tokens(), w]),
+        ];
+        v.extend(norm(&naming.ln_pre()));
+        let bp = naming.block_prefix();
+        for i in 0..cfg.layers {
+            let b = format!("{bp}{i}");
+            match naming {
+                CheckpointNaming::OpenAi { .. } => {
+                    v.extend(norm(&format!("{b}.ln_1")));
+                    v.extend(norm(&format!("{b}.ln_2")));
+                    v.push(one(format!("{b}.attn.in_proj_weight"), &[3 * w, w]));
+                    v.push(one(format!("{b}.attn.in_proj_bias"), &[3 * w]));
+                    v.extend(lin(&format!("{b}.attn.out_proj"), w, w));
+                    v.extend(lin(&format!("{b}.mlp.c_fc"), m, w));
+                    v.extend(lin(&format!("{b}.mlp.c_proj"), w, m));
+                }
+                CheckpointNaming::HuggingFace { .. } => {
+                    v.extend(norm(&format!("{b}.layer_norm1")));
+                    v.extend(norm(&format!("{b}.layer_norm2")));
+                    let qkv = |what: &str, shape: &[usize]| ParamSpec {
+                        parts: ["q", "k", "v"]
+                            .iter()
+                            .map(|q| (format!("{b}.self_attn.{q}_proj.{what}"), shape.to_vec()))
+                            .collect(),
+                        transpose: false,
+                    };
+                    v.push(qkv("weight", &[w, w]));
+                    v.push(qkv("bias", &[w]));
+                    v.extend(lin(&format!("{b}.self_attn.out_proj"), w, w));
+                    v.extend(lin(&format!("{b}.mlp.fc1"), m, w));
+                    v.extend(lin(&format!("{b}.mlp.fc2"), w, m));
+                }
+            }
+        }
+        v.extend(norm(&naming.ln_post()));
+        v.push(match naming {
+            CheckpointNaming::OpenAi { .. } => ParamSpec {
+                parts: vec![(naming.proj(), vec![w, e])],
+                transpose: true,
+            },
+            CheckpointNaming::HuggingFace { .. } => one(naming.proj(), &[e, w]),
+        });
+        v
+    }
+
+    /// Zero weights of shape `cfg` (every bias present), to be filled by [`ClipWeights::load`].
+    fn zeros(cfg: &VitConfig) -> Self {
+        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
+        let lin = |out_dim: usize, in_dim: usize, bias: bool| Linear {
+            weight: vec![0.0; out_dim * in_dim],
+            bias: bias.then(|| vec![0.0; out_dim]),
+            out_dim,
+            in_dim,
+        };
+        let norm = || LayerNorm {
+            weight: vec![0.0; w],
+            bias: vec![0.0; w],
+        };
+        ClipWeights {
+            visual: VisionWeights {
+                conv1: lin(w, cfg.patch_dim(), false),
+                class_embedding: vec![0.0; w],
+                positional_embedding: vec![0.0; cfg.num_tokens() * w],
+                ln_pre: norm(),
+                resblocks: (0..cfg.layers)
+                    .map(|_| ResidualBlock {
+                        ln_1: norm(),
+                        attn_in_proj: lin(3 * w, w, true),
+                        attn_out_proj: lin(w, w, true),
+                        ln_2: norm(),
+                        mlp_c_fc: lin(m, w, true),
+                        mlp_c_proj: lin(w, m, true),
+                    })
+                    .collect(),
+                ln_post: norm(),
+                proj: lin(e, w, false),
+            },
+            head: lin(c, e, true),
+        }
     }
 
     /// Random weights of shape `cfg` (for benches and tests): matrices `N(0, 1/in)`, biases and

@@ -392,3 +392,42 @@ fn converting_between_namings_gives_the_other_fixture_exactly() {
             .unwrap()[0]
     );
 }
+
+#[test]
+fn param_specs_read_each_parameter_alone_in_both_namings() {
+    let cfg = tiny_config();
+    for (file, naming) in [
+        (
+            "tiny_openai.safetensors",
+            CheckpointNaming::OpenAi {
+                prefix: "visual.".into(),
+            },
+        ),
+        (
+            "tiny_hf.safetensors",
+            CheckpointNaming::HuggingFace {
+                root: String::new(),
+            },
+        ),
+    ] {
+        let src = tensor_map(&fixture(file));
+        let model = ClipClassifier::from_source(&src, None, &LoadOptions::default()).unwrap();
+        let params = model.weights().params();
+        let specs = dawin_vit::ClipWeights::encoder_specs(&cfg, &naming);
+        // Every parameter but the head's weight and bias, in `params()` order.
+        assert_eq!(specs.len(), params.len() - 2, "{file}");
+        for (spec, p) in specs.iter().zip(&params) {
+            spec.check(&src).unwrap();
+            assert_eq!(spec.len(), p.len());
+            assert_eq!(&spec.load(&src).unwrap()[..], *p, "{file}: {spec:?}");
+        }
+        // A misshapen tensor is named by `check` without reading values.
+        let spec = &specs[specs.len() - 1];
+        let name = spec.names().next().unwrap().to_string();
+        let mut m = src.clone();
+        let t = m.remove(&name).unwrap();
+        m.insert(name.clone(), vec![t.data.len()], t.data).unwrap();
+        let err = spec.check(&m).unwrap_err().to_string();
+        assert!(err.contains(&name), "{err}");
+    }
+}
