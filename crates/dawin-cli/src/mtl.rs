@@ -173,7 +173,7 @@ pub(crate) fn run(
             }
         })
         .collect();
-    let refs: Vec<(String, &dawin::vit::ClipClassifier)> =
+    let refs: Vec<(String, &dawin::mtl::CheckpointEncoder)> =
         loaded.models.iter().map(|(n, m)| (n.clone(), m)).collect();
     let cfg = MtlConfig {
         methods,

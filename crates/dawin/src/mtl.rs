@@ -16,17 +16,23 @@
 //! gives one merge per dataset with the mean λ vector) and `dawin-sample` (one λ vector per
 //! sample, run exactly with [`dawin_vit::cpu::blended::forward`], coefficients `s·λ_ij`).
 //!
-//! Every model is a [`ClipClassifier`] whose encoder is used; its head is ignored (the logits on
-//! `D` are `W_D f/‖f‖ + b_D` from the normalised features `f`).
+//! Every fine-tuned model is an [`Encoder`] whose encoder is used; its head is ignored (the
+//! logits on `D` are `W_D f/‖f‖ + b_D` from the normalised features `f`). [`load_mtl`] opens the
+//! checkpoints memory-mapped ([`CheckpointEncoder`]): each model is read whole only to be
+//! evaluated (one at a time), and every merge is one pass over the M + 1 checkpoints, parameter
+//! by parameter, so memory holds θ0, the merged encoder and one parameter per model, whatever M
+//! (`examples/mtl_memory.rs` measures it). Only `dawin-sample` holds all M + 1 encoders, as its
+//! blended forward must.
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::progress;
 use dawin_core::{coef, stats, StateDict};
 use dawin_vit::{
     cpu, BlendedWeights, CheckpointNaming, ClipClassifier, ClipWeights, Linear, LoadOptions,
-    TensorMap, TensorSource, HEADS_METADATA_KEY,
+    TensorMap, TensorSource, VitConfig,
 };
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -272,25 +278,10 @@ pub fn ties_task_vector(taus: &[&[f32]], top: f32) -> Result<Vec<f32>> {
             ),
         ));
     }
-    if !(top > 0.0 && top <= 1.0) {
-        return Err(Error::invalid(
-            "--ties-top",
-            format!("must lie in (0, 1], got {top}"),
-        ));
-    }
+    let keep = ties_keep(top, n)?;
     if n == 0 {
         return Ok(Vec::new());
     }
-    // `top` as the decimal it was written as (0.2f32 is 0.200000003 as f64), so that
-    // 20 % of 5 is 1, not 2.
-    let top_dec: f64 = format!("{top}").parse().unwrap_or(top as f64);
-    let x = top_dec * n as f64;
-    let keep = if (x - x.round()).abs() <= 1e-9 * x.max(1.0) {
-        x.round()
-    } else {
-        x.ceil()
-    } as usize;
-    let keep = keep.clamp(1, n);
     // Per-model trim thresholds (one magnitude buffer, no trimmed copies: memory stays M·n + n).
     let mut mags = vec![0f32; n];
     let thr: Vec<f32> = taus
@@ -299,53 +290,22 @@ pub fn ties_task_vector(taus: &[&[f32]], top: f32) -> Result<Vec<f32>> {
             for (m, v) in mags.iter_mut().zip(t.iter()) {
                 *m = v.abs();
             }
-            let (_, kth, _) = mags.select_nth_unstable_by(n - keep, |a, b| a.total_cmp(b));
-            *kth
+            kth_largest(&mut mags, keep)
         })
         .collect();
     drop(mags);
-    let trimmed = |j: usize, i: usize| {
-        let v = taus[j][i];
-        if v.abs() >= thr[j] {
-            v
-        } else {
-            0.0
-        }
+    let trimmed = |i: usize| {
+        taus.iter()
+            .zip(&thr)
+            .map(move |(t, &th)| if t[i].abs() >= th { t[i] } else { 0.0 })
     };
-    let mut sign: Vec<i8> = (0..n)
-        .map(|i| {
-            let s: f32 = (0..taus.len()).map(|j| trimmed(j, i)).sum();
-            if s > 0.0 {
-                1
-            } else if s < 0.0 {
-                -1
-            } else {
-                0
-            }
-        })
-        .collect();
+    let mut sign: Vec<i8> = (0..n).map(|i| ties_sign(trimmed(i))).collect();
     let total: i64 = sign.iter().map(|&s| s as i64).sum();
     let majority = if total >= 0 { 1 } else { -1 };
     for s in sign.iter_mut().filter(|s| **s == 0) {
         *s = majority;
     }
-    Ok((0..n)
-        .map(|i| {
-            let (mut sum, mut cnt) = (0.0f32, 0usize);
-            for j in 0..taus.len() {
-                let v = trimmed(j, i);
-                if v != 0.0 && (v > 0.0) == (sign[i] > 0) {
-                    sum += v;
-                    cnt += 1;
-                }
-            }
-            if cnt == 0 {
-                0.0
-            } else {
-                sum / cnt as f32
-            }
-        })
-        .collect())
+    Ok((0..n).map(|i| ties_mean(trimmed(i), sign[i])).collect())
 }
 
 /// Number of parameter slices of [`ClipWeights::params`] that belong to the encoder (the head's
@@ -354,52 +314,150 @@ fn encoder_slices(w: &ClipWeights) -> usize {
     w.params().len() - 1 - usize::from(w.head.bias.is_some())
 }
 
-/// Task arithmetic on the encoder: `θ0 + Σ_j w_j τ_j` ([`dawin_core::merge::task_arithmetic`],
-/// slice by slice; the head is θ0's, unused).
-pub fn merge_encoders(
+/// Task arithmetic on the encoder: `θ0 + Σ_j w_j τ_j`, computed as `(1 − Σ_j w_j) θ0 + Σ_j w_j θ_j`
+/// ([`dawin_core::merge::task_arithmetic`]) parameter by parameter: one pass over the M models,
+/// each parameter of each model read alone ([`Encoder::encoder_param`]), so memory holds θ0, the
+/// result and one parameter per model. The head is θ0's (unused).
+pub fn merge_encoders<E: Encoder>(
     base: &ClipClassifier,
-    models: &[&ClipClassifier],
+    models: &[&E],
     weights: &[f32],
 ) -> Result<ClipClassifier> {
     let mut w = base.weights().clone();
     let ne = encoder_slices(&w);
     {
         let b = base.weights().params();
-        let ms: Vec<Vec<&[f32]>> = models.iter().map(|m| m.weights().params()).collect();
         for (i, dst) in w.params_mut().into_iter().enumerate().take(ne) {
-            let mi: Vec<&[f32]> = ms.iter().map(|m| m[i]).collect();
-            dawin_core::merge::task_arithmetic(b[i], &mi, weights, dst)?;
+            let mi: Vec<Cow<'_, [f32]>> = models
+                .iter()
+                .map(|m| m.encoder_param(i))
+                .collect::<Result<_>>()?;
+            let mr: Vec<&[f32]> = mi.iter().map(|c| &c[..]).collect();
+            dawin_core::merge::task_arithmetic(b[i], &mr, weights, dst)?;
         }
     }
     Ok(ClipClassifier::new(base.config().clone(), w)?)
 }
 
+/// Number of values kept by TIES' trim step: `top · n` rounded up (`top` taken as the decimal
+/// it was written as, so that 20 % of 5 is 1), at least 1.
+fn ties_keep(top: f32, n: usize) -> Result<usize> {
+    if !(top > 0.0 && top <= 1.0) {
+        return Err(Error::invalid(
+            "--ties-top",
+            format!("must lie in (0, 1], got {top}"),
+        ));
+    }
+    // `top` as the decimal it was written as (0.2f32 is 0.200000003 as f64).
+    let top_dec: f64 = format!("{top}").parse().unwrap_or(top as f64);
+    let x = top_dec * n as f64;
+    let keep = if (x - x.round()).abs() <= 1e-9 * x.max(1.0) {
+        x.round()
+    } else {
+        x.ceil()
+    } as usize;
+    Ok(keep.clamp(1, n.max(1)))
+}
+
+/// The `keep`-th largest of `mags` (reordered in place).
+fn kth_largest(mags: &mut [f32], keep: usize) -> f32 {
+    let n = mags.len();
+    *mags
+        .select_nth_unstable_by(n - keep, |a, b| a.total_cmp(b))
+        .1
+}
+
+/// TIES' elected sign of one parameter from its trimmed values (0 where they sum to 0 exactly).
+fn ties_sign(trimmed: impl Iterator<Item = f32>) -> i8 {
+    let s: f32 = trimmed.sum();
+    if s > 0.0 {
+        1
+    } else if s < 0.0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// TIES' disjoint mean of one parameter: the mean of the trimmed values of sign `sign`.
+fn ties_mean(trimmed: impl Iterator<Item = f32>, sign: i8) -> f32 {
+    let (mut sum, mut cnt) = (0.0f32, 0usize);
+    for v in trimmed {
+        if v != 0.0 && (v > 0.0) == (sign > 0) {
+            sum += v;
+            cnt += 1;
+        }
+    }
+    if cnt == 0 {
+        0.0
+    } else {
+        sum / cnt as f32
+    }
+}
+
 /// TIES-merging of the encoders: `θ0 + scale · τ_m` with τ_m = [`ties_task_vector`] of the
-/// encoders' task vectors, all encoder parameters flattened into one vector per model.
-pub fn ties_merge(
+/// encoders' task vectors, all encoder parameters flattened into one vector per model. Runs as
+/// passes over the checkpoints, parameter by parameter ([`Encoder::encoder_param`]): each
+/// model's trim threshold (one model's magnitudes in memory at a time), the elected signs (one
+/// byte per parameter), then the disjoint mean — equal, value for value, to [`ties_task_vector`]
+/// over the flattened vectors.
+pub fn ties_merge<E: Encoder>(
     base: &ClipClassifier,
-    models: &[&ClipClassifier],
+    models: &[&E],
     top: f32,
     scale: f32,
 ) -> Result<ClipClassifier> {
+    if models.is_empty() {
+        return Err(Error::invalid("ties", "no task vector"));
+    }
     let b = base.weights().params();
     let ne = encoder_slices(base.weights());
-    let taus: Vec<Vec<f32>> = models
-        .iter()
-        .map(|m| {
-            let p = m.weights().params();
-            (0..ne)
-                .flat_map(|i| p[i].iter().zip(b[i]).map(|(x, y)| x - y))
-                .collect()
-        })
-        .collect();
-    let refs: Vec<&[f32]> = taus.iter().map(|t| &t[..]).collect();
-    let tm = ties_task_vector(&refs, top)?;
+    let n: usize = b[..ne].iter().map(|s| s.len()).sum();
+    let keep = ties_keep(top, n)?;
+    // τ_j of parameter i, computed as `ties_task_vector`'s callers do: θ_j − θ0.
+    let tau = |m: &E, i: usize| -> Result<Vec<f32>> {
+        let p = m.encoder_param(i)?;
+        Ok(p.iter().zip(b[i]).map(|(x, y)| x - y).collect())
+    };
+    // 1. Trim thresholds: the `keep`-th largest |τ_j| of each model.
+    let mut thr = Vec::with_capacity(models.len());
+    {
+        let mut mags = Vec::with_capacity(n);
+        for m in models {
+            mags.clear();
+            for i in 0..ne {
+                mags.extend(tau(m, i)?.iter().map(|v| v.abs()));
+            }
+            thr.push(kth_largest(&mut mags, keep));
+        }
+    }
+    let trim = |v: f32, t: f32| if v.abs() >= t { v } else { 0.0 };
+    let taus_of = |i: usize| -> Result<Vec<Vec<f32>>> {
+        models
+            .iter()
+            .zip(&thr)
+            .map(|(m, &t)| Ok(tau(m, i)?.into_iter().map(|v| trim(v, t)).collect()))
+            .collect()
+    };
+    // 2. Elected signs; an exact tie takes the sign of the sum of all signs.
+    let mut sign: Vec<i8> = Vec::with_capacity(n);
+    for (i, bi) in b[..ne].iter().enumerate() {
+        let t = taus_of(i)?;
+        sign.extend((0..bi.len()).map(|k| ties_sign(t.iter().map(|tj| tj[k]))));
+    }
+    let total: i64 = sign.iter().map(|&s| s as i64).sum();
+    let majority = if total >= 0 { 1 } else { -1 };
+    for s in sign.iter_mut().filter(|s| **s == 0) {
+        *s = majority;
+    }
+    // 3. Disjoint mean, merged into θ0.
     let mut w = base.weights().clone();
     let mut off = 0;
     for (i, dst) in w.params_mut().into_iter().enumerate().take(ne) {
+        let t = taus_of(i)?;
         for (k, d) in dst.iter_mut().enumerate() {
-            *d = b[i][k] + scale * tm[off + k];
+            let tm = ties_mean(t.iter().map(|tj| tj[k]), sign[off + k]);
+            *d = b[i][k] + scale * tm;
         }
         off += dst.len();
     }
@@ -407,7 +465,7 @@ pub fn ties_merge(
 }
 
 /// Checks that every model is an encoder of θ0's architecture, tensor by tensor.
-fn check_models(base: &ClipClassifier, models: &[(String, &ClipClassifier)]) -> Result<()> {
+fn check_models<E: Encoder>(base: &ClipClassifier, models: &[(String, &E)]) -> Result<()> {
     if models.is_empty() {
         return Err(Error::invalid(
             "--model",
@@ -430,15 +488,11 @@ fn check_models(base: &ClipClassifier, models: &[(String, &ClipClassifier)]) -> 
                 ),
             ));
         }
-        for (i, (x, y)) in bp.iter().zip(m.weights().params()).enumerate() {
-            if x.len() != y.len() {
+        for (i, (x, y)) in bp.iter().zip(m.encoder_lens()).enumerate() {
+            if x.len() != y {
                 return Err(Error::invalid(
                     format!("model `{name}`"),
-                    format!(
-                        "parameter tensor #{i} has {} values, the base {}",
-                        y.len(),
-                        x.len()
-                    ),
+                    format!("parameter tensor #{i} has {y} values, the base {}", x.len()),
                 ));
             }
         }
@@ -682,9 +736,9 @@ pub fn write_mtl_outputs(out: &MtlOutput, dir: &Path) -> Result<()> {
 /// Runs the multi-task comparison: `base` θ0, the named fine-tuned `models` (every one of θ0's
 /// architecture, with any head), and the evaluation `tasks`, each with its own head: the report
 /// of [`evaluate_mtl_full`].
-pub fn evaluate_mtl(
+pub fn evaluate_mtl<E: Encoder>(
     base: &ClipClassifier,
-    models: &[(String, &ClipClassifier)],
+    models: &[(String, &E)],
     tasks: &[MtlTask<'_>],
     config: &MtlConfig,
 ) -> Result<MtlReport> {
@@ -693,9 +747,9 @@ pub fn evaluate_mtl(
 
 /// [`evaluate_mtl`] with the per-sample arrays (entropies, λ vectors, mixture components,
 /// predictions of every row).
-pub fn evaluate_mtl_full(
+pub fn evaluate_mtl_full<E: Encoder>(
     base: &ClipClassifier,
-    models: &[(String, &ClipClassifier)],
+    models: &[(String, &E)],
     tasks: &[MtlTask<'_>],
     config: &MtlConfig,
 ) -> Result<MtlOutput> {
@@ -732,7 +786,7 @@ pub fn evaluate_mtl_full(
         }
     }
     let mut timer = Timer(Vec::new());
-    let refs: Vec<&ClipClassifier> = models.iter().map(|(_, c)| *c).collect();
+    let refs: Vec<&E> = models.iter().map(|(_, c)| *c).collect();
     let bar = |n: usize, msg: String| progress::bar(n, msg, config.progress);
     let all_idx = |d: &dyn Dataset| (0..d.len()).collect::<Vec<usize>>();
 
@@ -749,18 +803,18 @@ pub fn evaluate_mtl_full(
             .collect()
     };
 
-    // 1. Every fine-tuned model on every dataset (the individual rows and the λ vectors).
+    // 1. Every fine-tuned model on every dataset (the individual rows and the λ vectors); one
+    //    model in memory at a time.
     let t = Instant::now();
-    let mut ft_logits: Vec<Vec<Vec<f32>>> = Vec::new(); // [task][model] → [N, C]
-    for task in tasks {
-        let mut per = Vec::new();
-        for (name, mdl) in models {
+    let mut ft_logits: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(m); tasks.len()]; // [task][model] → [N, C]
+    for (name, mdl) in models {
+        let mdl = mdl.classifier()?;
+        for (task, per) in tasks.iter().zip(ft_logits.iter_mut()) {
             let b = bar(task.data.len(), format!("{name} on {}", task.name));
-            let f = features(mdl, task.data, &all_idx(task.data), config.batch_size, &b)?;
+            let f = features(&mdl, task.data, &all_idx(task.data), config.batch_size, &b)?;
             b.finish_and_clear();
             per.push(apply_head(&task.head, &f)?);
         }
-        ft_logits.push(per);
     }
     timer.add("fine-tuned", t);
     let t = Instant::now();
@@ -923,7 +977,13 @@ pub fn evaluate_mtl_full(
                 add_row("dawin".into(), acc, Some(merges));
             }
             MtlMethod::DawinSample => {
-                let bw = BlendedWeights::from_classifiers(base, &refs)?;
+                // The blended forward holds all M + 1 encoders (stacked): load them all.
+                let loaded: Vec<Cow<'_, ClipClassifier>> =
+                    refs.iter().map(|m| m.classifier()).collect::<Result<_>>()?;
+                let lr: Vec<&ClipClassifier> = loaded.iter().map(|c| &**c).collect();
+                let bw = BlendedWeights::from_classifiers(base, &lr)?;
+                drop(lr);
+                drop(loaded);
                 let mut acc = Vec::new();
                 for (task, l) in tasks.iter().zip(&lambdas) {
                     let n = task.data.len();
@@ -1064,29 +1124,82 @@ fn embed_width(src: &dyn TensorSource) -> Option<usize> {
     src.tensor_shape(n).and_then(|s| s.first().copied())
 }
 
-/// A checkpoint: one safetensors file (memory-mapped) or a sharded one read into memory.
-pub enum Checkpoint {
-    /// One `.safetensors` file.
-    File(StateDict),
-    /// Shards listed by a `model.safetensors.index.json` (or a vision tower completed with the
-    /// base's projection), in memory.
-    Memory(TensorMap),
+/// A checkpoint, memory-mapped: one safetensors file, or the shards of a Hugging Face shard
+/// index; plus tensors added in memory (the base's projection completing a vision tower).
+/// Tensors are read (and converted to f32) one at a time, when asked for.
+pub struct Checkpoint {
+    shards: Vec<StateDict>,
+    /// Tensor name → index in `shards` (sharded checkpoints only).
+    index: Option<BTreeMap<String, usize>>,
+    extra: TensorMap,
+    name: String,
 }
 
 impl Checkpoint {
+    fn single(path: &Path) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            shards: vec![StateDict::open(path)?],
+            index: None,
+            extra: TensorMap::new(),
+            name: path.display().to_string(),
+        })
+    }
+
     /// The tensors.
     pub fn source(&self) -> &dyn TensorSource {
-        match self {
-            Checkpoint::File(sd) => sd,
-            Checkpoint::Memory(m) => m,
+        self
+    }
+
+    fn shard_of(&self, name: &str) -> Option<&StateDict> {
+        match &self.index {
+            None => self.shards.first(),
+            Some(ix) => ix.get(name).map(|&i| &self.shards[i]),
         }
     }
 }
 
-/// Opens a checkpoint: a `.safetensors` file; a Hugging Face shard index
-/// (`model.safetensors.index.json`: `{"weight_map": {tensor: shard file}}`, shards next to it);
-/// or a directory holding either `model.safetensors.index.json` or `model.safetensors`. Errors
-/// name the file: missing, unreadable index, a shard lacking a tensor the index lists.
+impl TensorSource for Checkpoint {
+    fn tensor_names(&self) -> Vec<String> {
+        let mut names = self.extra.tensor_names();
+        match &self.index {
+            None => names.extend(self.shards.iter().flat_map(|s| s.tensor_names())),
+            Some(ix) => names.extend(ix.keys().cloned()),
+        }
+        names
+    }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        if let Some(s) = self.extra.tensor_shape(name) {
+            return Some(s);
+        }
+        self.shard_of(name)?.tensor_shape(name)
+    }
+    fn tensor_f32(&self, name: &str) -> dawin_vit::Result<Vec<f32>> {
+        if self.extra.get(name).is_some() {
+            return self.extra.tensor_f32(name);
+        }
+        match self.shard_of(name) {
+            Some(sd) => sd.tensor_f32(name),
+            None => Err(dawin_vit::Error::MissingTensor {
+                name: name.to_string(),
+                source_name: self.name.clone(),
+            }),
+        }
+    }
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        self.extra
+            .metadata_value(key)
+            .or_else(|| self.shards.iter().find_map(|s| s.metadata_value(key)))
+    }
+    fn source_name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Opens a checkpoint (memory-mapped, nothing read yet): a `.safetensors` file; a Hugging Face
+/// shard index (`model.safetensors.index.json`: `{"weight_map": {tensor: shard file}}`, shards
+/// next to it); or a directory holding either `model.safetensors.index.json` or
+/// `model.safetensors`. Errors name the file: missing, unreadable index, a shard lacking a tensor
+/// the index lists.
 pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
     let missing = |p: &Path| Error::invalid(p.display().to_string(), "no such file");
     if path.is_dir() {
@@ -1096,7 +1209,7 @@ pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
         }
         let single = path.join("model.safetensors");
         if single.exists() {
-            return Ok(Checkpoint::File(StateDict::open(&single)?));
+            return Checkpoint::single(&single);
         }
         return Err(Error::invalid(
             path.display().to_string(),
@@ -1109,7 +1222,7 @@ pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
     if path.extension().is_some_and(|e| e == "json") {
         return open_sharded(path);
     }
-    Ok(Checkpoint::File(StateDict::open(path)?))
+    Checkpoint::single(path)
 }
 
 fn open_sharded(index: &Path) -> Result<Checkpoint> {
@@ -1135,8 +1248,8 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
         return Err(Error::invalid(what(), "lists no tensor"));
     }
     let dir = index.parent().unwrap_or(Path::new("."));
-    let mut out = TensorMap::new();
-    out.set_source_name(what());
+    let mut shards = Vec::new();
+    let mut ix = BTreeMap::new();
     for (file, tensors) in &by_shard {
         let p = dir.join(file);
         if !p.exists() {
@@ -1146,54 +1259,150 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
             ));
         }
         let sd = StateDict::open(&p)?;
-        if let Some(h) = TensorSource::metadata_value(&sd, HEADS_METADATA_KEY) {
-            out.set_metadata(HEADS_METADATA_KEY, h);
-        }
         for t in tensors {
-            let v = sd.get(t).ok_or_else(|| {
-                Error::invalid(
+            if sd.get(t).is_none() {
+                return Err(Error::invalid(
                     p.display().to_string(),
                     format!("lacks tensor `{t}`, which {} places in it", what()),
-                )
-            })?;
-            out.insert(t.clone(), v.shape.to_vec(), v.to_f32_vec())?;
+                ));
+            }
+            ix.insert(t.clone(), shards.len());
         }
+        shards.push(sd);
     }
-    Ok(Checkpoint::Memory(out))
+    Ok(Checkpoint {
+        shards,
+        index: Some(ix),
+        extra: TensorMap::new(),
+        name: what(),
+    })
 }
 
 /// A Hugging Face `CLIPVisionModel` checkpoint has the vision tower but no
-/// `visual_projection.weight`: it is taken from the base (in the fine-tuned checkpoint's naming).
-fn complete_vision_tower(ck: Checkpoint, base: &ClipClassifier) -> Result<(Checkpoint, bool)> {
-    let naming = CheckpointNaming::detect(ck.source())?;
+/// `visual_projection.weight`: it is taken from the base (in the fine-tuned checkpoint's naming)
+/// and added in memory; the rest stays memory-mapped.
+fn complete_vision_tower(mut ck: Checkpoint, base: &ClipClassifier) -> Result<(Checkpoint, bool)> {
+    let naming = CheckpointNaming::detect(&ck)?;
     let CheckpointNaming::HuggingFace { root } = &naming else {
         return Ok((ck, false));
     };
     let proj = format!("{root}visual_projection.weight");
-    if ck.source().tensor_shape(&proj).is_some() {
+    if ck.tensor_shape(&proj).is_some() {
         return Ok((ck, false));
     }
-    let mut map = match ck {
-        Checkpoint::Memory(m) => m,
-        Checkpoint::File(sd) => TensorMap::from_source(&sd),
-    };
-    let from_base = base.weights().to_tensor_map(base.config(), &naming)?;
-    let t = from_base.get(&proj).ok_or_else(|| {
-        Error::invalid(
-            "base",
-            format!("has no `{proj}` to complete a vision tower"),
-        )
-    })?;
-    map.insert(proj, t.shape.clone(), t.data.clone())?;
-    Ok((Checkpoint::Memory(map), true))
+    let w = &base.weights().visual.proj;
+    ck.extra
+        .insert(proj, vec![w.out_dim, w.in_dim], w.weight.clone())?;
+    Ok((ck, true))
+}
+
+/// A fine-tuned encoder of a multi-task evaluation, read only when needed: a
+/// [`ClipClassifier`] already in memory, or a [`CheckpointEncoder`] (a memory-mapped checkpoint).
+/// [`evaluate_mtl`] reads whole models one at a time (to evaluate each) and merges parameter by
+/// parameter ([`merge_encoders`], [`ties_merge`]), so that M checkpoints never need M copies in
+/// memory — except for `dawin-sample`, whose blended forward holds all M + 1 encoders.
+pub trait Encoder {
+    /// The architecture.
+    fn config(&self) -> &VitConfig;
+    /// Number of values of each encoder parameter (the slices of [`ClipWeights::params`]
+    /// without the head), for checks.
+    fn encoder_lens(&self) -> Vec<usize>;
+    /// Encoder parameter `i` (order of [`ClipWeights::params`]) as f32, read alone.
+    fn encoder_param(&self, i: usize) -> Result<Cow<'_, [f32]>>;
+    /// The whole model as a classifier (its head is not used).
+    fn classifier(&self) -> Result<Cow<'_, ClipClassifier>>;
+}
+
+impl Encoder for ClipClassifier {
+    fn config(&self) -> &VitConfig {
+        ClipClassifier::config(self)
+    }
+    fn encoder_lens(&self) -> Vec<usize> {
+        let p = self.weights().params();
+        p[..encoder_slices(self.weights())]
+            .iter()
+            .map(|s| s.len())
+            .collect()
+    }
+    fn encoder_param(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        Ok(Cow::Borrowed(self.weights().params()[i]))
+    }
+    fn classifier(&self) -> Result<Cow<'_, ClipClassifier>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+/// A fine-tuned encoder in a memory-mapped [`Checkpoint`], checked against the base's
+/// architecture when opened (shapes only, no value read) and read parameter by parameter.
+pub struct CheckpointEncoder {
+    checkpoint: Checkpoint,
+    specs: Vec<dawin_vit::ParamSpec>,
+    config: VitConfig,
+    /// The base's head, so that a whole model loads as a classifier.
+    head: TensorMap,
+}
+
+impl CheckpointEncoder {
+    /// Opens `checkpoint` as an encoder of architecture `config` (the base's); `head` is any
+    /// head of width `config.embed_dim` (unused by the multi-task evaluation). Errors name the
+    /// tensor that is missing or misshapen.
+    pub fn new(checkpoint: Checkpoint, config: VitConfig, head: &Linear) -> Result<Self> {
+        let naming = CheckpointNaming::detect(&checkpoint)?;
+        let specs = ClipWeights::encoder_specs(&config, &naming);
+        for s in &specs {
+            s.check(&checkpoint)?;
+        }
+        let mut h = TensorMap::new();
+        h.insert(
+            "classification_head.weight",
+            vec![head.out_dim, head.in_dim],
+            head.weight.clone(),
+        )?;
+        let bias = head.bias.clone().unwrap_or_else(|| vec![0.0; head.out_dim]);
+        h.insert("classification_head.bias", vec![head.out_dim], bias)?;
+        Ok(CheckpointEncoder {
+            checkpoint,
+            specs,
+            config,
+            head: h,
+        })
+    }
+
+    /// The checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+}
+
+impl Encoder for CheckpointEncoder {
+    fn config(&self) -> &VitConfig {
+        &self.config
+    }
+    fn encoder_lens(&self) -> Vec<usize> {
+        self.specs.iter().map(|s| s.len()).collect()
+    }
+    fn encoder_param(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        let spec = self
+            .specs
+            .get(i)
+            .ok_or_else(|| Error::invalid("parameter", format!("#{i} is not an encoder one")))?;
+        Ok(Cow::Owned(spec.load(&self.checkpoint)?))
+    }
+    fn classifier(&self) -> Result<Cow<'_, ClipClassifier>> {
+        Ok(Cow::Owned(ClipClassifier::from_source_with_config(
+            &self.checkpoint,
+            Some(&self.head),
+            self.config.clone(),
+        )?))
+    }
 }
 
 /// Loaded inputs of a multi-task evaluation (see [`load_mtl`]).
 pub struct MtlModels {
     /// θ0's encoder (with the first head, unused).
     pub base: ClipClassifier,
-    /// The named fine-tuned encoders, loaded with θ0's config.
-    pub models: Vec<(String, ClipClassifier)>,
+    /// The named fine-tuned encoders, memory-mapped and checked against θ0's config.
+    pub models: Vec<(String, CheckpointEncoder)>,
     /// The named heads.
     pub heads: Vec<(String, Linear)>,
     /// Fine-tuned models that were vision towers only (Hugging Face `CLIPVisionModel`), their
@@ -1201,12 +1410,13 @@ pub struct MtlModels {
     pub vision_only: Vec<String>,
 }
 
-/// Loads the base checkpoint, the named fine-tuned checkpoints (their own heads ignored) and the
-/// named head files. Checkpoints are opened with [`open_checkpoint`] (single files, shard indexes
-/// or directories); a Hugging Face vision tower without `visual_projection.weight`
-/// (`CLIPVisionModel`) gets the base's projection. Errors name the file: a head whose width differs from the encoder's
-/// embedding, a fine-tuned checkpoint whose tensors differ in shape from the base's (another
-/// base or architecture), a missing file.
+/// Loads the base checkpoint and the named head files, and opens the named fine-tuned
+/// checkpoints (memory-mapped, their shapes checked, their own heads ignored; values are read
+/// when the evaluation needs them). Checkpoints are opened with [`open_checkpoint`] (single
+/// files, shard indexes or directories); a Hugging Face vision tower without
+/// `visual_projection.weight` (`CLIPVisionModel`) gets the base's projection. Errors name the
+/// file: a head whose width differs from the encoder's embedding, a fine-tuned checkpoint whose
+/// tensors differ in shape from the base's (another base or architecture), a missing file.
 pub fn load_mtl(
     base: &Path,
     models: &[(String, std::path::PathBuf)],
@@ -1221,8 +1431,7 @@ pub fn load_mtl(
         loaded_heads.push((name.clone(), load_head(p)?));
     }
     let bck = open_checkpoint(base)?;
-    let bsd = bck.source();
-    if let Some(e) = embed_width(bsd) {
+    if let Some(e) = embed_width(&bck) {
         for ((name, h), (_, p)) in loaded_heads.iter().zip(heads) {
             if h.in_dim != e {
                 return Err(Error::invalid(
@@ -1239,8 +1448,9 @@ pub fn load_mtl(
         }
     }
     let hsd = StateDict::open(first_head)?;
-    let b = ClipClassifier::from_source(bsd, Some(&hsd), opts)
+    let b = ClipClassifier::from_source(&bck, Some(&hsd), opts)
         .map_err(|e| Error::invalid(format!("base {}", base.display()), e.to_string()))?;
+    drop(bck);
     let mut ms = Vec::new();
     let mut vision_only = Vec::new();
     for (name, p) in models {
@@ -1248,14 +1458,12 @@ pub fn load_mtl(
         if completed {
             vision_only.push(name.clone());
         }
-        let c =
-            ClipClassifier::from_source_with_config(ck.source(), Some(&hsd), b.config().clone())
-                .map_err(|e| {
-                    Error::invalid(
-                        format!("model `{name}` ({})", p.display()),
-                        format!("does not match the base {}: {e}", base.display()),
-                    )
-                })?;
+        let c = CheckpointEncoder::new(ck, b.config().clone(), &b.weights().head).map_err(|e| {
+            Error::invalid(
+                format!("model `{name}` ({})", p.display()),
+                format!("does not match the base {}: {e}", base.display()),
+            )
+        })?;
         ms.push((name.clone(), c));
     }
     Ok(MtlModels {

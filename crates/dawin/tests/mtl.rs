@@ -2,8 +2,8 @@
 //! example, the K = 1 Dirichlet mixture, and the per-sample blended forward against an explicit
 //! merge-per-sample loop, on the embedded demo (crates/dawin-cli/demo/mtl).
 use dawin::mtl::{
-    apply_head, evaluate_mtl, file_safe, lambda_vectors, load_mtl, merge_encoders,
-    ties_task_vector, MtlConfig, MtlMethod, MtlModels, MtlTask,
+    apply_head, evaluate_mtl, file_safe, lambda_vectors, load_mtl, merge_encoders, ties_merge,
+    ties_task_vector, CheckpointEncoder, Encoder, MtlConfig, MtlMethod, MtlModels, MtlTask,
 };
 use dawin::vit::{cpu, ClipClassifier, LoadOptions};
 use dawin::{Dataset, InMemoryDataset};
@@ -83,7 +83,10 @@ fn one_model_with_scale_one_is_that_model_and_scale_zero_is_the_base() {
     let m = load();
     let ft = &m.models[0].1;
     let merged = merge_encoders(&m.base, &[ft], &[1.0]).unwrap();
-    assert_eq!(encoder_params(&merged), encoder_params(ft));
+    assert_eq!(
+        encoder_params(&merged),
+        encoder_params(&ft.classifier().unwrap())
+    );
     let merged = merge_encoders(&m.base, &[ft], &[0.0]).unwrap();
     assert_eq!(encoder_params(&merged), encoder_params(&m.base));
 }
@@ -91,9 +94,12 @@ fn one_model_with_scale_one_is_that_model_and_scale_zero_is_the_base() {
 #[test]
 fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
     let m = load();
-    let refs: Vec<&ClipClassifier> = m.models.iter().map(|(_, c)| c).collect();
+    let refs: Vec<&CheckpointEncoder> = m.models.iter().map(|(_, c)| c).collect();
     let avg = merge_encoders(&m.base, &refs, &[1.0 / 3.0; 3]).unwrap();
-    let ps: Vec<Vec<f32>> = refs.iter().map(|c| encoder_params(c)).collect();
+    let ps: Vec<Vec<f32>> = refs
+        .iter()
+        .map(|c| encoder_params(&c.classifier().unwrap()))
+        .collect();
     for (i, v) in encoder_params(&avg).iter().enumerate() {
         let want = (ps[0][i] as f64 + ps[1][i] as f64 + ps[2][i] as f64) / 3.0;
         assert!((*v as f64 - want).abs() < 1e-5, "param {i}: {v} vs {want}");
@@ -109,7 +115,7 @@ fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
             data: d as &dyn Dataset,
         })
         .collect();
-    let named: Vec<(String, &ClipClassifier)> =
+    let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let r = evaluate_mtl(
         &m.base,
@@ -139,7 +145,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
             data: d as &dyn Dataset,
         })
         .collect();
-    let named: Vec<(String, &ClipClassifier)> =
+    let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let r = evaluate_mtl(
         &m.base,
@@ -152,7 +158,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
     )
     .unwrap();
     assert!((r.scale - 0.9).abs() < 1e-6, "s = 0.3·M by default");
-    let refs: Vec<&ClipClassifier> = m.models.iter().map(|(_, c)| c).collect();
+    let refs: Vec<&CheckpointEncoder> = m.models.iter().map(|(_, c)| c).collect();
     for t in &tasks {
         let mix = &r.mixtures[&t.name];
         assert_eq!(mix.k, 1);
@@ -163,6 +169,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
         let zs: Vec<Vec<f32>> = refs
             .iter()
             .map(|c| {
+                let c = c.classifier().unwrap();
                 let (_, f) = cpu::forward(&x, n, c.config(), c.weights()).unwrap();
                 apply_head(&t.head, &f).unwrap()
             })
@@ -280,7 +287,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
 fn bad_inputs_are_named() {
     let m = load();
     let d = data("digits", 8);
-    let named: Vec<(String, &ClipClassifier)> =
+    let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     // A head whose width is not the encoder's embedding width.
     let mut h = m.heads[0].1.clone();
@@ -315,7 +322,7 @@ fn bad_inputs_are_named() {
         head: m.heads[0].1.clone(),
         data: &d,
     }];
-    assert!(evaluate_mtl(&m.base, &[], &tasks, &MtlConfig::default()).is_err());
+    assert!(evaluate_mtl::<ClipClassifier>(&m.base, &[], &tasks, &MtlConfig::default()).is_err());
     // Labels outside the head's classes (parity has 2 classes, digits' labels go to 9).
     let tasks = [MtlTask {
         name: "digits".into(),
@@ -384,8 +391,8 @@ fn sharded_checkpoints_load_like_the_single_file() {
         )
         .unwrap();
         assert_eq!(
-            encoder_params(&sharded.models[0].1),
-            encoder_params(&single.models[0].1)
+            encoder_params(&sharded.models[0].1.classifier().unwrap()),
+            encoder_params(&single.models[0].1.classifier().unwrap())
         );
     }
     // An index naming a tensor its shard lacks.
@@ -421,7 +428,7 @@ fn a_hugging_face_vision_tower_takes_the_base_projection() {
     let hf = CheckpointNaming::HuggingFace {
         root: String::new(),
     };
-    let ft = &m.models[0].1;
+    let ft = m.models[0].1.classifier().unwrap();
     // The fine-tuned encoder in Hugging Face naming, without projection and head
     // (CLIPVisionModel). Its own projection differs from the base's, so taking it would show.
     assert_ne!(
@@ -463,7 +470,8 @@ fn a_hugging_face_vision_tower_takes_the_base_projection() {
         )
         .unwrap();
         assert_eq!(got.vision_only, vec!["digits".to_string()]);
-        let g = &got.models[0].1.weights().visual;
+        let g = got.models[0].1.classifier().unwrap();
+        let g = &g.weights().visual;
         assert_eq!(g.proj.weight, m.base.weights().visual.proj.weight);
         assert_eq!(g.conv1.weight, ft.weights().visual.conv1.weight);
         assert_eq!(
@@ -486,7 +494,7 @@ fn dawin_with_k_components_merges_once_per_used_component() {
             data: d as &dyn Dataset,
         })
         .collect();
-    let named: Vec<(String, &ClipClassifier)> =
+    let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let cfg = |k| MtlConfig {
         methods: vec![MtlMethod::Dawin],
@@ -520,4 +528,67 @@ fn row_names_become_file_safe() {
     assert_eq!(file_safe("individual†"), "individual-oracle");
     assert_eq!(file_safe("weight-avg"), "weight-avg");
     assert_eq!(file_safe("ft:a/b c"), "ft_a_b_c");
+}
+
+#[test]
+fn memory_mapped_encoders_give_the_results_of_in_memory_ones() {
+    let m = load();
+    let owned: Vec<(String, ClipClassifier)> = m
+        .models
+        .iter()
+        .map(|(n, c)| (n.clone(), c.classifier().unwrap().into_owned()))
+        .collect();
+    // Merges read parameter by parameter from the checkpoints equal merges of loaded models.
+    let lazy: Vec<&CheckpointEncoder> = m.models.iter().map(|(_, c)| c).collect();
+    let mem: Vec<&ClipClassifier> = owned.iter().map(|(_, c)| c).collect();
+    let w = [0.5f32, -0.25, 1.5];
+    assert_eq!(
+        encoder_params(&merge_encoders(&m.base, &lazy, &w).unwrap()),
+        encoder_params(&merge_encoders(&m.base, &mem, &w).unwrap())
+    );
+    // Streaming TIES equals `ties_task_vector` over the flattened task vectors, value for value.
+    let base = encoder_params(&m.base);
+    let taus: Vec<Vec<f32>> = mem
+        .iter()
+        .map(|c| {
+            encoder_params(c)
+                .iter()
+                .zip(&base)
+                .map(|(x, y)| x - y)
+                .collect()
+        })
+        .collect();
+    let tr: Vec<&[f32]> = taus.iter().map(|t| &t[..]).collect();
+    for (top, scale) in [(0.2f32, 0.3f32), (0.05, 1.0), (1.0, 0.5)] {
+        let tm = ties_task_vector(&tr, top).unwrap();
+        let want: Vec<f32> = base.iter().zip(&tm).map(|(b, t)| b + scale * t).collect();
+        let got = encoder_params(&ties_merge(&m.base, &lazy, top, scale).unwrap());
+        assert_eq!(got, want, "top {top}, scale {scale}");
+    }
+    // The whole evaluation: every method, same report from either kind of encoder.
+    let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 16)).collect();
+    let tasks: Vec<MtlTask<'_>> = sets
+        .iter()
+        .zip(&m.heads)
+        .map(|(d, (n, h))| MtlTask {
+            name: n.clone(),
+            head: h.clone(),
+            data: d as &dyn Dataset,
+        })
+        .collect();
+    let cfg = MtlConfig {
+        progress: false,
+        ..MtlConfig::default()
+    };
+    let named_lazy: Vec<(String, &CheckpointEncoder)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named_mem: Vec<(String, &ClipClassifier)> =
+        owned.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let a = evaluate_mtl(&m.base, &named_lazy, &tasks, &cfg).unwrap();
+    let b = evaluate_mtl(&m.base, &named_mem, &tasks, &cfg).unwrap();
+    assert_eq!(a.methods.len(), b.methods.len());
+    for (x, y) in a.methods.iter().zip(&b.methods) {
+        assert_eq!((&x.method, &x.accuracy), (&y.method, &y.accuracy));
+    }
+    assert_eq!(a.mean_lambda, b.mean_lambda);
 }
