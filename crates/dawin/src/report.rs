@@ -194,16 +194,35 @@ pub fn write_outputs(out: &EvalOutput, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Appends the report as one JSON line to `path` (created when absent).
+/// Appends the report as one JSON line to `path` (created when absent), without ever leaving a
+/// partial file: under an exclusive lock on `<path>.lock` (so that concurrent `dawin` runs append
+/// one after the other), the old lines and the new one are written to a temporary file that is
+/// renamed over `path`. A last line without its newline gets one first.
 pub fn append_results_db(report: &Report, path: &Path) -> Result<()> {
-    use std::io::Write;
     let line = serde_json::to_string(report).expect("a report always serialises");
-    let mut f = std::fs::OpenOptions::new()
+    let mut lock_name = path.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_name);
+    let lock = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&line);
+    text.push('\n');
+    dawin_core::atomic_write(path, |tmp| std::fs::write(tmp, &text))?;
+    // The lock is released when `lock` is dropped (also on an error above).
+    drop(lock);
     Ok(())
 }
 

@@ -402,3 +402,44 @@ fn streaming_eq1_equals_dawin_sample_with_eq1() {
         assert!(e.to_string().contains("--streaming-mixture"), "{e}");
     }
 }
+
+#[test]
+fn results_db_appends_whole_lines_even_from_concurrent_runs() {
+    let (m0, m1) = models();
+    let (val, id) = (data("val", 8), data("id", 8));
+    let report = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &id,
+        &[],
+        &quiet(vec![Method::Zs]),
+    )
+    .unwrap()
+    .report;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.jsonl");
+    // An existing database whose last line lacks its newline.
+    std::fs::write(&db, "{\"old\": 1}").unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| dawin::report::append_results_db(&report, &db).unwrap());
+        }
+    });
+    let text = std::fs::read_to_string(&db).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 9, "{text}");
+    assert!(text.ends_with('\n'));
+    assert_eq!(lines[0], "{\"old\": 1}");
+    for l in &lines[1..] {
+        let r: dawin::report::Report = serde_json::from_str(l).unwrap();
+        assert_eq!(r, report);
+    }
+    // Nothing but the database and its lock file is left behind.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["results.jsonl", "results.jsonl.lock"]);
+}
