@@ -174,7 +174,7 @@ pub fn lambda_multi(log_e: &[f64], n_models: usize) -> Result<Vec<f32>> {
     if n_models == 0 {
         return Err(Error::arg("n_models", "must be at least 1"));
     }
-    if log_e.is_empty() || log_e.len() % n_models != 0 {
+    if log_e.is_empty() || !log_e.len().is_multiple_of(n_models) {
         return Err(Error::arg(
             "expertise",
             format!(

@@ -35,7 +35,7 @@ pub(crate) fn check_logits(logits: &[f32], n_classes: usize, temperature: f32) -
     if logits.is_empty() {
         return Err(Error::arg("logits", "is empty (no samples)"));
     }
-    if logits.len() % n_classes != 0 {
+    if !logits.len().is_multiple_of(n_classes) {
         return Err(Error::arg(
             "logits",
             format!(

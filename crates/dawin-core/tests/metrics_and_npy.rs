@@ -65,7 +65,7 @@ fn npy_round_trips_every_dtype() {
 fn reads_a_numpy_written_file() {
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

@@ -95,7 +95,7 @@ pub(crate) fn check_logits(len: usize, n_classes: usize, temperature: f32) -> Re
     if len == 0 {
         return Err(core_arg("logits", "is empty (no samples)"));
     }
-    if len % n_classes != 0 {
+    if !len.is_multiple_of(n_classes) {
         return Err(core_arg(
             "logits",
             format!("has {len} values, not a multiple of n_classes = {n_classes}"),

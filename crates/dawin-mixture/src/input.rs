@@ -138,7 +138,7 @@ pub(crate) fn clamp_rows<T: Copy + Into<f64>>(
     if rows.is_empty() {
         return Err(MixtureError::Empty { what: "rows" });
     }
-    if rows.len() % m != 0 {
+    if !rows.len().is_multiple_of(m) {
         return Err(MixtureError::Shape {
             what: "rows",
             len: rows.len(),

@@ -124,7 +124,7 @@ impl KMeans {
         if data.is_empty() {
             return Err(MixtureError::Empty { what: "data" });
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(MixtureError::Shape {
                 what: "data",
                 len: data.len(),
@@ -224,7 +224,7 @@ impl KMeansFit {
 
     /// Nearest centre (ties to the lowest index) of every sample of `data` (row-major, `dim`).
     pub fn predict<T: Copy + Into<f64>>(&self, data: &[T]) -> Result<Vec<usize>> {
-        if data.len() % self.dim != 0 {
+        if !data.len().is_multiple_of(self.dim) {
             return Err(MixtureError::Shape {
                 what: "data",
                 len: data.len(),

@@ -113,13 +113,13 @@ impl VitConfig {
                 return Err(Error::Config(format!("{name} must be > 0")));
             }
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::Config(format!(
                 "patch_size {} does not divide image_size {}",
                 self.patch_size, self.image_size
             )));
         }
-        if self.width % self.heads != 0 {
+        if !self.width.is_multiple_of(self.heads) {
             return Err(Error::Config(format!(
                 "heads {} does not divide width {}",
                 self.heads, self.width

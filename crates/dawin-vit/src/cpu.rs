@@ -457,7 +457,7 @@ pub fn check_images(images: &[f32], batch: usize, cfg: &VitConfig) -> Result<()>
         return Err(Error::arg("batch", "must be > 0"));
     }
     if images.len() != batch * per {
-        let extra = if images.len() % batch == 0 {
+        let extra = if images.len().is_multiple_of(batch) {
             let got = images.len() / batch;
             let side = ((got / 3) as f64).sqrt().round() as usize;
             if 3 * side * side == got {
