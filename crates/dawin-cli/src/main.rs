@@ -129,6 +129,12 @@ struct EvalArgs {
     /// Shifted test sets, repeatable: PATH or NAME=PATH.
     #[arg(long = "test")]
     tests: Vec<String>,
+    /// NAME=FILE, repeatable: dataset NAME is labelled over a subset of the head's classes
+    /// (ImageNet-R/-A: 200 of 1000); FILE lists them in label order (.npy of integers, or text:
+    /// integers separated by spaces, commas or newlines). Logits are restricted to those
+    /// columns before entropies, λ and argmax.
+    #[arg(long = "class-subset", value_name = "NAME=FILE")]
+    class_subsets: Vec<String>,
     /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
     #[arg(long)]
     heads: Option<usize>,
@@ -457,27 +463,53 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         )
     })?;
     let s = m0.config().image_size;
-    let val = open_data(stem(&a.val), &a.val, s)?;
-    let id = open_data(stem(&a.id), &a.id, s)?;
+    let mut subsets = Vec::new();
+    for spec in &a.class_subsets {
+        let (n, p) = spec
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| {
+                Error::invalid("--class-subset", format!("`{spec}` is not NAME=FILE"))
+            })?;
+        subsets.push((n.to_string(), dawin::read_class_subset(p)?, false));
+    }
+    let mut open = |name: String, path: &Path| -> Result<Box<dyn Dataset>> {
+        let d = open_data(name, path, s)?;
+        match subsets.iter_mut().find(|(n, _, _)| n == d.name()) {
+            Some((_, sub, used)) => {
+                *used = true;
+                Ok(Box::new(dawin::WithClassSubset::new(d, sub.clone())?))
+            }
+            None => Ok(Box::new(d)),
+        }
+    };
+    let val = open(stem(&a.val), &a.val)?;
+    let id = open(stem(&a.id), &a.id)?;
     let tests = a
         .tests
         .iter()
         .map(|t| {
             let (n, p) = parse_test(t);
-            open_data(n, &p, s)
+            open(n, &p)
         })
         .collect::<Result<Vec<_>>>()?;
-    let refs: Vec<&dyn Dataset> = tests.iter().map(|d| d as &dyn Dataset).collect();
+    if let Some((n, _, _)) = subsets.iter().find(|(_, _, used)| !used) {
+        return Err(Error::invalid(
+            "--class-subset",
+            format!("names `{n}`, which is none of the datasets"),
+        ));
+    }
+    let refs: Vec<&dyn Dataset> = tests.iter().map(|d| &**d).collect();
     if a.streaming {
-        let mut evals: Vec<&dyn Dataset> = vec![&id];
+        let mut evals: Vec<&dyn Dataset> = vec![&*id];
         evals.extend_from_slice(&refs);
-        return run_streaming(&a, &m0, &m1, &val, &evals);
+        return run_streaming(&a, &m0, &m1, &*val, &evals);
     }
     run_eval(
         (&a.theta0, &m0),
         (&a.theta1, &m1),
-        &val,
-        &id,
+        &*val,
+        &*id,
         &refs,
         &a.common,
         None,
@@ -499,7 +531,9 @@ fn run_streaming(
         let bar = dawin::progress::bar(val.len(), format!("T on {}", val.name()), cfg.progress);
         let z = dawin::eval::forward_dataset(m, val, cfg.batch_size, &bar)?;
         bar.finish_and_clear();
-        Ok(dawin::core::temperature::fit_temperature(&z, c, val.labels())?.temperature)
+        let z = dawin::eval::restrict_logits(z, c, val.class_subset());
+        let cv = val.class_subset().map_or(c, |s| s.len());
+        Ok(dawin::core::temperature::fit_temperature(&z, cv, val.labels())?.temperature)
     };
     let (t0, t1) = match cfg.temperatures {
         Some(t) => t,

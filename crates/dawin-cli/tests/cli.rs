@@ -649,3 +649,47 @@ fn streaming_eq1_equals_dawin_sample_with_eq1() {
     let o = s.eval("bad", &["--streaming-mixture", "2"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn class_subsets_are_read_from_text_or_npy_and_bad_ones_are_named() {
+    let s = Setup::new();
+    let base = ok(&s.eval("a", &["--methods", "zs,ft,dawin-sample", "-q"]));
+    let c = report(&s.p("a"))["methods"].as_array().unwrap().len();
+    assert_eq!(c, 3);
+    // The identity subset of the demo's 10 classes, as text (commas, newlines, a comment) and
+    // as .npy: the table is unchanged.
+    let txt = s.p("all.txt");
+    std::fs::write(&txt, "# all classes\n0, 1, 2 3\n4 5 6 7 8 9\n").unwrap();
+    let npy = s.p("all.npy");
+    dawin::core::npy::write_i64(&npy, &(0..10).collect::<Vec<i64>>(), &[10]).unwrap();
+    for (file, out) in [(&txt, "b"), (&npy, "c")] {
+        let spec = format!("rotate={file}");
+        let o = ok(&s.eval(
+            out,
+            &[
+                "--methods",
+                "zs,ft,dawin-sample",
+                "-q",
+                "--class-subset",
+                &spec,
+            ],
+        ));
+        assert_eq!(
+            o.lines().take(6).collect::<Vec<_>>(),
+            base.lines().take(6).collect::<Vec<_>>()
+        );
+    }
+    // A subset of 3 classes: the rotate labels exceed it, and the error names the dataset.
+    let three = s.p("three.txt");
+    std::fs::write(&three, "0 1 2").unwrap();
+    let spec = format!("rotate={three}");
+    fails_with(&s.eval("d", &["--class-subset", &spec]), "`rotate`");
+    let spec = format!("nope={three}");
+    fails_with(&s.eval("d", &["--class-subset", &spec]), "`nope`");
+    let bad = s.p("bad.txt");
+    std::fs::write(&bad, "0 1\n2 x\n").unwrap();
+    let spec = format!("rotate={bad}");
+    fails_with(&s.eval("d", &["--class-subset", &spec]), "line 2: `x`");
+    let spec = format!("id={}", s.p("missing.txt"));
+    fails_with(&s.eval("d", &["--class-subset", &spec]), "missing.txt");
+}

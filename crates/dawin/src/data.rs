@@ -21,6 +21,108 @@ pub trait Dataset: Sync {
     /// A content hash: equal for equal content, different when any input or label changes
     /// (the logits cache keys on it).
     fn fingerprint(&self) -> Result<String>;
+    /// For a dataset labelled over some of the head's classes (ImageNet-R and ImageNet-A: 200 of
+    /// ImageNet's 1000): the head classes, in label order — label `y` is head class
+    /// `class_subset[y]`, and every logit vector is restricted to these columns,
+    /// `z' = z[class_subset]`, before anything else (entropies, λ, argmax). `None` (the default):
+    /// labels are head classes.
+    fn class_subset(&self) -> Option<&[usize]> {
+        None
+    }
+}
+
+/// A dataset whose labels index a subset of the head's classes ([`Dataset::class_subset`]).
+/// Its fingerprint is the inner dataset's: cached logits are the full head's, restricted after.
+#[derive(Clone, Debug)]
+pub struct WithClassSubset<D> {
+    inner: D,
+    subset: Vec<usize>,
+}
+
+impl<D: Dataset> WithClassSubset<D> {
+    /// `inner`, whose label `y` means head class `subset[y]`. Errors (naming the dataset): an
+    /// empty subset, a class listed twice, a label `≥ subset.len()`.
+    pub fn new(inner: D, subset: Vec<usize>) -> Result<Self> {
+        let what = || format!("class subset of dataset `{}`", inner.name());
+        if subset.is_empty() {
+            return Err(Error::invalid(what(), "is empty"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(c) = subset.iter().find(|&&c| !seen.insert(c)) {
+            return Err(Error::invalid(what(), format!("lists class {c} twice")));
+        }
+        let k = subset.len() as i64;
+        if let Some(i) = inner.labels().iter().position(|&y| y < 0 || y >= k) {
+            return Err(Error::invalid(
+                format!("dataset `{}`", inner.name()),
+                format!(
+                    "label {} of sample {i} is not an index into its class subset ({k} classes)",
+                    inner.labels()[i]
+                ),
+            ));
+        }
+        Ok(WithClassSubset { inner, subset })
+    }
+}
+
+impl<D: Dataset> Dataset for WithClassSubset<D> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn sample_numel(&self) -> usize {
+        self.inner.sample_numel()
+    }
+    fn labels(&self) -> &[i64] {
+        self.inner.labels()
+    }
+    fn load(&self, indices: &[usize]) -> Result<Vec<f32>> {
+        self.inner.load(indices)
+    }
+    fn fingerprint(&self) -> Result<String> {
+        self.inner.fingerprint()
+    }
+    fn class_subset(&self) -> Option<&[usize]> {
+        Some(&self.subset)
+    }
+}
+
+/// Reads a class subset: a `.npy` of integers `[K]`, or a text file of non-negative integers
+/// separated by white space or commas (`#` starts a comment). Errors name the file and the
+/// offending token.
+pub fn read_class_subset(path: impl AsRef<std::path::Path>) -> Result<Vec<usize>> {
+    let path = path.as_ref();
+    let what = || path.display().to_string();
+    if path.extension().is_some_and(|e| e == "npy") {
+        let a = dawin_core::npy::read_i64(path)?;
+        return a
+            .data
+            .iter()
+            .map(|&v| {
+                usize::try_from(v)
+                    .map_err(|_| Error::invalid(what(), format!("holds the negative class {v}")))
+            })
+            .collect();
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        for tok in line.split(|c: char| c.is_whitespace() || c == ',') {
+            if tok.is_empty() {
+                continue;
+            }
+            out.push(tok.parse::<usize>().map_err(|_| {
+                Error::invalid(
+                    what(),
+                    format!("line {}: `{tok}` is not a class index", ln + 1),
+                )
+            })?);
+        }
+    }
+    Ok(out)
 }
 
 /// A dataset held in memory.

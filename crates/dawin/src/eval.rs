@@ -247,7 +247,16 @@ fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Result<()> {
             format!("{} labels for {} samples", d.labels().len(), d.len()),
         ));
     }
-    let c = model.num_classes() as i64;
+    let heads = model.num_classes();
+    if let Some(sub) = d.class_subset() {
+        if let Some(&k) = sub.iter().find(|&&k| k >= heads) {
+            return Err(Error::invalid(
+                format!("class subset of dataset `{}`", d.name()),
+                format!("lists class {k}, the head has {heads} classes"),
+            ));
+        }
+    }
+    let c = classes_of(d, heads) as i64;
     if let Some(i) = d.labels().iter().position(|&y| y < 0 || y >= c) {
         return Err(Error::invalid(
             what(),
@@ -258,6 +267,24 @@ fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Number of classes of `d`'s logits: its class subset's size, else the head's `c`.
+fn classes_of(d: &dyn Dataset, c: usize) -> usize {
+    d.class_subset().map_or(c, |s| s.len())
+}
+
+/// `z' = z[:, subset]`: logits `[N, c]` restricted to the columns of a class subset
+/// ([`Dataset::class_subset`]), so that column `y` of `z'` is head class `subset[y]`; `z`
+/// itself when `subset` is `None`.
+pub fn restrict_logits(z: Vec<f32>, c: usize, subset: Option<&[usize]>) -> Vec<f32> {
+    match subset {
+        None => z,
+        Some(sub) => z
+            .chunks_exact(c)
+            .flat_map(|row| sub.iter().map(move |&k| row[k]))
+            .collect(),
+    }
 }
 
 /// Logits `[N, C]` of `model` over `data` in batches (with a progress bar).
@@ -506,7 +533,7 @@ pub fn evaluate<M: Interpolate>(
             .and_then(|f| crate::cache::load(f, d.len(), c))
         {
             hits += 1;
-            return Ok(z);
+            return Ok(restrict_logits(z, c, d.class_subset()));
         }
         misses += 1;
         let bar = progress::bar(
@@ -519,7 +546,7 @@ pub fn evaluate<M: Interpolate>(
         if let Some(f) = file {
             crate::cache::store(&f, &z, d.len(), c)?;
         }
-        Ok(z)
+        Ok(restrict_logits(z, c, d.class_subset()))
     };
     let val_z = (base_logits(theta0, val)?, base_logits(theta1, val)?);
     let mut zs = Vec::new();
@@ -529,12 +556,13 @@ pub fn evaluate<M: Interpolate>(
     timer.add("logits", t);
 
     // 2. Temperatures on ID validation.
+    let cv = classes_of(val, c);
     let t = Instant::now();
     let (t0, t1, fitted) = match config.temperatures {
         Some((a, b)) => (a, b, false),
         None => (
-            dawin_core::temperature::fit_temperature(&val_z.0, c, val.labels())?.temperature,
-            dawin_core::temperature::fit_temperature(&val_z.1, c, val.labels())?.temperature,
+            dawin_core::temperature::fit_temperature(&val_z.0, cv, val.labels())?.temperature,
+            dawin_core::temperature::fit_temperature(&val_z.1, cv, val.labels())?.temperature,
             true,
         ),
     };
@@ -558,7 +586,7 @@ pub fn evaluate<M: Interpolate>(
         );
         let out = forward_dataset(&merged, d, config.batch_size, &bar)?;
         bar.finish_and_clear();
-        Ok(out)
+        Ok(restrict_logits(out, c, d.class_subset()))
     };
     let t = Instant::now();
     let mut wise_lambda = None;
@@ -567,7 +595,7 @@ pub fn evaluate<M: Interpolate>(
             .iter()
             .map(|&g| {
                 Ok(accuracy(
-                    &stats::argmax(&grid_logits(val, &val_z, g)?, c)?,
+                    &stats::argmax(&grid_logits(val, &val_z, g)?, cv)?,
                     val.labels(),
                 ))
             })
@@ -578,13 +606,13 @@ pub fn evaluate<M: Interpolate>(
     let t = Instant::now();
     let mut ensemble_weight = None;
     if has(Method::Ensemble) {
-        let p0 = stats::softmax(&val_z.0, c, t0)?;
-        let p1 = stats::softmax(&val_z.1, c, t1)?;
+        let p0 = stats::softmax(&val_z.0, cv, t0)?;
+        let p1 = stats::softmax(&val_z.1, cv, t1)?;
         let accs: Vec<f64> = grid
             .iter()
             .map(|&a| {
                 Ok(accuracy(
-                    &stats::argmax(&mix_probs(&p0, &p1, c, |_| a), c)?,
+                    &stats::argmax(&mix_probs(&p0, &p1, cv, |_| a), cv)?,
                     val.labels(),
                 ))
             })
@@ -610,11 +638,13 @@ pub fn evaluate<M: Interpolate>(
     for (d, z) in evals.iter().zip(&zs) {
         let labels = d.labels();
         let n = d.len();
+        let cd = classes_of(*d, c);
+        let sub = d.class_subset();
         let t = Instant::now();
-        let o0 = ModelOutputs::new(&z.0, c, t0);
-        let o1 = ModelOutputs::new(&z.1, c, t1);
-        let h0 = stats::entropy(&z.0, c, t0)?;
-        let h1 = stats::entropy(&z.1, c, t1)?;
+        let o0 = ModelOutputs::new(&z.0, cd, t0);
+        let o1 = ModelOutputs::new(&z.1, cd, t1);
+        let h0 = stats::entropy(&z.0, cd, t0)?;
+        let h1 = stats::entropy(&z.1, cd, t1)?;
         let half = || -> Result<Vec<f32>> { grid_logits(*d, z, 0.5) };
         let (le0, le1) = log_expertise(metric.as_ref(), &o0, &o1, labels, &half, 0.5 * (t0 + t1))?;
         let mut lambda = match config.coefficient {
@@ -632,15 +662,15 @@ pub fn evaluate<M: Interpolate>(
 
         let mut preds: BTreeMap<Method, Vec<u32>> = BTreeMap::new();
         let mut cluster = vec![-1i64; n];
-        let p0 = stats::softmax(&z.0, c, t0)?;
-        let p1 = stats::softmax(&z.1, c, t1)?;
+        let p0 = stats::softmax(&z.0, cd, t0)?;
+        let p1 = stats::softmax(&z.1, cd, t1)?;
         let mut grid_acc = Vec::new();
         // Predictions of θ(g) on this dataset for each grid point, kept for wise/oracle-domain.
         let mut grid_pred: Vec<Vec<u32>> = Vec::new();
         if has(Method::OracleDomain) || config.wise_curve {
             let t = Instant::now();
             for &g in &grid {
-                let pred = stats::argmax(&grid_logits(*d, z, g)?, c)?;
+                let pred = stats::argmax(&grid_logits(*d, z, g)?, cd)?;
                 grid_acc.push(accuracy(&pred, labels));
                 grid_pred.push(pred);
             }
@@ -653,27 +683,27 @@ pub fn evaluate<M: Interpolate>(
                 .and_then(|i| grid_pred.get(i))
             {
                 Some(p) => Ok(p.clone()),
-                None => Ok(stats::argmax(&grid_logits(*d, z, g)?, c)?),
+                None => Ok(stats::argmax(&grid_logits(*d, z, g)?, cd)?),
             }
         };
         for &m in &config.methods {
             let t = Instant::now();
             let pred = match m {
-                Method::Zs => stats::argmax(&z.0, c)?,
-                Method::Ft => stats::argmax(&z.1, c)?,
+                Method::Zs => stats::argmax(&z.0, cd)?,
+                Method::Ft => stats::argmax(&z.1, cd)?,
                 Method::Wise => grid_or_forward(wise_lambda.expect("wise λ picked"))?,
                 Method::Ensemble => {
                     let a = ensemble_weight.expect("ensemble weight picked");
-                    stats::argmax(&mix_probs(&p0, &p1, c, |_| a), c)?
+                    stats::argmax(&mix_probs(&p0, &p1, cd, |_| a), cd)?
                 }
                 Method::Dcs => {
-                    let a0 = stats::argmax(&z.0, c)?;
-                    let a1 = stats::argmax(&z.1, c)?;
+                    let a0 = stats::argmax(&z.0, cd)?;
+                    let a1 = stats::argmax(&z.1, cd)?;
                     (0..n)
                         .map(|i| if h1[i] < h0[i] { a1[i] } else { a0[i] })
                         .collect()
                 }
-                Method::Doe => stats::argmax(&mix_probs(&p0, &p1, c, |i| lambda[i]), c)?,
+                Method::Doe => stats::argmax(&mix_probs(&p0, &p1, cd, |i| lambda[i]), cd)?,
                 Method::Dawin => {
                     let tm = Instant::now();
                     let cfg = dawin_mixture::BetaMixtureConfig {
@@ -709,9 +739,10 @@ pub fn evaluate<M: Interpolate>(
                         config.progress,
                     );
                     let (zl, nm) = forward_by_lambda(m0, m1, *d, &lk, config.batch_size, &bar)?;
+                    let zl = restrict_logits(zl, c, sub);
                     bar.finish_and_clear();
                     *merges.entry(m).or_default() += nm;
-                    stats::argmax(&zl, c)?
+                    stats::argmax(&zl, cd)?
                 }
                 Method::DawinSample | Method::OracleSample => {
                     let l = if m == Method::DawinSample {
@@ -741,7 +772,7 @@ pub fn evaluate<M: Interpolate>(
                         }
                     };
                     bar.finish_and_clear();
-                    stats::argmax(&zl, c)?
+                    stats::argmax(&restrict_logits(zl, c, sub), cd)?
                 }
                 Method::OracleDomain => grid_or_forward(grid[argmax_first(&grid_acc)])?,
             };
@@ -890,6 +921,8 @@ pub fn evaluate_streaming<M: Interpolate>(
     let metric = expertise_by_name(&config.expertise)?;
     let (t0, t1) = temperatures;
     let c = m0.num_classes();
+    let sub = data.class_subset();
+    let cd = classes_of(data, c);
     let blend = if config.exact_loop {
         None
     } else {
@@ -914,8 +947,14 @@ pub fn evaluate_streaming<M: Interpolate>(
         let b = chunk.len();
         let x = data.load(chunk)?;
         let labels = &data.labels()[chunk[0]..chunk[0] + b];
-        let (z0, z1) = (m0.forward(&x, b)?, m1.forward(&x, b)?);
-        let (o0, o1) = (ModelOutputs::new(&z0, c, t0), ModelOutputs::new(&z1, c, t1));
+        let (z0, z1) = (
+            restrict_logits(m0.forward(&x, b)?, c, sub),
+            restrict_logits(m1.forward(&x, b)?, c, sub),
+        );
+        let (o0, o1) = (
+            ModelOutputs::new(&z0, cd, t0),
+            ModelOutputs::new(&z1, cd, t1),
+        );
         if metric.needs() == Needs::PseudoTargets(PseudoSource::Merged) && half_model.is_none() {
             half_model = Some(m0.interpolate(m1, 0.5)?);
         }
@@ -924,12 +963,13 @@ pub fn evaluate_streaming<M: Interpolate>(
                 .as_ref()
                 .expect("θ(½) built when needed")
                 .forward(&x, b)
+                .map(|z| restrict_logits(z, c, sub))
         };
         let (le0, le1) = log_expertise(metric.as_ref(), &o0, &o1, labels, &half, 0.5 * (t0 + t1))?;
         let mut lambda = match config.coefficient {
             Coefficient::Eq1 => coef::lambda_eq1(&le0, &le1)?,
             Coefficient::Eq2 => {
-                let (h0, h1) = (stats::entropy(&z0, c, t0)?, stats::entropy(&z1, c, t1)?);
+                let (h0, h1) = (stats::entropy(&z0, cd, t0)?, stats::entropy(&z1, cd, t1)?);
                 coef::lambda_eq2(&le0, &le1, coef::domain_offset(&h0, &h1)?)?
             }
         };
@@ -977,7 +1017,7 @@ pub fn evaluate_streaming<M: Interpolate>(
                 z
             }
         };
-        let pred = stats::argmax(&z, c)?;
+        let pred = stats::argmax(&restrict_logits(z, c, sub), cd)?;
         res.correct += pred
             .iter()
             .zip(labels)

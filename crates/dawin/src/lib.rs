@@ -49,6 +49,6 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 
-pub use data::{Dataset, ImageFolderDataset, InMemoryDataset};
+pub use data::{read_class_subset, Dataset, ImageFolderDataset, InMemoryDataset, WithClassSubset};
 pub use error::{Error, Result};
 pub use model::{Interpolate, Model, PerSampleForward};

@@ -443,3 +443,113 @@ fn results_db_appends_whole_lines_even_from_concurrent_runs() {
     names.sort();
     assert_eq!(names, ["results.jsonl", "results.jsonl.lock"]);
 }
+
+/// `id`'s samples whose class is in `subset`, relabelled as indices into `subset`.
+fn subset_data(name: &str, subset: &[usize]) -> dawin::WithClassSubset<InMemoryDataset> {
+    let d = data("id", 200);
+    let keep: Vec<usize> = (0..d.len())
+        .filter(|&i| subset.contains(&(d.labels()[i] as usize)))
+        .collect();
+    let labels: Vec<i64> = keep
+        .iter()
+        .map(|&i| {
+            subset
+                .iter()
+                .position(|&k| k as i64 == d.labels()[i])
+                .unwrap() as i64
+        })
+        .collect();
+    let inner =
+        InMemoryDataset::new(name, d.load(&keep).unwrap(), d.sample_numel(), labels).unwrap();
+    dawin::WithClassSubset::new(inner, subset.to_vec()).unwrap()
+}
+
+#[test]
+fn class_subsets_restrict_the_logits_before_everything() {
+    let (m0, m1) = models();
+    let subset = [7usize, 2, 5, 0];
+    let sd = subset_data("sub", &subset);
+    let n = sd.len();
+    assert!(n > 20, "{n} samples");
+    let (val, id) = (data("val", 40), data("id", 40));
+    let out = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &id,
+        &[&sd],
+        &quiet(vec![Method::Zs, Method::Ft, Method::DawinSample]),
+    )
+    .unwrap();
+    // By hand: full logits, the subset's columns, their argmax, against the relabelled labels.
+    let x = sd.load(&(0..n).collect::<Vec<_>>()).unwrap();
+    let c = m0.config().num_classes;
+    let by_hand = |m: &ClipClassifier| -> (f64, Vec<u32>) {
+        let z = Model::forward(m, &x, n).unwrap();
+        let pred: Vec<u32> = z
+            .chunks(c)
+            .map(|row| {
+                let mut best = 0;
+                for j in 1..subset.len() {
+                    if row[subset[j]] > row[subset[best]] {
+                        best = j;
+                    }
+                }
+                best as u32
+            })
+            .collect();
+        let ok = pred
+            .iter()
+            .zip(sd.labels())
+            .filter(|(p, y)| **p as i64 == **y)
+            .count();
+        (100.0 * ok as f64 / n as f64, pred)
+    };
+    let ps = &out.per_sample[1];
+    assert_eq!(ps.dataset, "sub");
+    for (m, model) in [(Method::Zs, &m0), (Method::Ft, &m1)] {
+        let (acc, pred) = by_hand(model);
+        assert_eq!(ps.predictions[&m], pred, "{m:?}");
+        let row = out
+            .report
+            .methods
+            .iter()
+            .find(|r| r.method == m.name())
+            .unwrap();
+        assert!((row.accuracy["sub"] - acc).abs() < 1e-9, "{m:?}");
+    }
+    // The entropies are the subset logits' (T = the fitted temperatures).
+    let [t0, _] = out.report.temperatures;
+    let z0 = Model::forward(&m0, &x, n).unwrap();
+    let row0: Vec<f64> = subset.iter().map(|&k| z0[k] as f64 / t0 as f64).collect();
+    let mx = row0.iter().cloned().fold(f64::MIN, f64::max);
+    let lse = mx + row0.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+    let h: f64 = -row0
+        .iter()
+        .map(|v| (v - lse).exp() * (v - lse))
+        .sum::<f64>();
+    assert!((ps.h0[0] as f64 - h).abs() < 1e-4, "{} vs {h}", ps.h0[0]);
+    // Bad subsets are named.
+    let inner = data("id", 8);
+    assert!(dawin::WithClassSubset::new(inner.clone(), vec![]).is_err());
+    assert!(dawin::WithClassSubset::new(inner.clone(), vec![1, 1, 2]).is_err());
+    let e = dawin::WithClassSubset::new(inner.clone(), vec![0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`id`") && e.contains("class subset"), "{e}");
+    let big = dawin::WithClassSubset::new(inner, (0..c).map(|k| k + 1).collect()).unwrap();
+    let e = evaluate(
+        &Named::new("t0", &m0, "a"),
+        &Named::new("t1", &m1, "b"),
+        &val,
+        &id,
+        &[&big],
+        &quiet(vec![Method::Zs]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&format!("class {c}")) && e.contains("`id`"),
+        "{e}"
+    );
+}
