@@ -240,30 +240,44 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
             .unwrap();
         assert!((row.accuracy[&t.name] - want_acc).abs() < 1e-9);
     }
-    // The Fig. 7 heat map: cell (row r, column c) centred at (4 + 48c + 24, 4 + 48r + 24), its
+    // The Fig. 7 heat map: cell (row r, column c) from the origin, sampled at its centre; its
     // colour from the mean λ; the own expert's cell framed in black and, here, darkest in its row.
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("heat.png");
     dawin::plot::lambda_heatmap(&r, &png).unwrap();
     let img = image::open(&png).unwrap().to_rgb8();
-    assert_eq!((img.width(), img.height()), (3 * 48 + 8, 3 * 48 + 8));
+    let (cell, (ox, oy)) = (dawin::plot::HEATMAP_CELL, dawin::plot::HEATMAP_ORIGIN);
+    assert_eq!(
+        (img.width(), img.height()),
+        (ox + 3 * cell + 4, oy + 3 * cell + 4)
+    );
+    let centre = |row: usize, col: usize| {
+        img.get_pixel(
+            ox + cell * col as u32 + cell / 2,
+            oy + cell * row as u32 + cell / 2,
+        )
+        .0
+    };
     for (ri, d) in TASKS.iter().enumerate() {
-        let own = img
-            .get_pixel(4 + 48 * ri as u32 + 24, 4 + 48 * ri as u32 + 24)
-            .0;
+        let own = centre(ri, ri);
         for (c, mname) in TASKS.iter().enumerate() {
-            let px = img
-                .get_pixel(4 + 48 * c as u32 + 24, 4 + 48 * ri as u32 + 24)
-                .0;
+            let px = centre(ri, c);
             assert_eq!(px, dawin::plot::heat_color(r.mean_lambda[*d][*mname]));
             if c != ri {
                 assert!(own[0] < px[0], "{d}: the own expert's cell is darker");
             }
         }
         assert_eq!(
-            img.get_pixel(4 + 48 * ri as u32, 4 + 48 * ri as u32 + 24).0,
+            img.get_pixel(ox + cell * ri as u32, oy + cell * ri as u32 + cell / 2)
+                .0,
             [0, 0, 0]
         );
+        // The row's label: ink left of the cells.
+        let ink = (0..ox - 4)
+            .flat_map(|x| (0..cell).map(move |y| (x, oy + cell * ri as u32 + y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 == [0, 0, 0])
+            .count();
+        assert!(ink > 20, "{d}: row label drawn ({ink} pixels)");
     }
     assert_eq!(dawin::plot::heat_color(0.0), [255, 255, 255]);
     assert_eq!(dawin::plot::heat_color(1.0), [8, 48, 107]);
