@@ -39,6 +39,18 @@ fn data(name: &str, n: usize) -> InMemoryDataset {
         .head(n)
 }
 
+/// One task per demo dataset, with its head.
+fn tasks_of<'a>(sets: &'a [InMemoryDataset], m: &MtlModels) -> Vec<MtlTask<'a>> {
+    sets.iter()
+        .zip(&m.heads)
+        .map(|(d, (n, h))| MtlTask {
+            name: n.clone(),
+            head: h.clone(),
+            data: d as &dyn Dataset,
+        })
+        .collect()
+}
+
 fn encoder_params(c: &ClipClassifier) -> Vec<f32> {
     let p = c.weights().params();
     let head = 1 + usize::from(c.weights().head.bias.is_some());
@@ -106,15 +118,7 @@ fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
     }
     // And in the evaluation, weight-avg equals task arithmetic with s = 1/M.
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 40)).collect();
-    let tasks: Vec<MtlTask<'_>> = sets
-        .iter()
-        .zip(&m.heads)
-        .map(|(d, (n, h))| MtlTask {
-            name: n.clone(),
-            head: h.clone(),
-            data: d as &dyn Dataset,
-        })
-        .collect();
+    let tasks = tasks_of(&sets, &m);
     let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let r = evaluate_mtl(
@@ -136,15 +140,7 @@ fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
 fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
     let m = load();
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 24)).collect();
-    let tasks: Vec<MtlTask<'_>> = sets
-        .iter()
-        .zip(&m.heads)
-        .map(|(d, (n, h))| MtlTask {
-            name: n.clone(),
-            head: h.clone(),
-            data: d as &dyn Dataset,
-        })
-        .collect();
+    let tasks = tasks_of(&sets, &m);
     let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let r = evaluate_mtl(
@@ -499,15 +495,7 @@ fn a_hugging_face_vision_tower_takes_the_base_projection() {
 fn dawin_with_k_components_merges_once_per_used_component() {
     let m = load();
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 30)).collect();
-    let tasks: Vec<MtlTask<'_>> = sets
-        .iter()
-        .zip(&m.heads)
-        .map(|(d, (n, h))| MtlTask {
-            name: n.clone(),
-            head: h.clone(),
-            data: d as &dyn Dataset,
-        })
-        .collect();
+    let tasks = tasks_of(&sets, &m);
     let named: Vec<(String, &CheckpointEncoder)> =
         m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
     let cfg = |k| MtlConfig {
@@ -581,15 +569,7 @@ fn memory_mapped_encoders_give_the_results_of_in_memory_ones() {
     }
     // The whole evaluation: every method, same report from either kind of encoder.
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 16)).collect();
-    let tasks: Vec<MtlTask<'_>> = sets
-        .iter()
-        .zip(&m.heads)
-        .map(|(d, (n, h))| MtlTask {
-            name: n.clone(),
-            head: h.clone(),
-            data: d as &dyn Dataset,
-        })
-        .collect();
+    let tasks = tasks_of(&sets, &m);
     let cfg = MtlConfig {
         progress: false,
         ..MtlConfig::default()

@@ -26,6 +26,23 @@ fn data(name: &str, n: usize) -> InMemoryDataset {
         .head(n)
 }
 
+/// `evaluate` with θ0, θ1 named `t0`, `t1` (fingerprints `a`, `b`).
+fn eval_ab(
+    (m0, m1): (&ClipClassifier, &ClipClassifier),
+    (val, id): (&dyn Dataset, &dyn Dataset),
+    tests: &[&dyn Dataset],
+    cfg: &EvalConfig,
+) -> dawin::Result<dawin::eval::EvalOutput> {
+    evaluate(
+        &Named::new("t0", m0, "a"),
+        &Named::new("t1", m1, "b"),
+        val,
+        id,
+        tests,
+        cfg,
+    )
+}
+
 fn quiet(methods: Vec<Method>) -> EvalConfig {
     EvalConfig {
         methods,
@@ -38,11 +55,9 @@ fn quiet(methods: Vec<Method>) -> EvalConfig {
 fn dawin_sample_equals_an_explicit_per_sample_merge_and_forward_loop() {
     let (m0, m1) = models();
     let (val, id, rot) = (data("val", 60), data("id", 24), data("rotate", 24));
-    let out = evaluate(
-        &Named::new("t0", &m0, "a"),
-        &Named::new("t1", &m1, "b"),
-        &val,
-        &id,
+    let out = eval_ab(
+        (&m0, &m1),
+        (&val, &id),
         &[&rot],
         &quiet(vec![Method::DawinSample]),
     )
@@ -205,17 +220,7 @@ fn bad_datasets_are_rejected_with_the_dataset_named() {
 fn wise_alpha_scales_lambda_and_eq1_differs_from_eq2() {
     let (m0, m1) = models();
     let (val, id) = (data("val", 40), data("id", 30));
-    let run = |cfg: EvalConfig| {
-        evaluate(
-            &Named::new("t0", &m0, "a"),
-            &Named::new("t1", &m1, "b"),
-            &val,
-            &id,
-            &[],
-            &cfg,
-        )
-        .unwrap()
-    };
+    let run = |cfg: EvalConfig| eval_ab((&m0, &m1), (&val, &id), &[], &cfg).unwrap();
     let base = run(quiet(vec![Method::Doe]));
     let half = run(EvalConfig {
         wise_alpha: Some(0.5),
@@ -284,11 +289,9 @@ fn blended_per_sample_forward_equals_the_merge_per_lambda_path() {
     let (m0, m1) = models();
     let (val, id, rot) = (data("val", 60), data("id", 24), data("rotate", 24));
     let run = |exact_loop: bool| {
-        evaluate(
-            &Named::new("t0", &m0, "a"),
-            &Named::new("t1", &m1, "b"),
-            &val,
-            &id,
+        eval_ab(
+            (&m0, &m1),
+            (&val, &id),
             &[&rot],
             &EvalConfig {
                 exact_loop,
@@ -319,15 +322,7 @@ fn blended_per_sample_forward_equals_the_merge_per_lambda_path() {
         }
     }
     // Only θ0 and θ1 run: the report names neither path.
-    let zs = evaluate(
-        &Named::new("t0", &m0, "a"),
-        &Named::new("t1", &m1, "b"),
-        &val,
-        &id,
-        &[],
-        &quiet(vec![Method::Zs]),
-    )
-    .unwrap();
+    let zs = eval_ab((&m0, &m1), (&val, &id), &[], &quiet(vec![Method::Zs])).unwrap();
     assert_eq!(zs.report.per_sample_forward, None);
     assert_eq!(blended.report.methods[1].merges, Some(0));
     assert!(exact.report.methods[1].merges.unwrap() > 1);
@@ -364,15 +359,7 @@ fn streaming_eq1_equals_dawin_sample_with_eq1() {
             exact_loop,
             ..quiet(vec![Method::DawinSample])
         };
-        let full = evaluate(
-            &Named::new("t0", &m0, "a"),
-            &Named::new("t1", &m1, "b"),
-            &val,
-            &id,
-            &[&rot],
-            &cfg,
-        )
-        .unwrap();
+        let full = eval_ab((&m0, &m1), (&val, &id), &[&rot], &cfg).unwrap();
         let t = full.report.temperatures;
         for (ps, d) in full.per_sample.iter().zip([&id, &rot]) {
             let s = evaluate_streaming(&m0, &m1, d, (t[0], t[1]), &cfg, None).unwrap();
@@ -407,16 +394,9 @@ fn streaming_eq1_equals_dawin_sample_with_eq1() {
 fn results_db_appends_whole_lines_even_from_concurrent_runs() {
     let (m0, m1) = models();
     let (val, id) = (data("val", 8), data("id", 8));
-    let report = evaluate(
-        &Named::new("t0", &m0, "a"),
-        &Named::new("t1", &m1, "b"),
-        &val,
-        &id,
-        &[],
-        &quiet(vec![Method::Zs]),
-    )
-    .unwrap()
-    .report;
+    let report = eval_ab((&m0, &m1), (&val, &id), &[], &quiet(vec![Method::Zs]))
+        .unwrap()
+        .report;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("results.jsonl");
     // An existing database whose last line lacks its newline.
@@ -472,11 +452,9 @@ fn class_subsets_restrict_the_logits_before_everything() {
     let n = sd.len();
     assert!(n > 20, "{n} samples");
     let (val, id) = (data("val", 40), data("id", 40));
-    let out = evaluate(
-        &Named::new("t0", &m0, "a"),
-        &Named::new("t1", &m1, "b"),
-        &val,
-        &id,
+    let out = eval_ab(
+        (&m0, &m1),
+        (&val, &id),
         &[&sd],
         &quiet(vec![Method::Zs, Method::Ft, Method::DawinSample]),
     )
@@ -538,16 +516,9 @@ fn class_subsets_restrict_the_logits_before_everything() {
         .to_string();
     assert!(e.contains("`id`") && e.contains("class subset"), "{e}");
     let big = dawin::WithClassSubset::new(inner, (0..c).map(|k| k + 1).collect()).unwrap();
-    let e = evaluate(
-        &Named::new("t0", &m0, "a"),
-        &Named::new("t1", &m1, "b"),
-        &val,
-        &id,
-        &[&big],
-        &quiet(vec![Method::Zs]),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = eval_ab((&m0, &m1), (&val, &id), &[&big], &quiet(vec![Method::Zs]))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&format!("class {c}")) && e.contains("`id`"),
         "{e}"
