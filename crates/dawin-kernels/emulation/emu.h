@@ -119,3 +119,101 @@ inline void emu_launch(unsigned grid, unsigned block, bool warps, const std::fun
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Block-level built-ins for kernels/vit.cu: shared memory, __syncthreads, __syncwarp, 3-D grids,
+// and the tensor-core mma as a warp-collective C++ function.
+//
+// Blocks run one at a time and every thread of a block is an OS thread, so `__shared__` can be a
+// function-local static (one object per kernel instantiation, reused by the next block, which
+// is what shared memory is: uninitialised at block start) and __syncthreads a barrier of
+// blockDim threads.
+#define __shared__ static
+
+struct EmuBlock {
+    explicit EmuBlock(unsigned n) : bar(n) {}
+    std::barrier<> bar;
+};
+inline thread_local EmuBlock* emu_block = nullptr;
+
+inline void __syncthreads() { emu_block->bar.arrive_and_wait(); }
+inline void __syncwarp() { emu_warp->bar.arrive_and_wait(); }
+
+// Fragments of one mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16} per lane.
+struct EmuMmaSlots {
+    unsigned a[32][4], b[32][2];
+};
+inline thread_local EmuMmaSlots* emu_mma = nullptr;
+
+inline float dawin_emu_half_bits_to_f32(bool bf16, unsigned short h) {
+    return bf16 ? __uint_as_float((unsigned)h << 16) : dawin_emu_f16_to_f32(h);
+}
+
+// D = A·B + C for the warp, with the fragment layout of the PTX ISA (groupID g = lane >> 2,
+// tig = lane & 3): A regs {a0a1: (g, 2tig..), a2a3: (g+8, 2tig..), a4a5: (g, 2tig+8..),
+// a6a7: (g+8, 2tig+8..)}, B regs {b0b1: (k=2tig.., n=g), b2b3: (k=2tig+8.., n=g)},
+// C/D {c0c1: (g, 2tig..), c2c3: (g+8, 2tig..)}; the low half of a register is the first element.
+// Products of two f16/bf16 values are exact in f32; the sum is taken in double and rounded once
+// (the hardware's summation order and intermediate rounding are not specified; the checks
+// allow for that).
+inline void dawin_emu_mma_m16n8k16(bool bf16, const unsigned* a, const unsigned* b, float* d) {
+    const unsigned lane = threadIdx.x & 31u;
+    for (int i = 0; i < 4; ++i) emu_mma->a[lane][i] = a[i];
+    for (int i = 0; i < 2; ++i) emu_mma->b[lane][i] = b[i];
+    emu_warp->bar.arrive_and_wait();
+    float A[16][16], B[16][8];
+    for (unsigned l = 0; l < 32; ++l) {
+        const unsigned g = l >> 2, t = l & 3u;
+        for (int r = 0; r < 4; ++r) {
+            const unsigned row = g + ((r & 1) ? 8u : 0u), col = 2u * t + ((r & 2) ? 8u : 0u);
+            const unsigned w = emu_mma->a[l][r];
+            A[row][col] = dawin_emu_half_bits_to_f32(bf16, (unsigned short)(w & 0xffffu));
+            A[row][col + 1] = dawin_emu_half_bits_to_f32(bf16, (unsigned short)(w >> 16));
+        }
+        for (int r = 0; r < 2; ++r) {
+            const unsigned k = 2u * t + (r ? 8u : 0u);
+            const unsigned w = emu_mma->b[l][r];
+            B[k][g] = dawin_emu_half_bits_to_f32(bf16, (unsigned short)(w & 0xffffu));
+            B[k + 1][g] = dawin_emu_half_bits_to_f32(bf16, (unsigned short)(w >> 16));
+        }
+    }
+    emu_warp->bar.arrive_and_wait();  // slots free for the next mma
+    const unsigned g = lane >> 2, t = lane & 3u;
+    for (int e = 0; e < 4; ++e) {
+        const unsigned row = g + ((e & 2) ? 8u : 0u), col = 2u * t + (unsigned)(e & 1);
+        double s = d[e];
+        for (int k = 0; k < 16; ++k) s += (double)A[row][k] * (double)B[k][col];
+        d[e] = (float)s;
+    }
+}
+
+// Runs `kernel` on a 3-D grid of blocks of `block` threads (a multiple of 32): blocks one after
+// the other, all threads of a block concurrently (__syncthreads, shuffles, __syncwarp, mma).
+inline void emu_launch_blocks(EmuDim3 grid, unsigned block, const std::function<void()>& kernel) {
+    gridDim = grid;
+    blockDim = {block, 1, 1};
+    for (unsigned z = 0; z < grid.z; ++z)
+        for (unsigned y = 0; y < grid.y; ++y)
+            for (unsigned x = 0; x < grid.x; ++x) {
+                EmuBlock blk(block);
+                std::vector<std::unique_ptr<EmuWarp>> warps;
+                std::vector<std::unique_ptr<EmuMmaSlots>> slots;
+                for (unsigned w = 0; w < block / 32; ++w) {
+                    warps.push_back(std::make_unique<EmuWarp>());
+                    slots.push_back(std::make_unique<EmuMmaSlots>());
+                }
+                std::vector<std::thread> threads;
+                threads.reserve(block);
+                for (unsigned t = 0; t < block; ++t) {
+                    threads.emplace_back([&, t] {
+                        blockIdx = {x, y, z};
+                        threadIdx = {t, 0, 0};
+                        emu_warp = warps[t / 32].get();
+                        emu_mma = slots[t / 32].get();
+                        emu_block = &blk;
+                        kernel();
+                    });
+                }
+                for (auto& th : threads) th.join();
+            }
+}

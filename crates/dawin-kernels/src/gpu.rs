@@ -106,6 +106,11 @@ pub(crate) fn row_stats_config(n_rows: u32) -> LaunchConfig {
     }
 }
 
+/// `compute_80` → 80.
+fn arch_number(arch: &str) -> i32 {
+    arch.trim_start_matches("compute_").parse().unwrap_or(0)
+}
+
 fn driver_version_string(v: i32) -> String {
     format!("{}.{}", v / 1000, (v % 1000) / 10)
 }
@@ -200,7 +205,13 @@ impl Gpu {
         };
 
         let mut functions = HashMap::new();
+        let device_arch = compute_capability.0 * 10 + compute_capability.1;
         for src in SOURCES {
+            // A file that needs a newer architecture than the device (the ViT kernels need
+            // sm_80) is not loaded; launching one of its kernels is then an error naming it.
+            if arch_number(src.arch) > device_arch {
+                continue;
+            }
             let ptx_text = match &runtime_arch {
                 None => src.shipped_ptx.to_string(),
                 Some(arch) => nvrtc::compile_ptx(src, arch)?,
@@ -326,14 +337,20 @@ impl Gpu {
     fn function(&self, name: &str) -> Result<(&CudaFunction, &'static KernelSig)> {
         let (_, sig) = find_kernel(name)
             .ok_or_else(|| Error::arg("kernel", format!("no kernel named {name}")))?;
-        let f = self
-            .functions
-            .get(name)
-            .ok_or_else(|| Error::arg("kernel", format!("kernel {name} is not loaded")))?;
+        let f = self.functions.get(name).ok_or_else(|| {
+            let (src, _) = find_kernel(name).expect("found above");
+            Error::arg(
+                "kernel",
+                format!(
+                    "kernel {name} is not loaded: kernels/{} needs {} (this device is sm_{}{})",
+                    src.file, src.arch, self.compute_capability.0, self.compute_capability.1
+                ),
+            )
+        })?;
         Ok((f, sig))
     }
 
-    fn launch<'a>(&'a self, name: &str) -> Result<Launch<'a>> {
+    pub(crate) fn launch<'a>(&'a self, name: &str) -> Result<Launch<'a>> {
         let (func, sig) = self.function(name)?;
         Ok(Launch {
             sig,
@@ -648,7 +665,7 @@ fn check_kernel_limits(n_rows: usize, n_classes: usize) -> Result<()> {
 /// A device pointer argument (`const T*` / `T*` in C): 8 bytes.
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug)]
-struct DevPtr(u64);
+pub(crate) struct DevPtr(pub(crate) u64);
 // SAFETY: a plain 8-byte integer, passed by value like a C pointer.
 unsafe impl DeviceRepr for DevPtr {}
 
@@ -677,7 +694,7 @@ struct TaskArithParams {
 // SAFETY: as above.
 unsafe impl DeviceRepr for TaskArithParams {}
 
-trait KernelArg: DeviceRepr {
+pub(crate) trait KernelArg: DeviceRepr {
     const KIND: ArgKind;
 }
 impl KernelArg for DevPtr {
@@ -712,21 +729,21 @@ const _: () = assert!(std::mem::align_of::<TaskArithParams>() == 8);
 
 /// A launch whose arguments are checked, one by one, against the kernel's registered C
 /// signature before anything reaches the driver.
-struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     sig: &'static KernelSig,
     builder: LaunchArgs<'a>,
     pushed: usize,
 }
 
 impl<'a> Launch<'a> {
-    fn arg<A: KernelArg>(&mut self, value: &'a A) -> Result<&mut Self> {
+    pub(crate) fn arg<A: KernelArg>(&mut self, value: &'a A) -> Result<&mut Self> {
         check_arg::<A>(self.sig, self.pushed)?;
         self.builder.arg(value);
         self.pushed += 1;
         Ok(self)
     }
 
-    fn run(mut self, cfg: LaunchConfig) -> Result<()> {
+    pub(crate) fn run(mut self, cfg: LaunchConfig) -> Result<()> {
         if self.pushed != self.sig.args.len() {
             return Err(Error::arg(
                 "kernel arguments",

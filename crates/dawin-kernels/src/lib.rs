@@ -15,6 +15,10 @@
 //! * Parameter arenas: all tensors of a checkpoint in one buffer with an offset table
 //!   ([`ArenaLayout`], [`HostArena`], [`DeviceArena`]), so merging a whole model is one launch
 //!   ([`Gpu::lerp_arena`]) and a forward pass can read its weights from the arena a merge wrote.
+//! * The CLIP ViT forward kernels (`kernels/vit.cu`, sm_80 and newer): im2col, a tensor-core
+//!   GEMM (`mma.sync` m16n8k16, f16/bf16 in, f32 accumulation) with fused bias / QuickGELU /
+//!   residual epilogues and a per-row blend over up to 8 weight sets, embeddings, layer norm,
+//!   attention and L2 normalisation ([`vit`]), launched by `dawin-vit`'s CUDA forward.
 //! * [`Backend`]: the same operations on host slices, on the GPU when [`Gpu::new`] succeeds and
 //!   on the CPU references otherwise.
 //!
@@ -62,6 +66,7 @@ mod gpu;
 mod layout;
 pub mod nvrtc;
 pub mod source;
+pub mod vit;
 
 pub use arena::DeviceArena;
 pub use backend::Backend;

@@ -9,7 +9,9 @@
 //! CUDA is needed.
 
 use crate::error::{Error, Result};
-use crate::source::{ptx_header, KernelSource, NVRTC_OPTIONS, SHIPPED_ARCH};
+#[cfg(test)]
+use crate::source::SHIPPED_ARCH;
+use crate::source::{ptx_header, KernelSource, NVRTC_OPTIONS};
 use cudarc::nvrtc::{self, CompileError, CompileOptions};
 
 /// True when the NVRTC library can be loaded (checked before any NVRTC call: cudarc panics
@@ -98,10 +100,10 @@ pub fn compile_ptx(src: &KernelSource, arch: &str) -> Result<String> {
 }
 
 /// The content of the shipped `ptx/<stem>.ptx` for `src`: a header (source hash, NVRTC version,
-/// options) followed by NVRTC's PTX for [`SHIPPED_ARCH`].
+/// options) followed by NVRTC's PTX for the source's architecture ([`KernelSource::arch`]).
 pub fn generate_shipped_ptx(src: &KernelSource) -> Result<String> {
     let version = nvrtc_version()?;
-    let body = compile_ptx(src, SHIPPED_ARCH)?;
+    let body = compile_ptx(src, src.arch)?;
     let mut out = ptx_header(src, version);
     out.push_str(body.trim_end_matches('\0'));
     if !out.ends_with('\n') {

@@ -19,6 +19,14 @@ pub const MAX_MODELS: usize = 32;
 /// JIT-compiled by the driver for every GPU from Volta (sm_70) on, Ampere and Hopper included.
 pub const SHIPPED_ARCH: &str = "compute_70";
 
+/// The virtual architecture of `kernels/vit.cu` (tensor-core `mma.sync.m16n8k16` with f16 and
+/// bf16 inputs needs sm_80: Ampere, Ada, Hopper).
+pub const VIT_ARCH: &str = "compute_80";
+
+/// Maximum number of weight sets of one blended ViT launch (`VIT_MAX_SETS` in `vit.cu`): the
+/// base model and up to 7 others.
+pub const VIT_MAX_SETS: usize = 8;
+
 /// NVRTC options used for the shipped PTX (the run-time compile uses the same options with the
 /// device's own architecture).
 pub const NVRTC_OPTIONS: &[&str] = &["--gpu-architecture=compute_70"];
@@ -98,6 +106,10 @@ pub struct KernelSource {
     pub source: &'static str,
     /// The PTX shipped with the crate (`crates/dawin-kernels/ptx/<stem>.ptx`).
     pub shipped_ptx: &'static str,
+    /// The virtual architecture the shipped PTX is generated for: [`SHIPPED_ARCH`], or
+    /// [`VIT_ARCH`] for kernels that need the tensor-core `mma` of sm_80. A device of a lower
+    /// compute capability does not load this file's kernels.
+    pub arch: &'static str,
     /// The kernels this file defines.
     pub kernels: &'static [KernelSig],
 }
@@ -206,6 +218,7 @@ pub const MERGE: KernelSource = KernelSource {
     file: "merge.cu",
     source: include_str!("../../../kernels/merge.cu"),
     shipped_ptx: include_str!("../ptx/merge.ptx"),
+    arch: SHIPPED_ARCH,
     kernels: &[
         lerp_sig!("lerp_f32", "float"),
         lerp_sig!("lerp_f16", "u16"),
@@ -230,6 +243,7 @@ pub const ROW_STATS: KernelSource = KernelSource {
     file: "row_stats.cu",
     source: include_str!("../../../kernels/row_stats.cu"),
     shipped_ptx: include_str!("../ptx/row_stats.ptx"),
+    arch: SHIPPED_ARCH,
     kernels: &[KernelSig {
         name: "row_stats_f32",
         c_signature: "void row_stats_f32(const float* logits, u32 n_rows, u32 n_cols, \
@@ -238,8 +252,88 @@ pub const ROW_STATS: KernelSource = KernelSource {
     }],
 };
 
+/// `struct VitGemmParams` of `vit.cu` (200 bytes).
+pub const VIT_GEMM_PARAMS: ArgKind = ArgKind::Struct {
+    name: "VitGemmParams",
+    size: 8 + 2 * VIT_MAX_SETS * 8 + 3 * 8 + 10 * 4,
+    align: 8,
+};
+
+/// `struct VitLnParams` of `vit.cu` (184 bytes).
+pub const VIT_LN_PARAMS: ArgKind = ArgKind::Struct {
+    name: "VitLnParams",
+    size: 2 * 8 + 2 * VIT_MAX_SETS * 8 + 8 + 8 * 4,
+    align: 8,
+};
+
+/// `struct VitEmbedParams` of `vit.cu` (168 bytes).
+pub const VIT_EMBED_PARAMS: ArgKind = ArgKind::Struct {
+    name: "VitEmbedParams",
+    size: 2 * 8 + 2 * VIT_MAX_SETS * 8 + 8 + 4 * 4,
+    align: 8,
+};
+
+macro_rules! vit_struct_sig {
+    ($name:literal, $s:literal, $kind:expr) => {
+        KernelSig {
+            name: $name,
+            c_signature: concat!("void ", $name, "(const __grid_constant__ ", $s, " p)"),
+            args: &[$kind],
+        }
+    };
+}
+
+/// `kernels/vit.cu`: the CLIP ViT forward (im2col, tensor-core GEMM with fused and blended
+/// epilogues, embeddings, layer norm, attention, L2 normalisation), f16 and bf16.
+pub const VIT: KernelSource = KernelSource {
+    file: "vit.cu",
+    source: include_str!("../../../kernels/vit.cu"),
+    shipped_ptx: include_str!("../ptx/vit.ptx"),
+    arch: VIT_ARCH,
+    kernels: &[
+        KernelSig {
+            name: "vit_im2col_f16",
+            c_signature: "void vit_im2col_f16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32],
+        },
+        KernelSig {
+            name: "vit_im2col_bf16",
+            c_signature: "void vit_im2col_bf16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32],
+        },
+        vit_struct_sig!("vit_gemm_f16", "VitGemmParams", VIT_GEMM_PARAMS),
+        vit_struct_sig!("vit_gemm_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
+        vit_struct_sig!("vit_gemm_blend_f16", "VitGemmParams", VIT_GEMM_PARAMS),
+        vit_struct_sig!("vit_gemm_blend_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
+        vit_struct_sig!("vit_embed_f16", "VitEmbedParams", VIT_EMBED_PARAMS),
+        vit_struct_sig!("vit_embed_bf16", "VitEmbedParams", VIT_EMBED_PARAMS),
+        vit_struct_sig!("vit_layernorm_f16", "VitLnParams", VIT_LN_PARAMS),
+        vit_struct_sig!("vit_layernorm_bf16", "VitLnParams", VIT_LN_PARAMS),
+        KernelSig {
+            name: "vit_attention_f16",
+            c_signature: "void vit_attention_f16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
+        },
+        KernelSig {
+            name: "vit_attention_bf16",
+            c_signature: "void vit_attention_bf16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
+        },
+        KernelSig {
+            name: "vit_l2norm_f16",
+            c_signature: "void vit_l2norm_f16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
+            args: &[Ptr, Ptr, Ptr, U32, U32],
+        },
+        KernelSig {
+            name: "vit_l2norm_bf16",
+            c_signature: "void vit_l2norm_bf16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
+            args: &[Ptr, Ptr, Ptr, U32, U32],
+        },
+    ],
+};
+
 /// Every kernel source of the crate.
-pub const SOURCES: &[KernelSource] = &[MERGE, ROW_STATS];
+pub const SOURCES: &[KernelSource] = &[MERGE, ROW_STATS, VIT];
 
 /// Looks a kernel up by name.
 pub fn find_kernel(name: &str) -> Option<(&'static KernelSource, &'static KernelSig)> {
@@ -272,7 +366,17 @@ pub fn ptx_header(src: &KernelSource, nvrtc_version: (i32, i32)) -> String {
         hash = src.source_hash(),
         major = nvrtc_version.0,
         minor = nvrtc_version.1,
-        opts = NVRTC_OPTIONS.join(" "),
+        opts = NVRTC_OPTIONS
+            .iter()
+            .map(|o| {
+                if o.starts_with("--gpu-architecture=") {
+                    format!("--gpu-architecture={}", src.arch)
+                } else {
+                    (*o).to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
     )
 }
 

@@ -168,6 +168,7 @@ fn nvrtc_reproduces_the_shipped_ptx() {
         file: "broken.cu",
         source: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }",
         shipped_ptx: "",
+        arch: SHIPPED_ARCH,
         kernels: &[],
     };
     let e = compile_ptx(&bad, SHIPPED_ARCH).unwrap_err().to_string();
@@ -185,7 +186,7 @@ fn nvrtc_reproduces_the_shipped_ptx() {
                 src.stem()
             );
         } else {
-            let ptx = compile_ptx(src, SHIPPED_ARCH).unwrap();
+            let ptx = compile_ptx(src, src.arch).unwrap();
             for k in src.kernels {
                 assert!(ptx.contains(&format!(".entry {}(", k.name)), "{}", k.name);
             }
