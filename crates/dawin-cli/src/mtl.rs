@@ -42,6 +42,10 @@ pub(crate) struct MtlOpts {
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
+    /// Refuse a fine-tuned encoder farther than this from the base in ‖θ − θ0‖/‖θ0‖ (one
+    /// fine-tuned from another pre-trained model sits near 1.41).
+    #[arg(long, default_value_t = 1.0)]
+    max_distance: f64,
 }
 
 #[derive(Args)]
@@ -89,6 +93,7 @@ impl MtlOpts {
             seed: c.seed,
             out: c.out.clone(),
             quiet: c.quiet,
+            max_distance: 1.0,
         }
     }
 }
@@ -185,6 +190,7 @@ pub(crate) fn run(
         batch_size: o.batch_size.max(1),
         seed: o.seed,
         progress: !o.quiet,
+        max_distance: o.max_distance,
     };
     let output = evaluate_mtl_full(&loaded.base, &refs, &tasks, &cfg)?;
     let r = &output.report;
@@ -200,6 +206,12 @@ pub(crate) fn run(
         r.k,
         t.elapsed().as_secs_f64()
     );
+    let dist: Vec<String> = r
+        .models
+        .iter()
+        .map(|m| format!("{m} {:.3}", r.relative_distance[m]))
+        .collect();
+    println!("‖θ_j − θ0‖/‖θ0‖: {}", dist.join(", "));
     if let Some(dir) = &out {
         write_mtl_outputs(&output, dir)?;
         dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?;

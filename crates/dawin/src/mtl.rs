@@ -121,6 +121,10 @@ pub struct MtlConfig {
     pub seed: u64,
     /// Draw progress bars (only when stdout is a terminal).
     pub progress: bool,
+    /// Largest accepted relative distance `‖θ_j − θ0‖ / ‖θ0‖` of a fine-tuned encoder from the
+    /// base ([`relative_distance`]). Default 1.0: fine-tunes move a few to tens of percent, an
+    /// encoder pre-trained separately (another base) sits near √2.
+    pub max_distance: f64,
 }
 
 impl Default for MtlConfig {
@@ -135,6 +139,7 @@ impl Default for MtlConfig {
             batch_size: 64,
             seed: 0,
             progress: true,
+            max_distance: 1.0,
         }
     }
 }
@@ -201,6 +206,9 @@ pub struct MtlReport {
     pub mean_lambda: BTreeMap<String, BTreeMap<String, f64>>,
     /// Dirichlet mixture per dataset (`dawin`).
     pub mixtures: BTreeMap<String, DirichletReport>,
+    /// `‖τ_j‖ / ‖θ0‖` of each fine-tuned encoder ([`relative_distance`]).
+    #[serde(default)]
+    pub relative_distance: BTreeMap<String, f64>,
     /// Seconds per stage, `total` last.
     pub timings: Vec<(String, f64)>,
 }
@@ -462,6 +470,28 @@ pub fn ties_merge<E: Encoder>(
         off += dst.len();
     }
     Ok(ClipClassifier::new(base.config().clone(), w)?)
+}
+
+/// `‖θ − θ0‖₂ / ‖θ0‖₂` over the encoder's parameters (the head excluded), read parameter by
+/// parameter, sums in f64. A fine-tune stays close to its base; an encoder pre-trained
+/// separately, of the same shapes, is about √2 away (two unrelated weight sets of similar
+/// norm), which [`evaluate_mtl`] refuses above [`MtlConfig::max_distance`].
+pub fn relative_distance<E: Encoder>(base: &ClipClassifier, model: &E) -> Result<f64> {
+    let b = base.weights().params();
+    let (mut num, mut den) = (0f64, 0f64);
+    for (i, bi) in b[..encoder_slices(base.weights())].iter().enumerate() {
+        let p = model.encoder_param(i)?;
+        for (x, y) in p.iter().zip(bi.iter()) {
+            let d = *x as f64 - *y as f64;
+            num += d * d;
+            den += *y as f64 * *y as f64;
+        }
+    }
+    Ok(if den > 0.0 {
+        (num / den).sqrt()
+    } else {
+        num.sqrt()
+    })
 }
 
 /// Checks that every model is an encoder of θ0's architecture, tensor by tensor.
@@ -785,7 +815,31 @@ pub fn evaluate_mtl_full<E: Encoder>(
             return Err(Error::invalid(what, format!("must be finite, got {v}")));
         }
     }
+    if config.max_distance.is_nan() || config.max_distance <= 0.0 {
+        return Err(Error::invalid(
+            "--max-distance",
+            format!("must be positive, got {}", config.max_distance),
+        ));
+    }
     let mut timer = Timer(Vec::new());
+    // 0. Every model must be a fine-tune of this base.
+    let t = Instant::now();
+    let mut distances = BTreeMap::new();
+    for (name, mdl) in models {
+        let d = relative_distance(base, *mdl)?;
+        if d.is_nan() || d > config.max_distance {
+            return Err(Error::invalid(
+                format!("model `{name}`"),
+                format!(
+                    "lies at ‖θ − θ0‖/‖θ0‖ = {d:.3} from the base (more than --max-distance \
+                     {}): was it fine-tuned from another pre-trained model?",
+                    config.max_distance
+                ),
+            ));
+        }
+        distances.insert(name.clone(), d);
+    }
+    timer.add("distances", t);
     let refs: Vec<&E> = models.iter().map(|(_, c)| *c).collect();
     let bar = |n: usize, msg: String| progress::bar(n, msg, config.progress);
     let all_idx = |d: &dyn Dataset| (0..d.len()).collect::<Vec<usize>>();
@@ -1043,6 +1097,7 @@ pub fn evaluate_mtl_full<E: Encoder>(
         ties_scale: config.ties_scale,
         mean_lambda,
         mixtures,
+        relative_distance: distances,
         timings,
     };
     Ok(MtlOutput { report, per_sample })

@@ -586,3 +586,58 @@ fn memory_mapped_encoders_give_the_results_of_in_memory_ones() {
     }
     assert_eq!(a.mean_lambda, b.mean_lambda);
 }
+
+#[test]
+fn an_encoder_from_another_base_is_refused_and_distances_are_reported() {
+    let m = load();
+    // ‖θ_j − θ0‖/‖θ0‖ of the demo's encoders, computed independently with numpy (float64) by
+    // scripts/task_distance.py.
+    let want = [
+        ("digits", 0.09531703242575534),
+        ("rotation", 0.13346955370420582),
+        ("parity", 0.12318062500223785),
+    ];
+    for ((name, enc), (wn, wd)) in m.models.iter().zip(want) {
+        assert_eq!(name, wn);
+        let d = dawin::mtl::relative_distance(&m.base, enc).unwrap();
+        assert!((d - wd).abs() < 1e-6, "{name}: {d} vs {wd}");
+    }
+    let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 8)).collect();
+    let tasks = tasks_of(&sets, &m);
+    let named: Vec<(String, &CheckpointEncoder)> =
+        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let cfg = MtlConfig {
+        methods: vec![MtlMethod::Base],
+        progress: false,
+        ..MtlConfig::default()
+    };
+    let r = evaluate_mtl(&m.base, &named, &tasks, &cfg).unwrap();
+    assert!((r.relative_distance["rotation"] - want[1].1).abs() < 1e-6);
+    // An encoder of the same shapes pre-trained separately (random weights here).
+    let other = dawin::vit::ClipWeights::random(m.base.config(), 7).unwrap();
+    let other = ClipClassifier::new(m.base.config().clone(), other).unwrap();
+    let d = dawin::mtl::relative_distance(&m.base, &other).unwrap();
+    assert!(d > 1.0, "{d}");
+    let mixed: Vec<(String, &ClipClassifier)> = vec![("other".into(), &other)];
+    let e = evaluate_mtl(&m.base, &mixed, &tasks, &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model `other`") && e.contains("another pre-trained model"),
+        "{e}"
+    );
+    // Accepted when the limit is raised; a non-positive limit is an argument error.
+    let loose = MtlConfig {
+        max_distance: 10.0,
+        ..cfg.clone()
+    };
+    assert!(evaluate_mtl(&m.base, &mixed, &tasks, &loose).is_ok());
+    let bad = MtlConfig {
+        max_distance: 0.0,
+        ..cfg
+    };
+    let e = evaluate_mtl(&m.base, &mixed, &tasks, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--max-distance"), "{e}");
+}
