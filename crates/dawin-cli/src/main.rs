@@ -109,6 +109,10 @@ struct Common {
     /// per-sample forward (for checking it).
     #[arg(long)]
     exact_loop: bool,
+    /// Refuse θ1 farther than this from θ0 in ‖θ1 − θ0‖/‖θ0‖ over the encoder (one fine-tuned
+    /// from another pre-trained model sits near 1.41).
+    #[arg(long, default_value_t = 1.0)]
+    max_distance: f64,
 }
 
 #[derive(Args)]
@@ -380,6 +384,7 @@ fn eval_config(
         progress: !c.quiet,
         device,
         exact_loop: c.exact_loop,
+        max_distance: c.max_distance,
     };
     Ok((cfg, out))
 }

@@ -130,6 +130,10 @@ pub struct EvalConfig {
     /// when the model has a blended per-sample forward ([`Interpolate::per_sample_forward`]);
     /// for checking the blended path.
     pub exact_loop: bool,
+    /// Largest accepted `‖θ1 − θ0‖/‖θ0‖` ([`Interpolate::relative_distance`]): above it θ1 is
+    /// refused as a fine-tune of another base. Default 1.0 (separately pre-trained weights of
+    /// similar norm sit near √2).
+    pub max_distance: f64,
 }
 
 impl Default for EvalConfig {
@@ -148,6 +152,7 @@ impl Default for EvalConfig {
             progress: true,
             device: "cpu".into(),
             exact_loop: false,
+            max_distance: 1.0,
         }
     }
 }
@@ -267,6 +272,26 @@ fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses θ1 when it lies farther than `max` from θ0 ([`Interpolate::relative_distance`]).
+fn check_distance<M: Interpolate>(m0: &M, m1: &M, max: f64) -> Result<()> {
+    if max.is_nan() || max <= 0.0 {
+        return Err(Error::invalid(
+            "--max-distance",
+            format!("must be positive, got {max}"),
+        ));
+    }
+    match m0.relative_distance(m1) {
+        Some(d) if d.is_nan() || d > max => Err(Error::invalid(
+            "θ1",
+            format!(
+                "lies at ‖θ1 − θ0‖/‖θ0‖ = {d:.3} from θ0 (more than --max-distance {max}): was it \
+                 fine-tuned from another pre-trained model?"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Number of classes of `d`'s logits: its class subset's size, else the head's `c`.
@@ -483,6 +508,7 @@ pub fn evaluate<M: Interpolate>(
     let t_all = Instant::now();
     let (m0, m1) = (theta0.model, theta1.model);
     m0.check_compatible(m1)?;
+    check_distance(m0, m1, config.max_distance)?;
     if config.methods.is_empty() {
         return Err(Error::invalid("--methods", "no method selected"));
     }
@@ -914,6 +940,7 @@ pub fn evaluate_streaming<M: Interpolate>(
     mixture_k: Option<usize>,
 ) -> Result<StreamingResult> {
     m0.check_compatible(m1)?;
+    check_distance(m0, m1, config.max_distance)?;
     check_dataset(m0, data)?;
     if mixture_k == Some(0) {
         return Err(Error::invalid("--streaming-mixture", "must be ≥ 1"));

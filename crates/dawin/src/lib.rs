@@ -21,7 +21,12 @@
 //! let cfg = VitConfig { image_size: 8, patch_size: 4, width: 16, layers: 1, heads: 2,
 //!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5 };
 //! let m0 = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 0)?)?;
-//! let m1 = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 1)?)?;
+//! // θ1: θ0 moved by a small random step (a fine-tune stays close to its base).
+//! let mut w1 = ClipWeights::random(&cfg, 0)?;
+//! for (p, d) in w1.params_mut().into_iter().zip(ClipWeights::random(&cfg, 1)?.params()) {
+//!     p.iter_mut().zip(d).for_each(|(x, dx)| *x += 0.1 * dx);
+//! }
+//! let m1 = ClipClassifier::new(cfg.clone(), w1)?;
 //! let n = 12;
 //! let images: Vec<f32> = (0..n * cfg.image_numel()).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
 //! let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();

@@ -28,6 +28,14 @@ pub trait Interpolate: Model + Sized {
         let _ = other;
         None
     }
+
+    /// `‖other − self‖ / ‖self‖` over the weights that matter for "same base" (for a CLIP
+    /// classifier, the encoder without the head): a fine-tune stays close to its base, a model
+    /// pre-trained separately does not. `None` (the default) skips the pipeline's check.
+    fn relative_distance(&self, other: &Self) -> Option<f64> {
+        let _ = other;
+        None
+    }
 }
 
 /// A prepared per-sample-λ forward (see [`Interpolate::per_sample_forward`]).
@@ -116,5 +124,13 @@ impl Interpolate for ClipClassifier {
                 .and_then(|()| Ok(dawin_vit::BlendedWeights::from_classifiers(self, &[other])?))
                 .map(|bw| Box::new(ClipBlend(bw)) as Box<dyn PerSampleForward>),
         )
+    }
+
+    /// Over the encoder (the head excluded: a fine-tuned head may start from zero).
+    fn relative_distance(&self, other: &Self) -> Option<f64> {
+        if self.config() != other.config() {
+            return None;
+        }
+        crate::mtl::relative_distance(self, other).ok()
     }
 }

@@ -524,3 +524,33 @@ fn class_subsets_restrict_the_logits_before_everything() {
         "{e}"
     );
 }
+
+#[test]
+fn theta1_from_another_base_is_refused() {
+    let (m0, m1) = models();
+    // ‖θ1 − θ0‖/‖θ0‖ over the encoder: numpy (float64), scripts/task_distance.py.
+    let d = m0.relative_distance(&m1).unwrap();
+    assert!((d - 0.1626662456499501).abs() < 1e-6, "{d}");
+    let other = dawin::vit::ClipWeights::random(m0.config(), 3).unwrap();
+    let other = ClipClassifier::new(m0.config().clone(), other).unwrap();
+    let (val, id) = (data("val", 8), data("id", 8));
+    let cfg = quiet(vec![Method::Zs]);
+    let e = eval_ab((&m0, &other), (&val, &id), &[], &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("θ1") && e.contains("another pre-trained model"),
+        "{e}"
+    );
+    let loose = EvalConfig {
+        max_distance: 10.0,
+        ..quiet(vec![Method::Zs])
+    };
+    assert!(eval_ab((&m0, &other), (&val, &id), &[], &loose).is_ok());
+    let e = dawin::eval::evaluate_streaming(&m0, &other, &id, (1.0, 1.0), &cfg, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("another pre-trained model"), "{e}");
+}
