@@ -11,9 +11,9 @@
 //! as small layer functions (`embed`, `layer_norm`, `linear`, `attention`, `quick_gelu`,
 //! `residual_block`) that variants reuse: [`cpu::blended`] runs a batch in which every sample has
 //! its own interpolation coefficients, exactly and without merging a model per sample, over
-//! [`BlendedWeights`] (θ0 and the deltas θ_j − θ0 stacked). A GPU
-//! forward goes in a sibling module taking the same config and weights, and is tested against
-//! [`cpu::forward`].
+//! [`BlendedWeights`] (θ0 and the deltas θ_j − θ0 stacked). [`cuda`] is the GPU forward
+//! (hand-written fp16/bf16 tensor-core kernels of `dawin-kernels`, plain and blended), taking
+//! the same config and weights and tested against [`cpu::forward`].
 //!
 //! ```
 //! use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
@@ -34,6 +34,7 @@
 pub mod blended;
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 pub mod dataset;
 pub mod error;
 pub mod model;

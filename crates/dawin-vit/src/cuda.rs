@@ -1,0 +1,789 @@
+//! The CLIP ViT forward on a CUDA GPU with the hand-written kernels of `kernels/vit.cu`
+//! (launched through [`dawin_kernels::vit`]): fp16 or bf16 weights and activations, f32
+//! accumulation on the tensor cores, an f32 residual stream and f32 layer-norm statistics.
+//!
+//! Per image batch (B images, T tokens, rows = B·T), exactly the layers of [`crate::cpu`]:
+//!
+//! ```text
+//! cols    = im2col(images)                          T   [B·G², K'] (K = 3P², padded to K' = ⌈K/8⌉·8)
+//! patches = cols · conv1ᵀ                           f32 [B·G², W]
+//! x       = ln_pre(patches ⊕ class ⊕ position)      f32 [rows, W]
+//! per block: h = ln_1(x); qkv = h·in_projᵀ + b; a = attention(qkv)
+//!            x += a·out_projᵀ + b                   (residual fused in the GEMM epilogue)
+//!            h = ln_2(x); f = QuickGELU(h·c_fcᵀ + b) (fused); x += f·c_projᵀ + b (fused)
+//! f = ln_post(x[:, 0])·proj; f̂ = f/‖f‖; logits = f̂·headᵀ + b_head
+//! ```
+//!
+//! [`CudaVit::forward_blended`] runs issue #8's exact per-sample interpolation: every
+//! parametrised op of sample i is `Σ_s c_is op(θ_s; h_i)` with `c_i0 = 1 − Σ_j w_ij`,
+//! `c_ij = w_ij` (= `op(θ0; h_i) + Σ_j w_ij (op(θ_j; h_i) − op(θ0; h_i))`), each GEMM over the
+//! M + 1 weight sets in one launch with the blend in its epilogue.
+//!
+//! Each model's parameters live in one [`DeviceArena`] (names as the OpenAI checkpoint spells
+//! them, `proj` stored transposed as `[E, W]`, `conv1.weight` flattened to `[W, K']`), so a
+//! merge on the GPU can write a model that this forward then reads ([`CudaVit::arena_mut`]).
+//!
+//! Requirements (checked, errors name the config field): width, mlp_dim and embed_dim
+//! multiples of 8, head dimension even and ≤ 64, a GPU of compute capability ≥ 8.0.
+
+use std::sync::Arc;
+
+use dawin_kernels::vit::{device_address, EmbedParams, GemmParams, LnParams, VIT_MAX_SETS};
+use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, HostArena, Param};
+use half::{bf16, f16};
+
+use crate::config::VitConfig;
+use crate::cpu::check_images;
+use crate::model::ForwardOutput;
+use crate::weights::ClipWeights;
+
+/// Errors of the CUDA forward: the GPU side (no driver, no device, a launch) or the model side
+/// (config, shapes, arguments).
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// From the GPU: [`dawin_kernels::Error::is_no_gpu`] tells a missing GPU apart.
+    #[error(transparent)]
+    Gpu(#[from] dawin_kernels::Error),
+    /// From the model: a config the kernels cannot run, a bad argument.
+    #[error(transparent)]
+    Vit(#[from] crate::Error),
+}
+
+impl CudaError {
+    /// True when there is no usable GPU (no driver, no device, PTX the driver cannot load).
+    pub fn is_no_gpu(&self) -> bool {
+        matches!(self, CudaError::Gpu(e) if e.is_no_gpu())
+    }
+}
+
+/// Result alias of this module.
+pub type CudaResult<T> = std::result::Result<T, CudaError>;
+
+/// Storage type of weights and activations on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// IEEE half precision (10-bit mantissa).
+    F16,
+    /// bfloat16 (8-bit mantissa, f32 range).
+    Bf16,
+}
+
+impl Precision {
+    /// The dtype of the arena.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
+fn cfg_err(msg: String) -> CudaError {
+    CudaError::Vit(crate::Error::Config(msg))
+}
+
+fn arg_err(arg: &'static str, msg: String) -> CudaError {
+    CudaError::Vit(crate::Error::Argument { arg, msg })
+}
+
+/// Checks that the kernels can run `cfg` (see the module docs); no GPU needed.
+pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
+    cfg.validate()?;
+    for (name, v) in [
+        ("width", cfg.width),
+        ("mlp_dim", cfg.mlp_dim),
+        ("embed_dim", cfg.embed_dim),
+    ] {
+        if !v.is_multiple_of(8) {
+            return Err(cfg_err(format!(
+                "{name} = {v}: the CUDA forward needs a multiple of 8"
+            )));
+        }
+    }
+    let hd = cfg.head_dim();
+    if hd == 0 || !hd.is_multiple_of(2) || hd > 64 {
+        return Err(cfg_err(format!(
+            "heads = {}: head dimension {hd} (width / heads) must be even and at most 64 for \
+             the CUDA forward",
+            cfg.heads
+        )));
+    }
+    Ok(())
+}
+
+/// `K' = ⌈3P² / 8⌉·8`, the padded patch dimension.
+fn patch_dim_padded(cfg: &VitConfig) -> usize {
+    cfg.patch_dim().div_ceil(8) * 8
+}
+
+/// The arena of one model: `(name, shape, values)` in f32, converted by the caller.
+fn arena_tensors(cfg: &VitConfig, w: &ClipWeights) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let v = &w.visual;
+    let (wd, e, pd, kp) = (
+        cfg.width,
+        cfg.embed_dim,
+        cfg.patch_dim(),
+        patch_dim_padded(cfg),
+    );
+    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut conv = vec![0.0f32; wd * kp];
+    for (o, r) in conv.chunks_mut(kp).zip(v.conv1.weight.chunks(pd)) {
+        o[..pd].copy_from_slice(r);
+    }
+    t.push(("conv1.weight".into(), vec![wd, kp], conv));
+    t.push((
+        "class_embedding".into(),
+        vec![wd],
+        v.class_embedding.clone(),
+    ));
+    t.push((
+        "positional_embedding".into(),
+        vec![cfg.num_tokens(), wd],
+        v.positional_embedding.clone(),
+    ));
+    let ln = |t: &mut Vec<_>, name: &str, l: &crate::weights::LayerNorm| {
+        t.push((format!("{name}.weight"), vec![wd], l.weight.clone()));
+        t.push((format!("{name}.bias"), vec![wd], l.bias.clone()));
+    };
+    ln(&mut t, "ln_pre", &v.ln_pre);
+    let lin = |t: &mut Vec<_>, w: &str, b: &str, l: &crate::weights::Linear| {
+        t.push((w.to_string(), vec![l.out_dim, l.in_dim], l.weight.clone()));
+        if let Some(bias) = &l.bias {
+            t.push((b.to_string(), vec![l.out_dim], bias.clone()));
+        }
+    };
+    for (i, blk) in v.resblocks.iter().enumerate() {
+        let p = format!("transformer.resblocks.{i}");
+        ln(&mut t, &format!("{p}.ln_1"), &blk.ln_1);
+        lin(
+            &mut t,
+            &format!("{p}.attn.in_proj_weight"),
+            &format!("{p}.attn.in_proj_bias"),
+            &blk.attn_in_proj,
+        );
+        lin(
+            &mut t,
+            &format!("{p}.attn.out_proj.weight"),
+            &format!("{p}.attn.out_proj.bias"),
+            &blk.attn_out_proj,
+        );
+        ln(&mut t, &format!("{p}.ln_2"), &blk.ln_2);
+        lin(
+            &mut t,
+            &format!("{p}.mlp.c_fc.weight"),
+            &format!("{p}.mlp.c_fc.bias"),
+            &blk.mlp_c_fc,
+        );
+        lin(
+            &mut t,
+            &format!("{p}.mlp.c_proj.weight"),
+            &format!("{p}.mlp.c_proj.bias"),
+            &blk.mlp_c_proj,
+        );
+    }
+    ln(&mut t, "ln_post", &v.ln_post);
+    // visual.proj is [W, E] in the checkpoint; Linear holds it as [E, W] (out, in).
+    t.push(("proj".into(), vec![e, wd], v.proj.weight.clone()));
+    lin(
+        &mut t,
+        "classification_head.weight",
+        "classification_head.bias",
+        &w.head,
+    );
+    t
+}
+
+fn host_arena<T: Param>(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    conv: fn(f32) -> T,
+) -> CudaResult<HostArena> {
+    let converted: Vec<Vec<T>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().map(|&x| conv(x)).collect())
+        .collect();
+    let refs: Vec<(&str, &[usize], &[T])> = tensors
+        .iter()
+        .zip(&converted)
+        .map(|((n, s, _), c)| (n.as_str(), s.as_slice(), c.as_slice()))
+        .collect();
+    Ok(HostArena::from_slices(&refs)?)
+}
+
+/// Device addresses of one model's parameters.
+#[derive(Clone, Debug)]
+struct ModelPtrs {
+    conv1: u64,
+    cls: u64,
+    pos: u64,
+    ln_pre: (u64, u64),
+    blocks: Vec<BlockPtrs>,
+    ln_post: (u64, u64),
+    proj: u64,
+    head: (u64, u64),
+}
+
+#[derive(Clone, Debug)]
+struct BlockPtrs {
+    ln_1: (u64, u64),
+    qkv: (u64, u64),
+    out: (u64, u64),
+    ln_2: (u64, u64),
+    fc: (u64, u64),
+    proj: (u64, u64),
+}
+
+fn model_ptrs(gpu: &Gpu, arena: &DeviceArena, layers: usize) -> CudaResult<ModelPtrs> {
+    let base = device_address(gpu, arena.buffer());
+    let layout: &ArenaLayout = arena.layout();
+    let size = layout.dtype().size() as u64;
+    let at =
+        |name: &str| -> CudaResult<u64> { Ok(base + layout.entry(name)?.offset as u64 * size) };
+    // A Linear without a bias has no arena entry: address 0 (the kernel adds nothing).
+    let opt = |name: &str| -> u64 {
+        layout
+            .get(name)
+            .map_or(0, |e| base + e.offset as u64 * size)
+    };
+    let ln = |p: &str| -> CudaResult<(u64, u64)> {
+        Ok((at(&format!("{p}.weight"))?, at(&format!("{p}.bias"))?))
+    };
+    let blocks = (0..layers)
+        .map(|i| {
+            let p = format!("transformer.resblocks.{i}");
+            Ok(BlockPtrs {
+                ln_1: ln(&format!("{p}.ln_1"))?,
+                qkv: (
+                    at(&format!("{p}.attn.in_proj_weight"))?,
+                    opt(&format!("{p}.attn.in_proj_bias")),
+                ),
+                out: (
+                    at(&format!("{p}.attn.out_proj.weight"))?,
+                    opt(&format!("{p}.attn.out_proj.bias")),
+                ),
+                ln_2: ln(&format!("{p}.ln_2"))?,
+                fc: (
+                    at(&format!("{p}.mlp.c_fc.weight"))?,
+                    opt(&format!("{p}.mlp.c_fc.bias")),
+                ),
+                proj: (
+                    at(&format!("{p}.mlp.c_proj.weight"))?,
+                    opt(&format!("{p}.mlp.c_proj.bias")),
+                ),
+            })
+        })
+        .collect::<CudaResult<Vec<_>>>()?;
+    Ok(ModelPtrs {
+        conv1: at("conv1.weight")?,
+        cls: at("class_embedding")?,
+        pos: at("positional_embedding")?,
+        ln_pre: ln("ln_pre")?,
+        blocks,
+        ln_post: ln("ln_post")?,
+        proj: at("proj")?,
+        head: (
+            at("classification_head.weight")?,
+            opt("classification_head.bias"),
+        ),
+    })
+}
+
+/// A CLIP ViT classifier (or several with the same config, for the blended forward) on a GPU.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use dawin_vit::cuda::{CudaVit, Precision};
+/// use dawin_vit::{ClipWeights, VitConfig};
+///
+/// let cfg = VitConfig::vit_b32(10);
+/// let (zs, ft) = (ClipWeights::random(&cfg, 0)?, ClipWeights::random(&cfg, 1)?);
+/// let gpu = Arc::new(dawin_kernels::Gpu::new()?);
+/// let vit = CudaVit::new(gpu, &cfg, &[&zs, &ft], Precision::Bf16)?;
+/// let images = vec![0.0f32; 4 * cfg.image_numel()];
+/// let out = vit.forward(&images, 4, false)?;                 // θ0
+/// let mixed = vit.forward_blended(&images, 4, &[0.0, 0.3, 0.7, 1.0], true)?; // one λ per image
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CudaVit {
+    gpu: Arc<Gpu>,
+    cfg: VitConfig,
+    precision: Precision,
+    arenas: Vec<DeviceArena>,
+    /// The layout each arena was uploaded with; a forward refuses an arena that no longer has
+    /// it (see [`CudaVit::arena_mut`]).
+    layouts: Vec<ArenaLayout>,
+}
+
+impl std::fmt::Debug for CudaVit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaVit")
+            .field("gpu", &self.gpu.name())
+            .field("config", &self.cfg)
+            .field("precision", &self.precision)
+            .field("models", &self.arenas.len())
+            .finish()
+    }
+}
+
+/// Activation buffers of one forward.
+struct Work {
+    img: DeviceVec<f32>,
+    cols: DeviceVec<f16>,
+    patches: DeviceVec<f32>,
+    emb: DeviceVec<f32>,
+    x: DeviceVec<f32>,
+    h: DeviceVec<f16>,
+    qkv: DeviceVec<f16>,
+    att: DeviceVec<f16>,
+    mlp: DeviceVec<f16>,
+    pooled: DeviceVec<f16>,
+    feat_raw: DeviceVec<f32>,
+    feats: DeviceVec<f32>,
+    feat_t: DeviceVec<f16>,
+    logits: DeviceVec<f32>,
+    coef: Option<DeviceVec<f32>>,
+}
+
+fn addr<T: Param>(gpu: &Gpu, v: &DeviceVec<T>) -> u64 {
+    device_address(gpu, v.buffer())
+}
+
+impl CudaVit {
+    /// Uploads `models` (θ0 first; more for [`CudaVit::forward_blended`]) of config `cfg` in
+    /// `precision`. Errors: no model, more than 8, a config the kernels cannot run or weights
+    /// that do not match it (naming the model), a device below compute capability 8.0.
+    pub fn new(
+        gpu: Arc<Gpu>,
+        cfg: &VitConfig,
+        models: &[&ClipWeights],
+        precision: Precision,
+    ) -> CudaResult<Self> {
+        check_config(cfg)?;
+        if models.is_empty() || models.len() > VIT_MAX_SETS {
+            return Err(arg_err(
+                "models",
+                format!(
+                    "{} models given, 1 ..= {VIT_MAX_SETS} supported",
+                    models.len()
+                ),
+            ));
+        }
+        for (j, m) in models.iter().enumerate() {
+            m.check(cfg).map_err(|e| {
+                arg_err(
+                    "models",
+                    format!("model {j} does not match the config: {e}"),
+                )
+            })?;
+        }
+        let (major, minor) = gpu.compute_capability();
+        if major < 8 {
+            return Err(arg_err(
+                "gpu",
+                format!(
+                    "{} has compute capability {major}.{minor}; the ViT kernels need 8.0 or newer",
+                    gpu.name()
+                ),
+            ));
+        }
+        let mut arenas = Vec::with_capacity(models.len());
+        for m in models {
+            let tensors = arena_tensors(cfg, m);
+            let host = match precision {
+                Precision::F16 => host_arena(&tensors, f16::from_f32)?,
+                Precision::Bf16 => host_arena(&tensors, bf16::from_f32)?,
+            };
+            arenas.push(DeviceArena::upload(&gpu, &host)?);
+        }
+        Ok(CudaVit {
+            gpu,
+            cfg: cfg.clone(),
+            precision,
+            layouts: arenas.iter().map(|a| a.layout().clone()).collect(),
+            arenas,
+        })
+    }
+
+    /// [`CudaVit::new`] on the first CUDA device; without a GPU this is an error for which
+    /// [`CudaError::is_no_gpu`] is true (the config is checked first).
+    pub fn on_default_device(
+        cfg: &VitConfig,
+        models: &[&ClipWeights],
+        precision: Precision,
+    ) -> CudaResult<Self> {
+        check_config(cfg)?;
+        let gpu = Arc::new(Gpu::new()?);
+        Self::new(gpu, cfg, models, precision)
+    }
+
+    /// The config.
+    pub fn config(&self) -> &VitConfig {
+        &self.cfg
+    }
+
+    /// The precision of weights and activations.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The GPU.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// Number of models held.
+    pub fn models(&self) -> usize {
+        self.arenas.len()
+    }
+
+    /// The parameter arena of model `i` (names in the module docs).
+    pub fn arena(&self, i: usize) -> Option<&DeviceArena> {
+        self.arenas.get(i)
+    }
+
+    /// The parameter arena of model `i`, for a merge to write into: the forward reads the new
+    /// values. An arena replaced by one of another layout makes the forward an error.
+    pub fn arena_mut(&mut self, i: usize) -> Option<&mut DeviceArena> {
+        self.arenas.get_mut(i)
+    }
+
+    /// Logits `[batch, C]` (and the normalised features `[batch, E]` when `features`) of model
+    /// 0 for preprocessed f32 `images` `[batch, 3, S, S]`.
+    pub fn forward(
+        &self,
+        images: &[f32],
+        batch: usize,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        self.forward_model(0, images, batch, features)
+    }
+
+    /// [`CudaVit::forward`] of model `model`.
+    pub fn forward_model(
+        &self,
+        model: usize,
+        images: &[f32],
+        batch: usize,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        if model >= self.arenas.len() {
+            return Err(arg_err(
+                "model",
+                format!("model {model} of {}", self.arenas.len()),
+            ));
+        }
+        self.run(images, batch, &[model], None, features)
+    }
+
+    /// The exact per-sample interpolated forward (issue #8): sample i through
+    /// `θ0 + Σ_j w_ij (θ_j − θ0)` with `w_ij = coeffs[i·M + j]`, M = models − 1, without
+    /// building any merged model. Two models: `coeffs` is one λ per sample.
+    pub fn forward_blended(
+        &self,
+        images: &[f32],
+        batch: usize,
+        coeffs: &[f32],
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        let m = self.arenas.len() - 1;
+        if m == 0 {
+            return Err(arg_err(
+                "coeffs",
+                "the blended forward needs at least two models".into(),
+            ));
+        }
+        if coeffs.len() != batch * m {
+            return Err(arg_err(
+                "coeffs",
+                format!(
+                    "{} values for {batch} samples and {m} models (need batch · M = {})",
+                    coeffs.len(),
+                    batch * m
+                ),
+            ));
+        }
+        if let Some(i) = coeffs.iter().position(|c| !c.is_finite()) {
+            return Err(arg_err(
+                "coeffs",
+                format!("value {} (sample {}) is not finite", coeffs[i], i / m),
+            ));
+        }
+        // c_i0 = 1 − Σ_j w_ij, c_ij = w_ij.
+        let mut c = Vec::with_capacity(batch * (m + 1));
+        for w in coeffs.chunks(m) {
+            let s: f64 = w.iter().map(|&x| f64::from(x)).sum();
+            c.push((1.0 - s) as f32);
+            c.extend_from_slice(w);
+        }
+        let sets: Vec<usize> = (0..=m).collect();
+        self.run(images, batch, &sets, Some(&c), features)
+    }
+
+    fn alloc(&self, images: &[f32], batch: usize, coef: Option<&[f32]>) -> CudaResult<Work> {
+        let cfg = &self.cfg;
+        let g = &self.gpu;
+        let rows = batch * cfg.num_tokens();
+        let np = batch * cfg.num_patches();
+        Ok(Work {
+            img: g.upload(images)?,
+            cols: g.zeros(np * patch_dim_padded(cfg))?,
+            patches: g.zeros(np * cfg.width)?,
+            emb: g.zeros(rows * cfg.width)?,
+            x: g.zeros(rows * cfg.width)?,
+            h: g.zeros(rows * cfg.width)?,
+            qkv: g.zeros(rows * 3 * cfg.width)?,
+            att: g.zeros(rows * cfg.width)?,
+            mlp: g.zeros(rows * cfg.mlp_dim)?,
+            pooled: g.zeros(batch * cfg.width)?,
+            feat_raw: g.zeros(batch * cfg.embed_dim)?,
+            feats: g.zeros(batch * cfg.embed_dim)?,
+            feat_t: g.zeros(batch * cfg.embed_dim)?,
+            logits: g.zeros(batch * cfg.num_classes)?,
+            coef: coef.map(|c| g.upload(c)).transpose()?,
+        })
+    }
+
+    fn run(
+        &self,
+        images: &[f32],
+        batch: usize,
+        sets: &[usize],
+        coef: Option<&[f32]>,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        let cfg = &self.cfg;
+        check_images(images, batch, cfg)?;
+        let rows = batch * cfg.num_tokens();
+        if rows > u32::MAX as usize / (4 * cfg.width.max(cfg.mlp_dim)) {
+            return Err(arg_err(
+                "batch",
+                format!("{batch} images are too many for one forward"),
+            ));
+        }
+        let gpu = &*self.gpu;
+        let dt = self.precision.dtype();
+        let wk = self.alloc(images, batch, coef)?;
+        let u = |v: usize| v as u32;
+        let (w, e, c, t) = (cfg.width, cfg.embed_dim, cfg.num_classes, cfg.num_tokens());
+        let (kp, np) = (patch_dim_padded(cfg), cfg.num_patches());
+        let coef_addr = wk.coef.as_ref().map_or(0, |v| addr(gpu, v));
+        let nsets = u(sets.len());
+        // Addresses are taken now, from arenas whose layout is checked: the kernels read
+        // exactly the tensors of that layout.
+        let mut ptrs = Vec::with_capacity(sets.len());
+        for &s in sets {
+            if self.arenas[s].layout() != &self.layouts[s] {
+                return Err(arg_err(
+                    "arena",
+                    format!("the arena of model {s} was replaced by one of another layout"),
+                ));
+            }
+            ptrs.push(model_ptrs(gpu, &self.arenas[s], cfg.layers)?);
+        }
+        let models: Vec<&ModelPtrs> = ptrs.iter().collect();
+
+        // One GEMM over the sets: `pick` gives (weight, bias) of a model.
+        #[allow(clippy::too_many_arguments)]
+        let gemm = |a: u64,
+                    m: usize,
+                    k: usize,
+                    n: usize,
+                    pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
+                    out: u64,
+                    out_f32: bool,
+                    res: u64,
+                    gelu: bool,
+                    rows_per_coef: usize|
+         -> CudaResult<()> {
+            let mut p = GemmParams {
+                a,
+                out,
+                res,
+                coef: coef_addr,
+                m: u(m),
+                n: u(n),
+                k: u(k),
+                lda: u(k),
+                ldo: u(n),
+                sets: nsets,
+                rows_per_coef: u(rows_per_coef),
+                gelu: u32::from(gelu),
+                out_f32: u32::from(out_f32),
+                ..Default::default()
+            };
+            for (s, mp) in models.iter().enumerate() {
+                (p.w[s], p.bias[s]) = pick(mp);
+            }
+            // SAFETY: every address is a live buffer of this forward or a tensor of an arena
+            // held by `self`, with the shapes given (allocated from the same config above).
+            unsafe { gpu.vit_gemm(dt, &p) }.map_err(CudaError::from)
+        };
+        let ln = |input: u64,
+                  rows: usize,
+                  in_stride: usize,
+                  out: u64,
+                  out_f32: bool,
+                  pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
+                  rows_per_coef: usize|
+         -> CudaResult<()> {
+            let mut p = LnParams {
+                input,
+                out,
+                coef: coef_addr,
+                rows: u(rows),
+                d: u(w),
+                in_stride: u(in_stride),
+                out_stride: u(w),
+                rows_per_coef: u(rows_per_coef),
+                sets: nsets,
+                out_f32: u32::from(out_f32),
+                eps: cfg.layer_norm_eps,
+                ..Default::default()
+            };
+            for (s, mp) in models.iter().enumerate() {
+                (p.gamma[s], p.beta[s]) = pick(mp);
+            }
+            // SAFETY: as for the GEMMs.
+            unsafe { gpu.vit_layernorm(dt, &p) }.map_err(CudaError::from)
+        };
+
+        // SAFETY (all launches below): buffers of `wk` sized from `cfg` and `batch` above.
+        unsafe {
+            gpu.vit_im2col(
+                dt,
+                addr(gpu, &wk.img),
+                addr(gpu, &wk.cols),
+                u(batch),
+                u(cfg.image_size),
+                u(cfg.patch_size),
+                u(kp),
+            )?;
+        }
+        gemm(
+            addr(gpu, &wk.cols),
+            batch * np,
+            kp,
+            w,
+            &|m| (m.conv1, 0),
+            addr(gpu, &wk.patches),
+            true,
+            0,
+            false,
+            np,
+        )?;
+        let mut ep = EmbedParams {
+            patches: addr(gpu, &wk.patches),
+            out: addr(gpu, &wk.emb),
+            coef: coef_addr,
+            batch: u(batch),
+            np: u(np),
+            width: u(w),
+            sets: nsets,
+            ..Default::default()
+        };
+        for (s, mp) in models.iter().enumerate() {
+            ep.cls[s] = mp.cls;
+            ep.pos[s] = mp.pos;
+        }
+        // SAFETY: as above.
+        unsafe { gpu.vit_embed(dt, &ep)? };
+        let x = addr(gpu, &wk.x);
+        ln(addr(gpu, &wk.emb), rows, w, x, true, &|m| m.ln_pre, t)?;
+        let (h, qkv, att, mlp) = (
+            addr(gpu, &wk.h),
+            addr(gpu, &wk.qkv),
+            addr(gpu, &wk.att),
+            addr(gpu, &wk.mlp),
+        );
+        let scale = 1.0 / (cfg.head_dim() as f32).sqrt();
+        for l in 0..cfg.layers {
+            ln(x, rows, w, h, false, &|m| m.blocks[l].ln_1, t)?;
+            gemm(
+                h,
+                rows,
+                w,
+                3 * w,
+                &|m| m.blocks[l].qkv,
+                qkv,
+                false,
+                0,
+                false,
+                t,
+            )?;
+            // SAFETY: as above.
+            unsafe {
+                gpu.vit_attention(
+                    dt,
+                    qkv,
+                    att,
+                    u(batch),
+                    u(t),
+                    u(cfg.heads),
+                    u(cfg.head_dim()),
+                    scale,
+                )?;
+            }
+            gemm(att, rows, w, w, &|m| m.blocks[l].out, x, true, x, false, t)?;
+            ln(x, rows, w, h, false, &|m| m.blocks[l].ln_2, t)?;
+            gemm(
+                h,
+                rows,
+                w,
+                cfg.mlp_dim,
+                &|m| m.blocks[l].fc,
+                mlp,
+                false,
+                0,
+                true,
+                t,
+            )?;
+            gemm(
+                mlp,
+                rows,
+                cfg.mlp_dim,
+                w,
+                &|m| m.blocks[l].proj,
+                x,
+                true,
+                x,
+                false,
+                t,
+            )?;
+        }
+        // Class tokens: rows b·T of x.
+        let pooled = addr(gpu, &wk.pooled);
+        ln(x, batch, t * w, pooled, false, &|m| m.ln_post, 1)?;
+        let (fr, fs, ft) = (
+            addr(gpu, &wk.feat_raw),
+            addr(gpu, &wk.feats),
+            addr(gpu, &wk.feat_t),
+        );
+        gemm(pooled, batch, w, e, &|m| (m.proj, 0), fr, true, 0, false, 1)?;
+        // SAFETY: as above.
+        unsafe { gpu.vit_l2norm(dt, fr, fs, ft, u(batch), u(e))? };
+        gemm(
+            ft,
+            batch,
+            e,
+            c,
+            &|m| m.head,
+            addr(gpu, &wk.logits),
+            true,
+            0,
+            false,
+            1,
+        )?;
+
+        let logits = gpu.download(&wk.logits.view())?;
+        let feats = if features {
+            Some(gpu.download(&wk.feats.view())?)
+        } else {
+            None
+        };
+        Ok(ForwardOutput {
+            logits,
+            features: feats,
+            batch,
+            num_classes: c,
+        })
+    }
+}
