@@ -214,6 +214,86 @@ impl BlendedWeights {
         })
     }
 
+    /// [`BlendedWeights::new`] with the models read one at a time: `load(j)` returns θ_{j+1}
+    /// (j < `models`), which is dropped once its deltas are stacked, so that memory holds the
+    /// stacked sets, θ0 and one model rather than the M models besides. Equal, value for value,
+    /// to [`BlendedWeights::new`] over the same models. Errors: those of `load`, `models` = 0, a
+    /// model not matching `cfg` (named).
+    pub fn from_loader<E: From<Error>>(
+        cfg: &VitConfig,
+        base: &ClipWeights,
+        models: usize,
+        mut load: impl FnMut(usize) -> std::result::Result<ClipWeights, E>,
+    ) -> std::result::Result<Self, E> {
+        if models == 0 {
+            return Err(
+                Error::arg("models", "at least one model besides the base is required").into(),
+            );
+        }
+        // θ0 in every slot: its own deltas are zero, and the shapes are checked here.
+        let mut bw = Self::new(cfg, base, &vec![base; models])?;
+        let bp = base.params();
+        for j in 0..models {
+            let w = load(j)?;
+            w.check(cfg).map_err(|e| {
+                Error::arg(
+                    "others",
+                    format!("θ{} does not match the config of θ0: {e}", j + 1),
+                )
+            })?;
+            for ((dst, n), (x, b)) in bw
+                .stacked_mut()
+                .into_iter()
+                .zip(w.params().into_iter().zip(&bp))
+            {
+                for ((d, x), b) in dst[(j + 1) * n..(j + 2) * n]
+                    .iter_mut()
+                    .zip(x)
+                    .zip(b.iter())
+                {
+                    *d = x - b;
+                }
+            }
+        }
+        Ok(bw)
+    }
+
+    /// Every stacked parameter with the length of one of its sets, in the order of
+    /// [`ClipWeights::params`].
+    fn stacked_mut(&mut self) -> Vec<(&mut [f32], usize)> {
+        fn lin<'a>(l: &'a mut StackedLinear, v: &mut Vec<(&'a mut [f32], usize)>) {
+            let (o, i) = (l.out_dim, l.stacked.in_dim);
+            v.push((&mut l.stacked.weight[..], o * i));
+            if let Some(b) = l.stacked.bias.as_mut() {
+                v.push((&mut b[..], o));
+            }
+        }
+        fn vec<'a>(s: &'a mut StackedVec, v: &mut Vec<(&'a mut [f32], usize)>) {
+            v.push((&mut s.data[..], s.len));
+        }
+        fn norm<'a>(n: &'a mut StackedNorm, v: &mut Vec<(&'a mut [f32], usize)>) {
+            vec(&mut n.weight, v);
+            vec(&mut n.bias, v);
+        }
+        let mut v = Vec::new();
+        lin(&mut self.conv1, &mut v);
+        vec(&mut self.class_embedding, &mut v);
+        vec(&mut self.positional_embedding, &mut v);
+        norm(&mut self.ln_pre, &mut v);
+        for b in &mut self.resblocks {
+            norm(&mut b.ln_1, &mut v);
+            norm(&mut b.ln_2, &mut v);
+            lin(&mut b.attn_in_proj, &mut v);
+            lin(&mut b.attn_out_proj, &mut v);
+            lin(&mut b.mlp_c_fc, &mut v);
+            lin(&mut b.mlp_c_proj, &mut v);
+        }
+        norm(&mut self.ln_post, &mut v);
+        lin(&mut self.proj, &mut v);
+        lin(&mut self.head, &mut v);
+        v
+    }
+
     /// [`BlendedWeights::new`] from loaded classifiers; their configs must be equal (else an
     /// error giving both).
     pub fn from_classifiers(base: &ClipClassifier, others: &[&ClipClassifier]) -> Result<Self> {

@@ -142,6 +142,11 @@ impl ClipClassifier {
         &self.weights
     }
 
+    /// The weights, taken out of the classifier.
+    pub fn into_weights(self) -> ClipWeights {
+        self.weights
+    }
+
     /// The naming of the checkpoint the model was loaded from (`None` when built in memory).
     pub fn naming(&self) -> Option<&CheckpointNaming> {
         self.naming.as_ref()

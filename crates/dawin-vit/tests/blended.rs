@@ -231,3 +231,42 @@ fn mismatched_models_and_bad_coefficients_are_errors() {
     let e = cpu::blended::forward_lerp(&imgs, 2, &bw3, &[0.5, 0.5]).unwrap_err();
     assert!(matches!(e, Error::Argument { arg: "lambdas", .. }), "{e}");
 }
+
+#[test]
+fn stacking_models_one_at_a_time_equals_stacking_them_together() {
+    let cfg = cfg();
+    let (base, a, b, c) = (model(0), model(1), model(2), model(3));
+    let all = BlendedWeights::new(&cfg, &base, &[&a, &b, &c]).unwrap();
+    let ms = [a.clone(), b.clone(), c.clone()];
+    let mut loaded = Vec::new();
+    let one = BlendedWeights::from_loader(&cfg, &base, 3, |j| {
+        loaded.push(j);
+        Ok::<_, dawin_vit::Error>(ms[j].clone())
+    })
+    .unwrap();
+    assert_eq!(loaded, [0, 1, 2]);
+    assert_eq!(one.memory_bytes(), all.memory_bytes());
+    let batch = 5;
+    let x = images(batch, 9);
+    let w: Vec<f32> = (0..batch * 3).map(|i| (i as f32 * 0.37).sin()).collect();
+    let (za, fa) = cpu::blended::forward(&x, batch, &all, &w).unwrap();
+    let (zo, fo) = cpu::blended::forward(&x, batch, &one, &w).unwrap();
+    assert_eq!(za, zo);
+    assert_eq!(fa, fo);
+    // The loader's error comes back; a model of another shape is named.
+    let e = BlendedWeights::from_loader(&cfg, &base, 2, |j| {
+        if j == 1 {
+            Err(dawin_vit::Error::Config("disk on fire".into()))
+        } else {
+            Ok(a.clone())
+        }
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("disk on fire"), "{e}");
+    let mut small = a.clone();
+    small.visual.ln_post.bias.pop();
+    let e =
+        BlendedWeights::from_loader(&cfg, &base, 1, |_| Ok::<_, dawin_vit::Error>(small.clone()))
+            .unwrap_err();
+    assert!(e.to_string().contains("θ1"), "{e}");
+}

@@ -3,13 +3,13 @@
 //! all loaded into memory first.
 //!
 //! ```text
-//! cargo run --release -p dawin --example mtl_memory -- <dir> <M> <mmap|memory>
+//! cargo run --release -p dawin --example mtl_memory -- <dir> <M> <mmap|memory> [dawin-sample]
 //! ```
 //!
 //! The first run writes a random base θ0 and M fine-tuned checkpoints θ_j = θ0 + 0.05·noise
 //! (f32, OpenAI naming, ≈ 350 MB each) and a head into `<dir>`; later runs reuse them. It then
 //! evaluates 8 random images with every method except `dawin-sample` (whose blended forward holds
-//! all M + 1 encoders by design) and prints the peak anonymous memory (sampled every 5 ms from
+//! all M + 1 encoders by design; with the argument `dawin-sample`, that method alone) and prints the peak anonymous memory (sampled every 5 ms from
 //! `/proc/self/status` `RssAnon`: the process's own allocations, without the file pages of the
 //! memory maps, which the kernel can drop at any time) and the peak resident set (`VmHWM`).
 //! Linux only.
@@ -70,8 +70,12 @@ fn make_checkpoints(dir: &Path, m: usize, cfg: &VitConfig) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 || !["mmap", "memory"].contains(&args[3].as_str()) {
-        eprintln!("usage: mtl_memory <dir> <M> <mmap|memory>");
+    let sample_only = args.get(4).map(String::as_str) == Some("dawin-sample");
+    if !(4..=5).contains(&args.len())
+        || !["mmap", "memory"].contains(&args[3].as_str())
+        || (args.len() == 5 && !sample_only)
+    {
+        eprintln!("usage: mtl_memory <dir> <M> <mmap|memory> [dawin-sample]");
         std::process::exit(2);
     }
     let dir = PathBuf::from(&args[1]);
@@ -121,7 +125,7 @@ fn main() {
     let config = MtlConfig {
         methods: MtlMethod::ALL
             .into_iter()
-            .filter(|&x| x != MtlMethod::DawinSample)
+            .filter(|&x| (x == MtlMethod::DawinSample) == sample_only)
             .collect(),
         progress: false,
         ..MtlConfig::default()
@@ -155,8 +159,9 @@ fn main() {
             .sum::<usize>() as f64
         / (1u64 << 30) as f64;
     println!(
-        "| {} | M = {m} | peak anonymous {:.2} GiB | peak resident {:.2} GiB | one model {:.2} GiB | {} rows | {:.1} s |",
+        "| {}{} | M = {m} | peak anonymous {:.2} GiB | peak resident {:.2} GiB | one model {:.2} GiB | {} rows | {:.1} s |",
         args[3],
+        if sample_only { ", dawin-sample" } else { "" },
         gib(peak.load(Ordering::Relaxed)),
         gib(status_kib("VmHWM:")),
         model_gib,

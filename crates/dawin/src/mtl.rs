@@ -1031,13 +1031,10 @@ pub fn evaluate_mtl_full<E: Encoder>(
                 add_row("dawin".into(), acc, Some(merges));
             }
             MtlMethod::DawinSample => {
-                // The blended forward holds all M + 1 encoders (stacked): load them all.
-                let loaded: Vec<Cow<'_, ClipClassifier>> =
-                    refs.iter().map(|m| m.classifier()).collect::<Result<_>>()?;
-                let lr: Vec<&ClipClassifier> = loaded.iter().map(|c| &**c).collect();
-                let bw = BlendedWeights::from_classifiers(base, &lr)?;
-                drop(lr);
-                drop(loaded);
+                // The blended forward holds all M + 1 encoders (stacked), read one at a time.
+                let bw = BlendedWeights::from_loader(base.config(), base.weights(), m, |j| {
+                    Ok::<_, Error>(refs[j].classifier()?.into_owned().into_weights())
+                })?;
                 let mut acc = Vec::new();
                 for (task, l) in tasks.iter().zip(&lambdas) {
                     let n = task.data.len();
