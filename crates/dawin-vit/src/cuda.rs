@@ -232,9 +232,8 @@ struct BlockPtrs {
     proj: (u64, u64),
 }
 
-fn model_ptrs(gpu: &Gpu, arena: &DeviceArena, layers: usize) -> CudaResult<ModelPtrs> {
-    let base = device_address(gpu, arena.buffer());
-    let layout: &ArenaLayout = arena.layout();
+/// Addresses of one model's tensors in an arena of `layout` starting at address `base`.
+fn model_ptrs(base: u64, layout: &ArenaLayout, layers: usize) -> CudaResult<ModelPtrs> {
     let size = layout.dtype().size() as u64;
     let at =
         |name: &str| -> CudaResult<u64> { Ok(base + layout.entry(name)?.offset as u64 * size) };
@@ -287,6 +286,373 @@ fn model_ptrs(gpu: &Gpu, arena: &DeviceArena, layers: usize) -> CudaResult<Model
     })
 }
 
+/// The largest batch one forward takes (32-bit element indices of the biggest activation).
+fn check_batch(cfg: &VitConfig, batch: usize) -> CudaResult<()> {
+    let rows = batch * cfg.num_tokens();
+    if rows > u32::MAX as usize / (4 * cfg.width.max(cfg.mlp_dim)) {
+        return Err(arg_err(
+            "batch",
+            format!("{batch} images are too many for one forward"),
+        ));
+    }
+    Ok(())
+}
+
+/// Addresses of the activation buffers of one forward (element counts in [`work_sizes`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkAddrs {
+    img: u64,
+    cols: u64,
+    patches: u64,
+    emb: u64,
+    x: u64,
+    h: u64,
+    qkv: u64,
+    att: u64,
+    mlp: u64,
+    pooled: u64,
+    feat_raw: u64,
+    feats: u64,
+    feat_t: u64,
+    logits: u64,
+    coef: u64,
+}
+
+/// `(name, elements, f32?)` of every activation buffer of a forward of `batch` images, in
+/// the order of [`WorkAddrs`] (`coef`: `[batch, sets]`, only for a blended forward).
+#[cfg(test)]
+fn work_sizes(cfg: &VitConfig, batch: usize, sets: usize) -> Vec<(&'static str, usize, bool)> {
+    let rows = batch * cfg.num_tokens();
+    let np = batch * cfg.num_patches();
+    vec![
+        ("img", batch * cfg.image_numel(), true),
+        ("cols", np * patch_dim_padded(cfg), false),
+        ("patches", np * cfg.width, true),
+        ("emb", rows * cfg.width, true),
+        ("x", rows * cfg.width, true),
+        ("h", rows * cfg.width, false),
+        ("qkv", rows * 3 * cfg.width, false),
+        ("att", rows * cfg.width, false),
+        ("mlp", rows * cfg.mlp_dim, false),
+        ("pooled", batch * cfg.width, false),
+        ("feat_raw", batch * cfg.embed_dim, true),
+        ("feats", batch * cfg.embed_dim, true),
+        ("feat_t", batch * cfg.embed_dim, false),
+        ("logits", batch * cfg.num_classes, true),
+        ("coef", batch * sets, true),
+    ]
+}
+
+/// One kernel launch of a forward, with its device addresses.
+#[derive(Clone, Debug)]
+enum Op {
+    Im2col {
+        img: u64,
+        out: u64,
+        batch: u32,
+        size: u32,
+        patch: u32,
+        ld: u32,
+    },
+    Gemm(GemmParams),
+    Embed(EmbedParams),
+    LayerNorm(LnParams),
+    Attention {
+        qkv: u64,
+        out: u64,
+        batch: u32,
+        seq: u32,
+        heads: u32,
+        hd: u32,
+        scale: f32,
+    },
+    L2Norm {
+        x: u64,
+        feats: u64,
+        out: u64,
+        rows: u32,
+        d: u32,
+    },
+}
+
+/// The launches of one forward of `batch` images over the weight sets `models` (one: a plain
+/// forward; several: the blend with coefficients at `wa.coef`), in order (see the module docs).
+fn plan(cfg: &VitConfig, batch: usize, models: &[ModelPtrs], wa: &WorkAddrs) -> Vec<Op> {
+    let u = |v: usize| v as u32;
+    let (w, e, c, t) = (cfg.width, cfg.embed_dim, cfg.num_classes, cfg.num_tokens());
+    let (kp, np) = (patch_dim_padded(cfg), cfg.num_patches());
+    let rows = batch * t;
+    let nsets = u(models.len());
+    let coef = if models.len() > 1 { wa.coef } else { 0 };
+    let mut ops = Vec::with_capacity(6 + 7 * cfg.layers);
+    // One GEMM over the sets: `pick` gives (weight, bias) of a model.
+    #[allow(clippy::too_many_arguments)]
+    let gemm = |a: u64,
+                m: usize,
+                k: usize,
+                n: usize,
+                pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
+                out: u64,
+                out_f32: bool,
+                res: u64,
+                gelu: bool,
+                rows_per_coef: usize|
+     -> Op {
+        let mut p = GemmParams {
+            a,
+            out,
+            res,
+            coef,
+            m: u(m),
+            n: u(n),
+            k: u(k),
+            lda: u(k),
+            ldo: u(n),
+            sets: nsets,
+            rows_per_coef: u(rows_per_coef),
+            gelu: u32::from(gelu),
+            out_f32: u32::from(out_f32),
+            ..Default::default()
+        };
+        for (s, mp) in models.iter().enumerate() {
+            (p.w[s], p.bias[s]) = pick(mp);
+        }
+        Op::Gemm(p)
+    };
+    let ln = |input: u64,
+              rows: usize,
+              in_stride: usize,
+              out: u64,
+              out_f32: bool,
+              pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
+              rows_per_coef: usize|
+     -> Op {
+        let mut p = LnParams {
+            input,
+            out,
+            coef,
+            rows: u(rows),
+            d: u(w),
+            in_stride: u(in_stride),
+            out_stride: u(w),
+            rows_per_coef: u(rows_per_coef),
+            sets: nsets,
+            out_f32: u32::from(out_f32),
+            eps: cfg.layer_norm_eps,
+            ..Default::default()
+        };
+        for (s, mp) in models.iter().enumerate() {
+            (p.gamma[s], p.beta[s]) = pick(mp);
+        }
+        Op::LayerNorm(p)
+    };
+
+    ops.push(Op::Im2col {
+        img: wa.img,
+        out: wa.cols,
+        batch: u(batch),
+        size: u(cfg.image_size),
+        patch: u(cfg.patch_size),
+        ld: u(kp),
+    });
+    ops.push(gemm(
+        wa.cols,
+        batch * np,
+        kp,
+        w,
+        &|m| (m.conv1, 0),
+        wa.patches,
+        true,
+        0,
+        false,
+        np,
+    ));
+    let mut ep = EmbedParams {
+        patches: wa.patches,
+        out: wa.emb,
+        coef,
+        batch: u(batch),
+        np: u(np),
+        width: u(w),
+        sets: nsets,
+        ..Default::default()
+    };
+    for (s, mp) in models.iter().enumerate() {
+        ep.cls[s] = mp.cls;
+        ep.pos[s] = mp.pos;
+    }
+    ops.push(Op::Embed(ep));
+    ops.push(ln(wa.emb, rows, w, wa.x, true, &|m| m.ln_pre, t));
+    let scale = 1.0 / (cfg.head_dim() as f32).sqrt();
+    for l in 0..cfg.layers {
+        ops.push(ln(wa.x, rows, w, wa.h, false, &|m| m.blocks[l].ln_1, t));
+        ops.push(gemm(
+            wa.h,
+            rows,
+            w,
+            3 * w,
+            &|m| m.blocks[l].qkv,
+            wa.qkv,
+            false,
+            0,
+            false,
+            t,
+        ));
+        ops.push(Op::Attention {
+            qkv: wa.qkv,
+            out: wa.att,
+            batch: u(batch),
+            seq: u(t),
+            heads: u(cfg.heads),
+            hd: u(cfg.head_dim()),
+            scale,
+        });
+        ops.push(gemm(
+            wa.att,
+            rows,
+            w,
+            w,
+            &|m| m.blocks[l].out,
+            wa.x,
+            true,
+            wa.x,
+            false,
+            t,
+        ));
+        ops.push(ln(wa.x, rows, w, wa.h, false, &|m| m.blocks[l].ln_2, t));
+        ops.push(gemm(
+            wa.h,
+            rows,
+            w,
+            cfg.mlp_dim,
+            &|m| m.blocks[l].fc,
+            wa.mlp,
+            false,
+            0,
+            true,
+            t,
+        ));
+        ops.push(gemm(
+            wa.mlp,
+            rows,
+            cfg.mlp_dim,
+            w,
+            &|m| m.blocks[l].proj,
+            wa.x,
+            true,
+            wa.x,
+            false,
+            t,
+        ));
+    }
+    // Class tokens: rows b·T of x.
+    ops.push(ln(wa.x, batch, t * w, wa.pooled, false, &|m| m.ln_post, 1));
+    ops.push(gemm(
+        wa.pooled,
+        batch,
+        w,
+        e,
+        &|m| (m.proj, 0),
+        wa.feat_raw,
+        true,
+        0,
+        false,
+        1,
+    ));
+    ops.push(Op::L2Norm {
+        x: wa.feat_raw,
+        feats: wa.feats,
+        out: wa.feat_t,
+        rows: u(batch),
+        d: u(e),
+    });
+    ops.push(gemm(
+        wa.feat_t,
+        batch,
+        e,
+        c,
+        &|m| m.head,
+        wa.logits,
+        true,
+        0,
+        false,
+        1,
+    ));
+    ops
+}
+
+/// Launches one op of a [`plan`].
+///
+/// # Safety
+/// The op's addresses must be live device buffers of the shapes the op names.
+unsafe fn launch(gpu: &Gpu, dt: DType, op: &Op) -> CudaResult<()> {
+    match *op {
+        Op::Im2col {
+            img,
+            out,
+            batch,
+            size,
+            patch,
+            ld,
+        } => gpu.vit_im2col(dt, img, out, batch, size, patch, ld)?,
+        Op::Gemm(ref p) => gpu.vit_gemm(dt, p)?,
+        Op::Embed(ref p) => gpu.vit_embed(dt, p)?,
+        Op::LayerNorm(ref p) => gpu.vit_layernorm(dt, p)?,
+        Op::Attention {
+            qkv,
+            out,
+            batch,
+            seq,
+            heads,
+            hd,
+            scale,
+        } => gpu.vit_attention(dt, qkv, out, batch, seq, heads, hd, scale)?,
+        Op::L2Norm {
+            x,
+            feats,
+            out,
+            rows,
+            d,
+        } => gpu.vit_l2norm(dt, x, feats, out, rows, d)?,
+    }
+    Ok(())
+}
+
+/// `[batch, M + 1]`: `c_i0 = 1 − Σ_j w_ij`, `c_ij = w_ij`, after checking `coeffs`.
+fn blend_coefficients(models: usize, batch: usize, coeffs: &[f32]) -> CudaResult<Vec<f32>> {
+    let m = models - 1;
+    if m == 0 {
+        return Err(arg_err(
+            "coeffs",
+            "the blended forward needs at least two models".into(),
+        ));
+    }
+    if coeffs.len() != batch * m {
+        return Err(arg_err(
+            "coeffs",
+            format!(
+                "{} values for {batch} samples and {m} models (need batch · M = {})",
+                coeffs.len(),
+                batch * m
+            ),
+        ));
+    }
+    if let Some(i) = coeffs.iter().position(|c| !c.is_finite()) {
+        return Err(arg_err(
+            "coeffs",
+            format!("value {} (sample {}) is not finite", coeffs[i], i / m),
+        ));
+    }
+    // c_i0 = 1 − Σ_j w_ij, c_ij = w_ij.
+    let mut c = Vec::with_capacity(batch * (m + 1));
+    for w in coeffs.chunks(m) {
+        let s: f64 = w.iter().map(|&x| f64::from(x)).sum();
+        c.push((1.0 - s) as f32);
+        c.extend_from_slice(w);
+    }
+    Ok(c)
+}
+
 /// A CLIP ViT classifier (or several with the same config, for the blended forward) on a GPU.
 ///
 /// ```no_run
@@ -326,7 +692,6 @@ impl std::fmt::Debug for CudaVit {
 
 /// Activation buffers of one forward.
 struct Work {
-    img: DeviceVec<f32>,
     cols: DeviceVec<f16>,
     patches: DeviceVec<f32>,
     emb: DeviceVec<f32>,
@@ -465,6 +830,20 @@ impl CudaVit {
         batch: usize,
         features: bool,
     ) -> CudaResult<ForwardOutput> {
+        check_images(images, batch, &self.cfg)?;
+        let img = self.gpu.upload(images)?;
+        self.forward_model_device(model, &img, batch, features)
+    }
+
+    /// [`CudaVit::forward_model`] of images already on the device (`[batch, 3, S, S]`, f32,
+    /// preprocessed; not checked for finiteness here): no host-to-device copy of the batch.
+    pub fn forward_model_device(
+        &self,
+        model: usize,
+        images: &DeviceVec<f32>,
+        batch: usize,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
         if model >= self.arenas.len() {
             return Err(arg_err(
                 "model",
@@ -472,6 +851,20 @@ impl CudaVit {
             ));
         }
         self.run(images, batch, &[model], None, features)
+    }
+
+    /// [`CudaVit::forward_blended`] of images already on the device (see
+    /// [`CudaVit::forward_model_device`]).
+    pub fn forward_blended_device(
+        &self,
+        images: &DeviceVec<f32>,
+        batch: usize,
+        coeffs: &[f32],
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        let c = blend_coefficients(self.arenas.len(), batch, coeffs)?;
+        let sets: Vec<usize> = (0..self.arenas.len()).collect();
+        self.run(images, batch, &sets, Some(&c), features)
     }
 
     /// The exact per-sample interpolated forward (issue #8): sample i through
@@ -484,47 +877,18 @@ impl CudaVit {
         coeffs: &[f32],
         features: bool,
     ) -> CudaResult<ForwardOutput> {
-        let m = self.arenas.len() - 1;
-        if m == 0 {
-            return Err(arg_err(
-                "coeffs",
-                "the blended forward needs at least two models".into(),
-            ));
-        }
-        if coeffs.len() != batch * m {
-            return Err(arg_err(
-                "coeffs",
-                format!(
-                    "{} values for {batch} samples and {m} models (need batch · M = {})",
-                    coeffs.len(),
-                    batch * m
-                ),
-            ));
-        }
-        if let Some(i) = coeffs.iter().position(|c| !c.is_finite()) {
-            return Err(arg_err(
-                "coeffs",
-                format!("value {} (sample {}) is not finite", coeffs[i], i / m),
-            ));
-        }
-        // c_i0 = 1 − Σ_j w_ij, c_ij = w_ij.
-        let mut c = Vec::with_capacity(batch * (m + 1));
-        for w in coeffs.chunks(m) {
-            let s: f64 = w.iter().map(|&x| f64::from(x)).sum();
-            c.push((1.0 - s) as f32);
-            c.extend_from_slice(w);
-        }
-        let sets: Vec<usize> = (0..=m).collect();
-        self.run(images, batch, &sets, Some(&c), features)
+        check_images(images, batch, &self.cfg)?;
+        blend_coefficients(self.arenas.len(), batch, coeffs)?;
+        let img = self.gpu.upload(images)?;
+        self.forward_blended_device(&img, batch, coeffs, features)
     }
 
-    fn alloc(&self, images: &[f32], batch: usize, coef: Option<&[f32]>) -> CudaResult<Work> {
+    fn alloc(&self, batch: usize, coef: Option<&[f32]>) -> CudaResult<Work> {
         let cfg = &self.cfg;
         let g = &self.gpu;
         let rows = batch * cfg.num_tokens();
         let np = batch * cfg.num_patches();
         Ok(Work {
-            img: g.upload(images)?,
             cols: g.zeros(np * patch_dim_padded(cfg))?,
             patches: g.zeros(np * cfg.width)?,
             emb: g.zeros(rows * cfg.width)?,
@@ -544,29 +908,45 @@ impl CudaVit {
 
     fn run(
         &self,
-        images: &[f32],
+        images: &DeviceVec<f32>,
         batch: usize,
         sets: &[usize],
         coef: Option<&[f32]>,
         features: bool,
     ) -> CudaResult<ForwardOutput> {
         let cfg = &self.cfg;
-        check_images(images, batch, cfg)?;
-        let rows = batch * cfg.num_tokens();
-        if rows > u32::MAX as usize / (4 * cfg.width.max(cfg.mlp_dim)) {
+        if batch == 0 || images.len() != batch * cfg.image_numel() {
             return Err(arg_err(
-                "batch",
-                format!("{batch} images are too many for one forward"),
+                "images",
+                format!(
+                    "{} values on the device for {batch} images of {} (3·{}·{})",
+                    images.len(),
+                    cfg.image_numel(),
+                    cfg.image_size,
+                    cfg.image_size
+                ),
             ));
         }
+        check_batch(cfg, batch)?;
         let gpu = &*self.gpu;
-        let dt = self.precision.dtype();
-        let wk = self.alloc(images, batch, coef)?;
-        let u = |v: usize| v as u32;
-        let (w, e, c, t) = (cfg.width, cfg.embed_dim, cfg.num_classes, cfg.num_tokens());
-        let (kp, np) = (patch_dim_padded(cfg), cfg.num_patches());
-        let coef_addr = wk.coef.as_ref().map_or(0, |v| addr(gpu, v));
-        let nsets = u(sets.len());
+        let wk = self.alloc(batch, coef)?;
+        let wa = WorkAddrs {
+            img: addr(gpu, images),
+            cols: addr(gpu, &wk.cols),
+            patches: addr(gpu, &wk.patches),
+            emb: addr(gpu, &wk.emb),
+            x: addr(gpu, &wk.x),
+            h: addr(gpu, &wk.h),
+            qkv: addr(gpu, &wk.qkv),
+            att: addr(gpu, &wk.att),
+            mlp: addr(gpu, &wk.mlp),
+            pooled: addr(gpu, &wk.pooled),
+            feat_raw: addr(gpu, &wk.feat_raw),
+            feats: addr(gpu, &wk.feats),
+            feat_t: addr(gpu, &wk.feat_t),
+            logits: addr(gpu, &wk.logits),
+            coef: wk.coef.as_ref().map_or(0, |v| addr(gpu, v)),
+        };
         // Addresses are taken now, from arenas whose layout is checked: the kernels read
         // exactly the tensors of that layout.
         let mut ptrs = Vec::with_capacity(sets.len());
@@ -577,202 +957,16 @@ impl CudaVit {
                     format!("the arena of model {s} was replaced by one of another layout"),
                 ));
             }
-            ptrs.push(model_ptrs(gpu, &self.arenas[s], cfg.layers)?);
+            let base = device_address(gpu, self.arenas[s].buffer());
+            ptrs.push(model_ptrs(base, self.arenas[s].layout(), cfg.layers)?);
         }
-        let models: Vec<&ModelPtrs> = ptrs.iter().collect();
-
-        // One GEMM over the sets: `pick` gives (weight, bias) of a model.
-        #[allow(clippy::too_many_arguments)]
-        let gemm = |a: u64,
-                    m: usize,
-                    k: usize,
-                    n: usize,
-                    pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
-                    out: u64,
-                    out_f32: bool,
-                    res: u64,
-                    gelu: bool,
-                    rows_per_coef: usize|
-         -> CudaResult<()> {
-            let mut p = GemmParams {
-                a,
-                out,
-                res,
-                coef: coef_addr,
-                m: u(m),
-                n: u(n),
-                k: u(k),
-                lda: u(k),
-                ldo: u(n),
-                sets: nsets,
-                rows_per_coef: u(rows_per_coef),
-                gelu: u32::from(gelu),
-                out_f32: u32::from(out_f32),
-                ..Default::default()
-            };
-            for (s, mp) in models.iter().enumerate() {
-                (p.w[s], p.bias[s]) = pick(mp);
-            }
-            // SAFETY: every address is a live buffer of this forward or a tensor of an arena
-            // held by `self`, with the shapes given (allocated from the same config above).
-            unsafe { gpu.vit_gemm(dt, &p) }.map_err(CudaError::from)
-        };
-        let ln = |input: u64,
-                  rows: usize,
-                  in_stride: usize,
-                  out: u64,
-                  out_f32: bool,
-                  pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
-                  rows_per_coef: usize|
-         -> CudaResult<()> {
-            let mut p = LnParams {
-                input,
-                out,
-                coef: coef_addr,
-                rows: u(rows),
-                d: u(w),
-                in_stride: u(in_stride),
-                out_stride: u(w),
-                rows_per_coef: u(rows_per_coef),
-                sets: nsets,
-                out_f32: u32::from(out_f32),
-                eps: cfg.layer_norm_eps,
-                ..Default::default()
-            };
-            for (s, mp) in models.iter().enumerate() {
-                (p.gamma[s], p.beta[s]) = pick(mp);
-            }
-            // SAFETY: as for the GEMMs.
-            unsafe { gpu.vit_layernorm(dt, &p) }.map_err(CudaError::from)
-        };
-
-        // SAFETY (all launches below): buffers of `wk` sized from `cfg` and `batch` above.
-        unsafe {
-            gpu.vit_im2col(
-                dt,
-                addr(gpu, &wk.img),
-                addr(gpu, &wk.cols),
-                u(batch),
-                u(cfg.image_size),
-                u(cfg.patch_size),
-                u(kp),
-            )?;
+        let dt = self.precision.dtype();
+        for op in plan(cfg, batch, &ptrs, &wa) {
+            // SAFETY: every address of the plan is a buffer of `wk` (sized by `alloc` from the
+            // same config and batch), the images (length checked above) or a tensor of an arena
+            // held by `self` whose layout was checked above; the shapes are those of `plan`.
+            unsafe { launch(gpu, dt, &op)? };
         }
-        gemm(
-            addr(gpu, &wk.cols),
-            batch * np,
-            kp,
-            w,
-            &|m| (m.conv1, 0),
-            addr(gpu, &wk.patches),
-            true,
-            0,
-            false,
-            np,
-        )?;
-        let mut ep = EmbedParams {
-            patches: addr(gpu, &wk.patches),
-            out: addr(gpu, &wk.emb),
-            coef: coef_addr,
-            batch: u(batch),
-            np: u(np),
-            width: u(w),
-            sets: nsets,
-            ..Default::default()
-        };
-        for (s, mp) in models.iter().enumerate() {
-            ep.cls[s] = mp.cls;
-            ep.pos[s] = mp.pos;
-        }
-        // SAFETY: as above.
-        unsafe { gpu.vit_embed(dt, &ep)? };
-        let x = addr(gpu, &wk.x);
-        ln(addr(gpu, &wk.emb), rows, w, x, true, &|m| m.ln_pre, t)?;
-        let (h, qkv, att, mlp) = (
-            addr(gpu, &wk.h),
-            addr(gpu, &wk.qkv),
-            addr(gpu, &wk.att),
-            addr(gpu, &wk.mlp),
-        );
-        let scale = 1.0 / (cfg.head_dim() as f32).sqrt();
-        for l in 0..cfg.layers {
-            ln(x, rows, w, h, false, &|m| m.blocks[l].ln_1, t)?;
-            gemm(
-                h,
-                rows,
-                w,
-                3 * w,
-                &|m| m.blocks[l].qkv,
-                qkv,
-                false,
-                0,
-                false,
-                t,
-            )?;
-            // SAFETY: as above.
-            unsafe {
-                gpu.vit_attention(
-                    dt,
-                    qkv,
-                    att,
-                    u(batch),
-                    u(t),
-                    u(cfg.heads),
-                    u(cfg.head_dim()),
-                    scale,
-                )?;
-            }
-            gemm(att, rows, w, w, &|m| m.blocks[l].out, x, true, x, false, t)?;
-            ln(x, rows, w, h, false, &|m| m.blocks[l].ln_2, t)?;
-            gemm(
-                h,
-                rows,
-                w,
-                cfg.mlp_dim,
-                &|m| m.blocks[l].fc,
-                mlp,
-                false,
-                0,
-                true,
-                t,
-            )?;
-            gemm(
-                mlp,
-                rows,
-                cfg.mlp_dim,
-                w,
-                &|m| m.blocks[l].proj,
-                x,
-                true,
-                x,
-                false,
-                t,
-            )?;
-        }
-        // Class tokens: rows b·T of x.
-        let pooled = addr(gpu, &wk.pooled);
-        ln(x, batch, t * w, pooled, false, &|m| m.ln_post, 1)?;
-        let (fr, fs, ft) = (
-            addr(gpu, &wk.feat_raw),
-            addr(gpu, &wk.feats),
-            addr(gpu, &wk.feat_t),
-        );
-        gemm(pooled, batch, w, e, &|m| (m.proj, 0), fr, true, 0, false, 1)?;
-        // SAFETY: as above.
-        unsafe { gpu.vit_l2norm(dt, fr, fs, ft, u(batch), u(e))? };
-        gemm(
-            ft,
-            batch,
-            e,
-            c,
-            &|m| m.head,
-            addr(gpu, &wk.logits),
-            true,
-            0,
-            false,
-            1,
-        )?;
-
         let logits = gpu.download(&wk.logits.view())?;
         let feats = if features {
             Some(gpu.download(&wk.feats.view())?)
@@ -783,7 +977,11 @@ impl CudaVit {
             logits,
             features: feats,
             batch,
-            num_classes: c,
+            num_classes: cfg.num_classes,
         })
     }
 }
+
+#[cfg(test)]
+#[path = "cuda_host.rs"]
+mod host;

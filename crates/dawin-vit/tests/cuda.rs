@@ -10,12 +10,23 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{f32s, fixture, read_raw, rel_err, tensor_map};
+use common::{f32s, read_raw, rel_err, tensor_map};
 use dawin_core::merge::{lerp, task_arithmetic};
 use dawin_kernels::Gpu;
 use dawin_vit::cuda::{check_config, CudaVit, Precision};
 use dawin_vit::{cpu, ClipClassifier, ClipWeights, LoadOptions, VitConfig};
 use rand::{RngExt, SeedableRng};
+
+/// A fixture file: from `$DAWIN_VIT_FIXTURES` when set (a prebuilt test binary run on another
+/// machine, see docs/gpu-runs.md), else from this crate's `tests/fixtures`.
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::env::var_os("DAWIN_VIT_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+        })
+        .join(name)
+}
 
 fn tolerance(p: Precision) -> f64 {
     match p {
@@ -167,9 +178,9 @@ fn check_against_cpu(
 }
 
 fn cuda_forward_matches_cpu_on_the_fixture(gpu: &Arc<Gpu>) {
-    let src = tensor_map(&fixture("tiny_hf.safetensors"));
+    let src = tensor_map(&fixture_path("tiny_hf.safetensors"));
     let model = ClipClassifier::from_source(&src, None, &LoadOptions::default()).unwrap();
-    let (raw, _) = read_raw(&fixture("tiny_io.safetensors"));
+    let (raw, _) = read_raw(&fixture_path("tiny_io.safetensors"));
     let inputs = f32s(&raw, "inputs").1;
     let batch = inputs.len() / model.config().image_numel();
     check_against_cpu(

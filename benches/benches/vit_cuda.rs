@@ -1,0 +1,123 @@
+//! CUDA forward of CLIP ViT-B/32 and B/16 (random weights) on the hand-written kernels of
+//! `kernels/vit.cu`, in fp16 and bf16, and the exact per-sample blended forward of issue #8.
+//!
+//! A bench binary printing a table (no criterion: each configuration is one long GPU run, timed
+//! with a device synchronisation around `VIT_CUDA_ITERS` forwards after 2 warm-up forwards).
+//! Images are uploaded once and stay on the device (`forward_model_device`), as in the PyTorch
+//! peer `benches/peer/clip_forward.py`, which prints the same rows; the time includes the
+//! per-forward workspace allocation and the download of the logits. Rows:
+//!
+//! * `forward`: one model, images/s and achieved TFLOP/s (`VitConfig::forward_flops`);
+//! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
+//!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1).
+//!
+//! Run: `cargo bench -p dawin-benches --bench vit_cuda` (env: `VIT_CUDA_BATCH`, default 256;
+//! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`). Without a GPU it prints
+//! a SKIPPED line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dawin_kernels::Gpu;
+use dawin_vit::cuda::{CudaVit, Precision};
+use dawin_vit::{ClipWeights, VitConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Median seconds per call of `f` over `iters` calls (each call ends with a download, which
+/// synchronises the stream).
+fn time(iters: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut t: Vec<f64> = (0..iters)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() {
+    let gpu = match Gpu::new() {
+        Ok(g) => Arc::new(g),
+        Err(e) => {
+            println!("SKIPPED: no CUDA device ({e}); vit_cuda bench not run");
+            return;
+        }
+    };
+    let batch = env_usize("VIT_CUDA_BATCH", 256);
+    let iters = env_usize("VIT_CUDA_ITERS", 10).max(1);
+    let models = std::env::var("VIT_CUDA_MODELS").unwrap_or_else(|_| "b32,b16".into());
+    println!(
+        "vit_cuda on {} (compute {}.{}, {} SMs, driver CUDA {}), batch {batch}, median of {iters}",
+        gpu.name(),
+        gpu.compute_capability().0,
+        gpu.compute_capability().1,
+        gpu.sm_count(),
+        gpu.driver_version()
+    );
+    println!("| model | dtype | path | ms / batch | images/s | TFLOP/s | × one forward |");
+    println!("|---|---|---|---:|---:|---:|---:|");
+    for name in models.split(',') {
+        let cfg = match name.trim() {
+            "b32" => VitConfig::vit_b32(1000),
+            "b16" => VitConfig::vit_b16(1000),
+            "l14" => VitConfig::vit_l14(1000),
+            other => {
+                println!("unknown model {other} (b32, b16, l14)");
+                continue;
+            }
+        };
+        let weights: Vec<ClipWeights> = (0..4)
+            .map(|s| ClipWeights::random(&cfg, 100 + s).expect("random weights"))
+            .collect();
+        let images: Vec<f32> = (0..batch * cfg.image_numel())
+            .map(|i| ((i % 1013) as f32 / 1013.0 - 0.5) * 3.0)
+            .collect();
+        let img = gpu.upload(&images).expect("upload");
+        let flops = cfg.forward_flops() * batch as f64;
+        for p in [Precision::F16, Precision::Bf16] {
+            let refs: Vec<&ClipWeights> = weights.iter().collect();
+            let vit4 = CudaVit::new(gpu.clone(), &cfg, &refs, p).expect("upload models");
+            let vit2 = CudaVit::new(gpu.clone(), &cfg, &refs[..2], p).expect("upload models");
+            let one = time(iters, || {
+                vit2.forward_model_device(0, &img, batch, false)
+                    .expect("forward");
+            });
+            let row = |path: &str, secs: f64, work: f64| {
+                println!(
+                    "| {name} | {p:?} | {path} | {:.2} | {:.0} | {:.1} | {:.2} |",
+                    secs * 1e3,
+                    batch as f64 / secs,
+                    work / secs / 1e12,
+                    secs / one
+                );
+            };
+            row("forward", one, flops);
+            let lambdas: Vec<f32> = (0..batch).map(|i| i as f32 / batch as f32).collect();
+            let b1 = time(iters, || {
+                vit2.forward_blended_device(&img, batch, &lambdas, false)
+                    .expect("blended");
+            });
+            row("blended M=1", b1, flops);
+            let coeffs: Vec<f32> = (0..batch * 3).map(|i| (i % 7) as f32 / 14.0).collect();
+            let b3 = time(iters, || {
+                vit4.forward_blended_device(&img, batch, &coeffs, false)
+                    .expect("blended");
+            });
+            row("blended M=3", b3, flops);
+        }
+    }
+    println!(
+        "TFLOP/s counts one model's forward FLOPs (multiply-add = 2) for every row; the \
+         blended rows do (M + 1)× the GEMM work."
+    );
+}
