@@ -42,7 +42,9 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):
         continue
-    pkg = m["package_id"].split("#")[0].rsplit("/", 1)[-1].split("@")[0]
+    # package ids: "path+file:///.../dawin-vit#0.1.0" or "path+file:///.../benches#dawin-benches@0.1.0"
+    url, _, frag = m["package_id"].partition("#")
+    pkg = frag.split("@")[0] if "@" in frag else url.rstrip("/").rsplit("/", 1)[-1]
     t = m["target"]
     for kind in t["kind"]:
         key = (pkg, t["name"], kind)
