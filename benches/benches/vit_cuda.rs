@@ -9,7 +9,12 @@
 //!
 //! * `forward`: one model, images/s and achieved TFLOP/s (`VitConfig::forward_flops`);
 //! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
-//!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1).
+//!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1);
+//! * `GEMM c_fc`: the forward's largest GEMM alone (bias + QuickGELU epilogue), TFLOP/s to set
+//!   against the device's tensor-core peak;
+//!
+//! then the time per kind of kernel (GEMM, attention, layer norm, other) of one forward and of
+//! one blended forward, every launch synchronised (`CudaVit::profile_device`).
 //!
 //! Run: `cargo bench -p dawin-benches --bench vit_cuda` (env: `VIT_CUDA_BATCH`, default 256;
 //! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`). Without a GPU it prints
@@ -45,6 +50,46 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// Median seconds of one `vit_gemm` launch of `[m, k] × [n, k]ᵀ` with bias and QuickGELU
+/// (T output), over `iters` launches after a warm-up.
+fn gemm_alone(gpu: &Gpu, p: Precision, m: usize, n: usize, k: usize, iters: usize) -> f64 {
+    use dawin_kernels::vit::{device_address, GemmParams};
+    let vals = |len: usize| -> Vec<half::f16> {
+        (0..len)
+            .map(|i| {
+                half::f16::from_bits(
+                    if p == Precision::F16 { 0x2c00 } else { 0x3d00 } + (i % 97) as u16,
+                )
+            })
+            .collect()
+    };
+    let a = gpu.upload(&vals(m * k)).expect("upload");
+    let w = gpu.upload(&vals(n * k)).expect("upload");
+    let b = gpu.upload(&vals(n)).expect("upload");
+    let out = gpu.zeros::<half::f16>(m * n).expect("alloc");
+    let mut prm = GemmParams {
+        a: device_address(gpu, a.buffer()),
+        out: device_address(gpu, out.buffer()),
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        lda: k as u32,
+        ldo: n as u32,
+        sets: 1,
+        rows_per_coef: 1,
+        gelu: 1,
+        ..Default::default()
+    };
+    prm.w[0] = device_address(gpu, w.buffer());
+    prm.bias[0] = device_address(gpu, b.buffer());
+    let dt = p.dtype();
+    time(iters, || {
+        // SAFETY: the four buffers above have the shapes given in `prm`.
+        unsafe { gpu.vit_gemm(dt, &prm) }.expect("gemm");
+        gpu.synchronize().expect("sync");
+    })
+}
+
 fn main() {
     let gpu = match Gpu::new() {
         Ok(g) => Arc::new(g),
@@ -66,6 +111,7 @@ fn main() {
     );
     println!("| model | dtype | path | ms / batch | images/s | TFLOP/s | × one forward |");
     println!("|---|---|---|---:|---:|---:|---:|");
+    let mut breakdown = Vec::new();
     for name in models.split(',') {
         let cfg = match name.trim() {
             "b32" => VitConfig::vit_b32(1000),
@@ -114,7 +160,31 @@ fn main() {
                     .expect("blended");
             });
             row("blended M=3", b3, flops);
+            // The forward's largest GEMM alone (MLP c_fc: [B·T, W] × [W, M]ᵀ, bias + QuickGELU):
+            // the kernel's rate, to compare with the device's tensor-core peak.
+            let (gm, gn, gk) = (batch * cfg.num_tokens(), cfg.mlp_dim, cfg.width);
+            let gsecs = gemm_alone(&gpu, p, gm, gn, gk, iters);
+            println!(
+                "| {name} | {p:?} | GEMM c_fc {gm}×{gn}×{gk} | {:.3} | | {:.1} | |",
+                gsecs * 1e3,
+                2.0 * (gm * gn * gk) as f64 / gsecs / 1e12
+            );
+            // Where the time goes (each launch timed alone, so the sum is a little larger).
+            for (what, c) in [("forward", None), ("blended M=1", Some(&lambdas[..]))] {
+                let prof = vit2.profile_device(&img, batch, c).expect("profile");
+                let total: f64 = prof.iter().map(|p| p.1).sum();
+                let parts: Vec<String> = prof
+                    .iter()
+                    .map(|(k, t)| format!("{k} {:.2} ms ({:.0} %)", t * 1e3, 100.0 * t / total))
+                    .collect();
+                breakdown.push(format!("{name} {p:?} {what}: {}", parts.join(", ")));
+            }
         }
+    }
+    println!();
+    println!("Time per kind of kernel (one forward, every launch synchronised):");
+    for b in &breakdown {
+        println!("  {b}");
     }
     println!(
         "TFLOP/s counts one model's forward FLOPs (multiply-add = 2) for every row; the \

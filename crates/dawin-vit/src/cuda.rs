@@ -906,6 +906,34 @@ impl CudaVit {
         })
     }
 
+    /// Seconds spent per kind of kernel (`gemm`, `attention`, `layernorm`, `other`) in one
+    /// forward of images already on the device: model 0, or the blend over all models with
+    /// `coeffs` (`[batch, M]`) when given. Every launch is timed alone (the stream is
+    /// synchronised after it), so the sum exceeds a normal forward's time by the launch
+    /// latencies; this is a breakdown for optimisation work, used by the `vit_cuda` bench.
+    pub fn profile_device(
+        &self,
+        images: &DeviceVec<f32>,
+        batch: usize,
+        coeffs: Option<&[f32]>,
+    ) -> CudaResult<Vec<(&'static str, f64)>> {
+        let mut times = vec![
+            ("gemm", 0.0),
+            ("attention", 0.0),
+            ("layernorm", 0.0),
+            ("other", 0.0),
+        ];
+        match coeffs {
+            None => self.run_inner(images, batch, &[0], None, false, Some(&mut times))?,
+            Some(w) => {
+                let c = blend_coefficients(self.arenas.len(), batch, w)?;
+                let sets: Vec<usize> = (0..self.arenas.len()).collect();
+                self.run_inner(images, batch, &sets, Some(&c), false, Some(&mut times))?
+            }
+        };
+        Ok(times)
+    }
+
     fn run(
         &self,
         images: &DeviceVec<f32>,
@@ -913,6 +941,18 @@ impl CudaVit {
         sets: &[usize],
         coef: Option<&[f32]>,
         features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        self.run_inner(images, batch, sets, coef, features, None)
+    }
+
+    fn run_inner(
+        &self,
+        images: &DeviceVec<f32>,
+        batch: usize,
+        sets: &[usize],
+        coef: Option<&[f32]>,
+        features: bool,
+        mut profile: Option<&mut Vec<(&'static str, f64)>>,
     ) -> CudaResult<ForwardOutput> {
         let cfg = &self.cfg;
         if batch == 0 || images.len() != batch * cfg.image_numel() {
@@ -961,11 +1001,25 @@ impl CudaVit {
             ptrs.push(model_ptrs(base, self.arenas[s].layout(), cfg.layers)?);
         }
         let dt = self.precision.dtype();
+        if profile.is_some() {
+            gpu.synchronize()?;
+        }
         for op in plan(cfg, batch, &ptrs, &wa) {
+            let t0 = std::time::Instant::now();
             // SAFETY: every address of the plan is a buffer of `wk` (sized by `alloc` from the
             // same config and batch), the images (length checked above) or a tensor of an arena
             // held by `self` whose layout was checked above; the shapes are those of `plan`.
             unsafe { launch(gpu, dt, &op)? };
+            if let Some(times) = profile.as_deref_mut() {
+                gpu.synchronize()?;
+                let kind = match op {
+                    Op::Gemm(_) => 0,
+                    Op::Attention { .. } => 1,
+                    Op::LayerNorm(_) => 2,
+                    _ => 3,
+                };
+                times[kind].1 += t0.elapsed().as_secs_f64();
+            }
         }
         let logits = gpu.download(&wk.logits.view())?;
         let feats = if features {
