@@ -4,6 +4,8 @@
 //   vit_im2col_T     cols[b·P + p, c·ps·ps + ky·ps + kx] = img[b, c, gy·ps + ky, gx·ps + kx]
 //                    (stride = kernel size; columns K..ld-1 are written as zeros)
 //   vit_gemm_T       out[i, n] = epi( Σ_k A[i, k] W[n, k] + bias[n] ) (+ res[i, n])
+//                    (vit_gemm_lds_T, vit_gemm_blend_lds_T: the same with plain 32-bit shared
+//                    loads of the fragments instead of ldmatrix)
 //                    epi = identity or QuickGELU x·σ(1.702x); out f32 or T
 //   vit_gemm_blend_T out[i, n] = Σ_s c[i, s] (Σ_k A[i, k] W_s[n, k] + bias_s[n]) (+ res[i, n])
 //                    over S ≤ 8 weight sets in one launch (issue #8): with c[i, 0] = 1 − Σ_j w_ij
@@ -108,6 +110,22 @@ template <bool BF> __device__ __forceinline__ void vit_mma(float* d, const u32* 
             : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
+#endif
+}
+
+// Four 8×8 b16 matrices from shared memory (ldmatrix.x4): lanes 8j..8j+7 give the row
+// addresses of matrix j (16-byte aligned), and lane i receives in d[j] the word of matrix j
+// holding row i / 4, columns 2(i % 4) and 2(i % 4) + 1 — the mma fragment layout above.
+__device__ __forceinline__ void vit_ldmatrix_x4(const u16* p, u32* d) {
+#ifdef DAWIN_HOST_EMULATION
+    dawin_emu_ldmatrix_x4(p, d);
+#else
+    u32 a;
+    asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a)
+                 : "memory");
 #endif
 }
 
@@ -236,8 +254,10 @@ __device__ __forceinline__ void vit_gemm_store_smem(VitGemmSmem& sm, int buf, co
 
 __device__ __forceinline__ u32 vit_ld32(const u16* p) { return *reinterpret_cast<const u32*>(p); }
 
-// acc[mt][nt][4] += A[bm.., :] · W[bn.., :]ᵀ over the whole K.
-template <class D>
+// acc[mt][nt][4] += A[bm.., :] · W[bn.., :]ᵀ over the whole K. Fragments come from shared
+// memory through ldmatrix.x4 (LDSM: 4 + 2 instructions per warp and k16 step) or through 32-bit
+// loads (24 per warp and k16 step; the `_lds` kernels, kept for comparison and as a fallback).
+template <class D, bool LDSM>
 __device__ __forceinline__ void vit_gemm_mainloop(VitGemmSmem& sm, const u16* a, u32 lda, u32 m, const u16* w, u32 n,
                                                   u32 k, u32 bm, u32 bn, float (&acc)[4][4][4]) {
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -255,19 +275,35 @@ __device__ __forceinline__ void vit_gemm_mainloop(VitGemmSmem& sm, const u16* a,
 #pragma unroll
         for (u32 kk = 0; kk < VIT_BK; kk += 16) {
             u32 af[4][4], bf[4][2];
+            if (LDSM) {
+                const u32 q = lane >> 3, r = lane & 7u;
 #pragma unroll
-            for (int mt = 0; mt < 4; ++mt) {
-                const u32 r0 = wm + (u32)mt * 16u + g;
-                af[mt][0] = vit_ld32(&sm.a[buf][r0][kk + 2u * tig]);
-                af[mt][1] = vit_ld32(&sm.a[buf][r0 + 8u][kk + 2u * tig]);
-                af[mt][2] = vit_ld32(&sm.a[buf][r0][kk + 8u + 2u * tig]);
-                af[mt][3] = vit_ld32(&sm.a[buf][r0 + 8u][kk + 8u + 2u * tig]);
-            }
+                for (int mt = 0; mt < 4; ++mt)  // matrices: (rows 0-7 | 8-15) × (k 0-7 | 8-15)
+                    vit_ldmatrix_x4(&sm.a[buf][wm + (u32)mt * 16u + r + (q & 1u) * 8u][kk + (q >> 1) * 8u], af[mt]);
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt) {
-                const u32 n0 = wn + (u32)nt * 8u + g;
-                bf[nt][0] = vit_ld32(&sm.b[buf][n0][kk + 2u * tig]);
-                bf[nt][1] = vit_ld32(&sm.b[buf][n0][kk + 8u + 2u * tig]);
+                for (int np = 0; np < 2; ++np) {  // matrices: (n-tile 2np, 2np+1) × (k 0-7, 8-15)
+                    u32 d[4];
+                    vit_ldmatrix_x4(&sm.b[buf][wn + (2u * (u32)np + (q >> 1)) * 8u + r][kk + (q & 1u) * 8u], d);
+                    bf[2 * np][0] = d[0];
+                    bf[2 * np][1] = d[1];
+                    bf[2 * np + 1][0] = d[2];
+                    bf[2 * np + 1][1] = d[3];
+                }
+            } else {
+#pragma unroll
+                for (int mt = 0; mt < 4; ++mt) {
+                    const u32 r0 = wm + (u32)mt * 16u + g;
+                    af[mt][0] = vit_ld32(&sm.a[buf][r0][kk + 2u * tig]);
+                    af[mt][1] = vit_ld32(&sm.a[buf][r0 + 8u][kk + 2u * tig]);
+                    af[mt][2] = vit_ld32(&sm.a[buf][r0][kk + 8u + 2u * tig]);
+                    af[mt][3] = vit_ld32(&sm.a[buf][r0 + 8u][kk + 8u + 2u * tig]);
+                }
+#pragma unroll
+                for (int nt = 0; nt < 4; ++nt) {
+                    const u32 n0 = wn + (u32)nt * 8u + g;
+                    bf[nt][0] = vit_ld32(&sm.b[buf][n0][kk + 2u * tig]);
+                    bf[nt][1] = vit_ld32(&sm.b[buf][n0][kk + 8u + 2u * tig]);
+                }
             }
 #pragma unroll
             for (int mt = 0; mt < 4; ++mt) {
@@ -280,7 +316,7 @@ __device__ __forceinline__ void vit_gemm_mainloop(VitGemmSmem& sm, const u16* a,
     }
 }
 
-template <class D, bool BLEND> __device__ __forceinline__ void vit_gemm(const VitGemmParams& p) {
+template <class D, bool BLEND, bool LDSM> __device__ __forceinline__ void vit_gemm(const VitGemmParams& p) {
     __shared__ VitGemmSmem sm;
     const u32 bn = blockIdx.x * VIT_BN, bm = blockIdx.y * VIT_BM;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -298,7 +334,7 @@ template <class D, bool BLEND> __device__ __forceinline__ void vit_gemm(const Vi
             for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.0f;
-        vit_gemm_mainloop<D>(sm, a, p.lda, p.m, reinterpret_cast<const u16*>(p.w[s]), p.n, p.k, bm, bn, acc);
+        vit_gemm_mainloop<D, LDSM>(sm, a, p.lda, p.m, reinterpret_cast<const u16*>(p.w[s]), p.n, p.k, bm, bn, acc);
         const u16* bias = reinterpret_cast<const u16*>(p.bias[s]);
 #pragma unroll
         for (int mt = 0; mt < 4; ++mt) {
@@ -349,16 +385,28 @@ template <class D, bool BLEND> __device__ __forceinline__ void vit_gemm(const Vi
 }
 
 extern "C" __global__ void vit_gemm_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, false>(p);
+    vit_gemm<VitF16, false, true>(p);
 }
 extern "C" __global__ void vit_gemm_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, false>(p);
+    vit_gemm<VitBF16, false, true>(p);
+}
+extern "C" __global__ void vit_gemm_lds_f16(const __grid_constant__ VitGemmParams p) {
+    vit_gemm<VitF16, false, false>(p);
+}
+extern "C" __global__ void vit_gemm_lds_bf16(const __grid_constant__ VitGemmParams p) {
+    vit_gemm<VitBF16, false, false>(p);
 }
 extern "C" __global__ void vit_gemm_blend_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, true>(p);
+    vit_gemm<VitF16, true, true>(p);
 }
 extern "C" __global__ void vit_gemm_blend_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, true>(p);
+    vit_gemm<VitBF16, true, true>(p);
+}
+extern "C" __global__ void vit_gemm_blend_lds_f16(const __grid_constant__ VitGemmParams p) {
+    vit_gemm<VitF16, true, false>(p);
+}
+extern "C" __global__ void vit_gemm_blend_lds_bf16(const __grid_constant__ VitGemmParams p) {
+    vit_gemm<VitBF16, true, false>(p);
 }
 
 // ---------------------------------------------------------------------------------------------

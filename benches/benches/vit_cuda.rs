@@ -11,7 +11,8 @@
 //! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
 //!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1);
 //! * `GEMM c_fc`: the forward's largest GEMM alone (bias + QuickGELU epilogue), TFLOP/s to set
-//!   against the device's tensor-core peak;
+//!   against the device's tensor-core peak, with ldmatrix and with 32-bit fragment loads (the
+//!   forward rows use ldmatrix unless `DAWIN_VIT_GEMM=lds`);
 //!
 //! then the time per kind of kernel (GEMM, attention, layer norm, other) of one forward and of
 //! one blended forward, every launch synchronised (`CudaVit::profile_device`).
@@ -23,6 +24,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use dawin_kernels::vit::FragmentLoad;
 use dawin_kernels::Gpu;
 use dawin_vit::cuda::{CudaVit, Precision};
 use dawin_vit::{ClipWeights, VitConfig};
@@ -52,7 +54,15 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
 
 /// Median seconds of one `vit_gemm` launch of `[m, k] × [n, k]ᵀ` with bias and QuickGELU
 /// (T output), over `iters` launches after a warm-up.
-fn gemm_alone(gpu: &Gpu, p: Precision, m: usize, n: usize, k: usize, iters: usize) -> f64 {
+fn gemm_alone(
+    gpu: &Gpu,
+    p: Precision,
+    m: usize,
+    n: usize,
+    k: usize,
+    iters: usize,
+    load: FragmentLoad,
+) -> f64 {
     use dawin_kernels::vit::{device_address, GemmParams};
     let vals = |len: usize| -> Vec<half::f16> {
         (0..len)
@@ -85,7 +95,7 @@ fn gemm_alone(gpu: &Gpu, p: Precision, m: usize, n: usize, k: usize, iters: usiz
     let dt = p.dtype();
     time(iters, || {
         // SAFETY: the four buffers above have the shapes given in `prm`.
-        unsafe { gpu.vit_gemm(dt, &prm) }.expect("gemm");
+        unsafe { gpu.vit_gemm_with(dt, &prm, load) }.expect("gemm");
         gpu.synchronize().expect("sync");
     })
 }
@@ -163,12 +173,14 @@ fn main() {
             // The forward's largest GEMM alone (MLP c_fc: [B·T, W] × [W, M]ᵀ, bias + QuickGELU):
             // the kernel's rate, to compare with the device's tensor-core peak.
             let (gm, gn, gk) = (batch * cfg.num_tokens(), cfg.mlp_dim, cfg.width);
-            let gsecs = gemm_alone(&gpu, p, gm, gn, gk, iters);
-            println!(
-                "| {name} | {p:?} | GEMM c_fc {gm}×{gn}×{gk} | {:.3} | | {:.1} | |",
-                gsecs * 1e3,
-                2.0 * (gm * gn * gk) as f64 / gsecs / 1e12
-            );
+            for load in [FragmentLoad::Ldmatrix, FragmentLoad::Lds] {
+                let gsecs = gemm_alone(&gpu, p, gm, gn, gk, iters, load);
+                println!(
+                    "| {name} | {p:?} | GEMM c_fc {gm}×{gn}×{gk} ({load:?}) | {:.3} | | {:.1} | |",
+                    gsecs * 1e3,
+                    2.0 * (gm * gn * gk) as f64 / gsecs / 1e12
+                );
+            }
             // Where the time goes (each launch timed alone, so the sum is a little larger).
             for (what, c) in [("forward", None), ("blended M=1", Some(&lambdas[..]))] {
                 let prof = vit2.profile_device(&img, batch, c).expect("profile");

@@ -12,6 +12,8 @@
 #include <barrier>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -142,6 +144,7 @@ inline void __syncwarp() { emu_warp->bar.arrive_and_wait(); }
 // Fragments of one mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16} per lane.
 struct EmuMmaSlots {
     unsigned a[32][4], b[32][2];
+    const void* row[32];
 };
 inline thread_local EmuMmaSlots* emu_mma = nullptr;
 
@@ -185,6 +188,24 @@ inline void dawin_emu_mma_m16n8k16(bool bf16, const unsigned* a, const unsigned*
         for (int k = 0; k < 16; ++k) s += (double)A[row][k] * (double)B[k][col];
         d[e] = (float)s;
     }
+}
+
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16 per the PTX ISA: lanes 8j..8j+7 give the addresses
+// of the 8 rows (8 b16 each) of matrix j; lane i receives in d[j] the 32-bit word at row i / 4,
+// columns 2(i % 4) .. 2(i % 4) + 1 of matrix j. A row address that is not 16-byte aligned fails.
+inline void dawin_emu_ldmatrix_x4(const void* p, unsigned* d) {
+    const unsigned lane = threadIdx.x & 31u;
+    if (((uintptr_t)p & 15u) != 0) {
+        std::fprintf(stderr, "ldmatrix: row address %p is not 16-byte aligned\n", p);
+        std::abort();
+    }
+    emu_mma->row[lane] = p;
+    emu_warp->bar.arrive_and_wait();
+    for (unsigned j = 0; j < 4; ++j) {
+        const unsigned char* src = (const unsigned char*)emu_mma->row[j * 8 + lane / 4] + 4 * (lane % 4);
+        std::memcpy(&d[j], src, 4);
+    }
+    emu_warp->bar.arrive_and_wait();
 }
 
 // Runs `kernel` on a 3-D grid of blocks of `block` threads (a multiple of 32): blocks one after

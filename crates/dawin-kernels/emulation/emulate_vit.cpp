@@ -3,7 +3,7 @@
 // the output, results as the formulas say. Sizes are chosen to hit the tails: M and N not
 // multiples of the 128×128 GEMM tile (N not even a multiple of 8), K not a multiple of the
 // 32-wide K tile, lda > K, sequences of 1, 50 and 70 tokens (one and two 64-key chunks, one and
-// three 32-query blocks), a blended GEMM / layer norm / embedding over 3 weight sets with
+// three 32-query blocks), both fragment loads of the GEMM (ldmatrix and 32-bit loads), a blended GEMM / layer norm / embedding over 3 weight sets with
 // coefficients that select one set exactly (λ = 0 and 1) and random ones, head dims 64, 32, 8.
 //
 //   g++ -std=c++20 -O1 -ffp-contract=off -pthread -Wno-unknown-pragmas \
@@ -126,7 +126,7 @@ struct GemmCase {
     u32 rows_per_coef;  // blend kernel
 };
 
-static void test_gemm(bool bf, const GemmCase& c) {
+static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     const u32 ldo = (c.n + 7) / 8 * 8 + 8;
     const u32 nsets = std::max(c.sets, 1u);
     auto a = random_half(bf, (size_t)c.m * c.lda, 1.0f);
@@ -177,17 +177,17 @@ static void test_gemm(bool bf, const GemmCase& c) {
     const EmuDim3 grid{(c.n + VIT_BN - 1) / VIT_BN, (c.m + VIT_BM - 1) / VIT_BM, 1};
     emu_launch_blocks(grid, VIT_GEMM_THREADS, [&] {
         if (c.sets) {
-            if (bf) vit_gemm_blend_bf16(p);
-            else vit_gemm_blend_f16(p);
+            if (lds) bf ? vit_gemm_blend_lds_bf16(p) : vit_gemm_blend_lds_f16(p);
+            else bf ? vit_gemm_blend_bf16(p) : vit_gemm_blend_f16(p);
         } else {
-            if (bf) vit_gemm_bf16(p);
-            else vit_gemm_f16(p);
+            if (lds) bf ? vit_gemm_lds_bf16(p) : vit_gemm_lds_f16(p);
+            else bf ? vit_gemm_bf16(p) : vit_gemm_f16(p);
         }
     });
     outf.guards("gemm f32 out");
     outh.guards("gemm T out");
     char what[160];
-    std::snprintf(what, sizeof what, "gemm %s%s m=%u n=%u k=%u lda=%u bias=%d gelu=%d res=%d f32=%d sets=%u", c.sets ? "blend " : "",
+    std::snprintf(what, sizeof what, "gemm %s%s%s m=%u n=%u k=%u lda=%u bias=%d gelu=%d res=%d f32=%d sets=%u", c.sets ? "blend " : "", lds ? "lds " : "ldmatrix ",
                   bf ? "bf16" : "f16", c.m, c.n, c.k, c.lda, c.bias, c.gelu, c.residual, c.out_f32, c.sets);
     const std::string group = std::string(c.sets ? "gemm_blend_" : "gemm_") + (bf ? "bf16" : "f16") + (c.out_f32 ? "_f32out" : "_Tout");
     for (u32 i = 0; i < c.m; ++i) {
@@ -407,17 +407,19 @@ static void test_l2norm(bool bf) {
 int main() {
     for (bool bf : {false, true}) {
         test_im2col(bf);
-        // plain GEMMs: one tile, tails in M, N (not a multiple of 8), K; lda > K; all epilogues
-        test_gemm(bf, {1, 8, 8, 8, true, false, false, true, 0, 1});
-        test_gemm(bf, {130, 136, 72, 72, true, false, false, false, 0, 1});
-        test_gemm(bf, {70, 100, 40, 48, true, true, false, false, 0, 1});
-        test_gemm(bf, {129, 24, 96, 104, true, false, true, true, 0, 1});
-        test_gemm(bf, {33, 40, 16, 16, false, false, false, true, 0, 1});
-        // blended: 3 sets (λ = 0, λ = 1 and random rows), with GELU, with a residual; 1 set
-        test_gemm(bf, {37, 72, 48, 48, true, true, false, false, 3, 5});
-        test_gemm(bf, {140, 20, 40, 40, true, false, true, true, 3, 7});
-        test_gemm(bf, {9, 16, 24, 24, true, false, false, true, 1, 1});
-        test_gemm(bf, {20, 16, 24, 24, false, false, false, true, 2, 10});
+        for (bool lds : {false, true}) {
+            // plain GEMMs: one tile, tails in M, N (not a multiple of 8), K; lda > K; all epilogues
+            test_gemm(bf, {1, 8, 8, 8, true, false, false, true, 0, 1}, lds);
+            test_gemm(bf, {130, 136, 72, 72, true, false, false, false, 0, 1}, lds);
+            test_gemm(bf, {70, 100, 40, 48, true, true, false, false, 0, 1}, lds);
+            test_gemm(bf, {129, 24, 96, 104, true, false, true, true, 0, 1}, lds);
+            test_gemm(bf, {33, 40, 16, 16, false, false, false, true, 0, 1}, lds);
+            // blended: 3 sets (λ = 0, λ = 1 and random rows), with GELU, with a residual; 1 set
+            test_gemm(bf, {37, 72, 48, 48, true, true, false, false, 3, 5}, lds);
+            test_gemm(bf, {140, 20, 40, 40, true, false, true, true, 3, 7}, lds);
+            test_gemm(bf, {9, 16, 24, 24, true, false, false, true, 1, 1}, lds);
+            test_gemm(bf, {20, 16, 24, 24, false, false, false, true, 2, 10}, lds);
+        }
         test_embed(bf, 1);
         test_embed(bf, 3);
         test_layernorm(bf, 37, 72, 72, false, 1, 1);

@@ -27,6 +27,27 @@ use crate::source::{ArgKind, VIT_EMBED_PARAMS, VIT_GEMM_PARAMS, VIT_LN_PARAMS};
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 use dawin_core::DType;
 
+/// How the GEMM kernels read the tensor-core fragments from shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragmentLoad {
+    /// `ldmatrix.x4` (6 instructions per warp and k16 step): the default.
+    Ldmatrix,
+    /// Plain 32-bit shared loads (24 per warp and k16 step): the `vit_gemm_*lds_*` kernels,
+    /// for comparison and as a fallback.
+    Lds,
+}
+
+impl FragmentLoad {
+    /// [`FragmentLoad::Lds`] when the environment variable `DAWIN_VIT_GEMM` is `lds`, else
+    /// [`FragmentLoad::Ldmatrix`] (what [`Gpu::vit_gemm`] uses).
+    pub fn from_env() -> FragmentLoad {
+        match std::env::var("DAWIN_VIT_GEMM").as_deref() {
+            Ok("lds") => FragmentLoad::Lds,
+            _ => FragmentLoad::Ldmatrix,
+        }
+    }
+}
+
 /// Block tile of the GEMM: rows (of A and of the output).
 pub const GEMM_TILE_M: u32 = 128;
 /// Block tile of the GEMM: columns (rows of W).
@@ -274,12 +295,33 @@ impl Gpu {
     /// field): k, lda multiples of 8, A and every W 16-byte aligned, 1 ..= [`VIT_MAX_SETS`]
     /// sets; m and n are arbitrary.
     ///
+    /// Fragments are read with [`FragmentLoad::from_env`] (`ldmatrix` unless
+    /// `DAWIN_VIT_GEMM=lds`).
+    ///
     /// # Safety
     /// Every address in `p` must point to a live device allocation of the documented shape.
     pub unsafe fn vit_gemm(&self, dtype: DType, p: &GemmParams) -> Result<()> {
+        self.vit_gemm_with(dtype, p, FragmentLoad::from_env())
+    }
+
+    /// [`Gpu::vit_gemm`] with an explicit fragment load.
+    ///
+    /// # Safety
+    /// As for [`Gpu::vit_gemm`].
+    pub unsafe fn vit_gemm_with(
+        &self,
+        dtype: DType,
+        p: &GemmParams,
+        load: FragmentLoad,
+    ) -> Result<()> {
         check_gemm(p)?;
         let blend = if p.coef != 0 { "blend_" } else { "" };
-        let name = format!("vit_gemm_{blend}{}", suffix(dtype)?);
+        let lds = if load == FragmentLoad::Lds {
+            "lds_"
+        } else {
+            ""
+        };
+        let name = format!("vit_gemm_{blend}{lds}{}", suffix(dtype)?);
         let cfg = LaunchConfig {
             grid_dim: (p.n.div_ceil(GEMM_TILE_N), p.m.div_ceil(GEMM_TILE_M), 1),
             block_dim: (256, 1, 1),
