@@ -93,6 +93,9 @@ run() {
     cat "$DEV/BUILD" 2>/dev/null
     step kernels_gpu_tests 300 "$DEV/bin/kernels_gpu_tests"
     step vit_cuda_tests 400 "$DEV/bin/vit_cuda_tests"
+    # The same tests with the GEMM's fallback fragment loads (32-bit loads instead of ldmatrix):
+    # tells a fault of the ldmatrix path apart from the rest.
+    step vit_cuda_tests_lds 400 env DAWIN_VIT_GEMM=lds "$DEV/bin/vit_cuda_tests"
     step vit_cuda_bench 500 "$DEV/bin/vit_cuda_bench" --bench
     step kernels_bench 300 "$DEV/bin/kernels_bench" --bench
     if python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
@@ -114,7 +117,7 @@ run() {
     echo "|---|---:|---:|"
     while read -r n rc s; do echo "| $n | $rc | $s |"; done <"$out/steps.txt"
     echo
-    for n in kernels_gpu_tests vit_cuda_tests; do
+    for n in kernels_gpu_tests vit_cuda_tests vit_cuda_tests_lds; do
         echo "$n:"
         echo '```'
         grep -E "^test |SKIPPED|passed|FAILED|rel err|tests on" "$out/$n.log" || true
