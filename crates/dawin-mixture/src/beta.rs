@@ -119,9 +119,6 @@ pub struct BetaMixtureFit {
     clamp_eps: f64,
 }
 
-/// Inputs of at least this many values run their EM initialisations on threads of their own.
-const PARALLEL_MIN_N: usize = 4096;
-
 /// Parameters being fitted, in EM order.
 #[derive(Clone, Debug)]
 struct BetaParams {
@@ -217,15 +214,6 @@ impl BetaMixture {
         values: &[T],
         config: &BetaMixtureConfig,
     ) -> Result<BetaMixtureFit> {
-        Self::fit_threads(values, config, values.len() >= PARALLEL_MIN_N)
-    }
-
-    /// [`BetaMixture::fit`], the EM runs of distinct initialisations on threads or not.
-    fn fit_threads<T: Copy + Into<f64>>(
-        values: &[T],
-        config: &BetaMixtureConfig,
-        threads: bool,
-    ) -> Result<BetaMixtureFit> {
         config.validate()?;
         let x = clamp_unit(values, config.clamp_eps)?;
         let (n, k) = (x.len(), config.k);
@@ -237,9 +225,9 @@ impl BetaMixture {
         }
         let sorted = Sorted1d::new(sort_positive(&x));
         let data = EmData::beta(&sorted.xs);
-        // The distinct k-means partitions of the initialisations, in initialisation order.
+        let mut scratch = EmScratch::new(k, &data);
+        let mut best: Option<(BetaParams, EmOutcome)> = None;
         let mut seen: Vec<Vec<(usize, usize)>> = Vec::new();
-        let mut starts: Vec<BetaParams> = Vec::new();
         for r in 0..config.n_init {
             let part = kmeans_1d(
                 &sorted,
@@ -263,12 +251,7 @@ impl BetaMixture {
                 })
                 .collect();
             seen.push(ranges);
-            starts.push(BetaParams::from_hard(n, &per_cluster));
-        }
-        // One EM run per distinct partition; on large inputs the runs go to threads of their own
-        // (each run is sequential and deterministic, so the result does not depend on it).
-        let run = |mut params: BetaParams| {
-            let mut scratch = EmScratch::new(k, &data);
+            let mut params = BetaParams::from_hard(n, &per_cluster);
             let out = run_em(
                 &data,
                 &mut params,
@@ -276,31 +259,12 @@ impl BetaMixture {
                 config.tol,
                 &mut scratch,
             );
-            (params, out)
-        };
-        let runs: Vec<(BetaParams, EmOutcome)> = if threads && starts.len() > 1 {
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = starts
-                    .into_iter()
-                    .map(|p| sc.spawn(move || run(p)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("an EM run panicked"))
-                    .collect()
-            })
-        } else {
-            starts.into_iter().map(run).collect()
-        };
-        // The best log-likelihood; the first initialisation wins a tie.
-        let mut best: Option<(BetaParams, EmOutcome)> = None;
-        for (params, out) in runs {
             if best.as_ref().is_none_or(|(_, b)| out.last_ll > b.last_ll) {
                 best = Some((params, out));
             }
         }
         let (params, out) = best.expect("n_init >= 1");
-        let mean_ll = EmScratch::new(k, &data).mean_ll(&data, &params);
+        let mean_ll = scratch.mean_ll(&data, &params);
         BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 
@@ -581,38 +545,4 @@ pub fn fit_batchwise<T: Copy + Into<f64>>(
         out.extend(fit.lambdas(chunk)?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod thread_tests {
-    use super::*;
-
-    #[test]
-    fn threaded_initialisations_give_the_sequential_fit_bit_for_bit() {
-        // Three overlapping clusters, so that the k-means initialisations disagree.
-        let x: Vec<f64> = (0..20_000u64)
-            .map(|i| {
-                let u =
-                    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64) / (1u64 << 53) as f64;
-                let c = [0.25, 0.5, 0.7][(i % 3) as usize];
-                (c + 0.2 * (u - 0.5)).clamp(0.01, 0.99)
-            })
-            .collect();
-        for k in [2, 3, 5] {
-            let cfg = BetaMixtureConfig::new(k);
-            let a = BetaMixture::fit_threads(&x, &cfg, true).unwrap();
-            let b = BetaMixture::fit_threads(&x, &cfg, false).unwrap();
-            let bits = |f: &BetaMixtureFit| -> Vec<u64> {
-                f.means()
-                    .iter()
-                    .chain(f.weights())
-                    .chain(f.a())
-                    .chain(f.b())
-                    .map(|v| v.to_bits())
-                    .collect()
-            };
-            assert_eq!(bits(&a), bits(&b), "K = {k}");
-            assert_eq!(a.n_iter(), b.n_iter());
-        }
-    }
 }
