@@ -26,12 +26,13 @@ prepare() {
     mkdir -p "$DEV/bin"
     local json
     json="$(mktemp)"
-    cargo test --release --no-run -p dawin-kernels -p dawin-vit --message-format=json >"$json"
+    cargo test --release --no-run -p dawin-kernels -p dawin-vit -p dawin --message-format=json >"$json"
     cargo bench --no-run -p dawin-benches --bench vit_cuda --bench kernels --message-format=json >>"$json"
     python3 - "$json" "$DEV/bin" <<'EOF'
 import json, shutil, sys
 want = {("dawin-kernels", "gpu", "test"): "kernels_gpu_tests",
         ("dawin-vit", "cuda", "test"): "vit_cuda_tests",
+        ("dawin", "cuda_pipeline", "test"): "dawin_cuda_pipeline",
         ("dawin-benches", "vit_cuda", "bench"): "vit_cuda_bench",
         ("dawin-benches", "kernels", "bench"): "kernels_bench"}
 found = {}
@@ -96,6 +97,8 @@ run() {
     # The same tests with the GEMM's fallback fragment loads (32-bit loads instead of ldmatrix):
     # tells a fault of the ldmatrix path apart from the rest.
     step vit_cuda_tests_lds 400 env DAWIN_VIT_GEMM=lds "$DEV/bin/vit_cuda_tests"
+    # The whole pipeline (dawin::cuda::CudaClassifier) against the CPU on the embedded demo.
+    step dawin_cuda_pipeline 300 env DAWIN_DEMO_DIR="$PWD/crates/dawin-cli/demo" "$DEV/bin/dawin_cuda_pipeline"
     step vit_cuda_bench 500 "$DEV/bin/vit_cuda_bench" --bench
     step kernels_bench 300 "$DEV/bin/kernels_bench" --bench
     if python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
@@ -117,10 +120,10 @@ run() {
     echo "|---|---:|---:|"
     while read -r n rc s; do echo "| $n | $rc | $s |"; done <"$out/steps.txt"
     echo
-    for n in kernels_gpu_tests vit_cuda_tests vit_cuda_tests_lds; do
+    for n in kernels_gpu_tests vit_cuda_tests vit_cuda_tests_lds dawin_cuda_pipeline; do
         echo "$n:"
         echo '```'
-        grep -E "^test |SKIPPED|passed|FAILED|rel err|tests on" "$out/$n.log" || true
+        grep -E "^test |SKIPPED|passed|FAILED|rel err|tests on|cuda .* cpu| on .*T0" "$out/$n.log" || true
         echo '```'
     done
     for n in vit_cuda_bench peer_clip_forward; do

@@ -113,6 +113,24 @@ struct Common {
     /// from another pre-trained model sits near 1.41).
     #[arg(long, default_value_t = 1.0)]
     max_distance: f64,
+    /// With --device cuda: weights and activations in bf16 or f16 (f32 accumulation).
+    #[arg(long, value_enum, default_value = "bf16")]
+    precision: CliPrecision,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CliPrecision {
+    Bf16,
+    F16,
+}
+
+impl CliPrecision {
+    fn get(self) -> dawin::vit::cuda::Precision {
+        match self {
+            CliPrecision::Bf16 => dawin::vit::cuda::Precision::Bf16,
+            CliPrecision::F16 => dawin::vit::cuda::Precision::F16,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -288,24 +306,63 @@ fn main() {
 
 /// Resolves `--device`. This build's ViT forward is CPU-only, so `auto` picks the CPU (and says
 /// why) and `cuda` is an error.
-fn resolve_device(dev: &str) -> Result<String> {
-    match dev {
-        "cpu" => Ok("cpu".into()),
-        "auto" => {
-            eprintln!("device: cpu (auto: this build of dawin-vit has no GPU forward yet)");
-            Ok("cpu".into())
-        }
-        d if d == "cuda" || d.starts_with("cuda:") => Err(Error::invalid(
-            "--device",
-            format!(
-                "`{d}`: this build of dawin-vit has no CUDA forward yet; use --device cpu or auto"
-            ),
-        )),
-        d => Err(Error::invalid(
+/// Where the ViT forward runs: the CPU, or the CUDA device of this ordinal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+/// `auto` stays on the CPU: the CUDA forward has not been validated on a GPU yet
+/// (docs/gpu-runs.md), so it runs only when asked for with `cuda` or `cuda:N`.
+fn resolve_device(dev: &str) -> Result<Device> {
+    let bad = |d: &str| {
+        Error::invalid(
             "--device",
             format!("`{d}`: expected auto, cpu, cuda or cuda:N"),
-        )),
+        )
+    };
+    match dev {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => {
+            eprintln!(
+                "device: cpu (auto; the CUDA forward has not been validated on a GPU yet: \
+                 --device cuda runs it)"
+            );
+            Ok(Device::Cpu)
+        }
+        "cuda" => Ok(Device::Cuda(0)),
+        d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            _ => Err(bad(d)),
+        },
     }
+}
+
+/// The GPU of ordinal `n`; without one, an error naming `--device`.
+fn open_gpu(n: usize) -> Result<std::sync::Arc<dawin::kernels::Gpu>> {
+    dawin::kernels::Gpu::new_with_ordinal(n)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Error::invalid("--device", format!("cuda:{n}: {e}")))
+}
+
+/// `m0`, `m1` on GPU `n` in `precision`, and the device as the report names it.
+fn on_gpu(
+    n: usize,
+    m0: &ClipClassifier,
+    m1: &ClipClassifier,
+    precision: CliPrecision,
+) -> Result<(
+    dawin::cuda::CudaClassifier,
+    dawin::cuda::CudaClassifier,
+    String,
+)> {
+    let gpu = open_gpu(n)?;
+    let name = format!("cuda:{n} ({}, {:?})", gpu.name(), precision);
+    let up = |m: &ClipClassifier| {
+        dawin::cuda::CudaClassifier::new(gpu.clone(), m.clone(), precision.get())
+    };
+    Ok((up(m0)?, up(m1)?, name))
 }
 
 fn load_model(path: &Path, heads: Option<usize>) -> Result<ClipClassifier> {
@@ -400,23 +457,41 @@ pub(crate) fn run_eval(
     default_out: Option<&Path>,
 ) -> Result<()> {
     let device = resolve_device(&common.device)?;
-    let (cfg, out) = eval_config(common, device, default_out)?;
+    let (mut cfg, out) = eval_config(common, "cpu".into(), default_out)?;
     // Check the output paths before the work, so an unwritable one fails fast.
     if let Some(o) = &out {
         std::fs::create_dir_all(o).map_err(|e| Error::io(o, e))?;
     }
     let t = Instant::now();
-    let n0 = Named::new(
-        stem(theta0.0),
-        theta0.1,
+    let (f0, f1) = (
         dawin::data::file_fingerprint(theta0.0)?,
-    );
-    let n1 = Named::new(
-        stem(theta1.0),
-        theta1.1,
         dawin::data::file_fingerprint(theta1.0)?,
     );
-    let res = dawin::eval::evaluate(&n0, &n1, val, id, tests, &cfg)?;
+    let (s0, s1) = (stem(theta0.0), stem(theta1.0));
+    let res = match device {
+        Device::Cpu => dawin::eval::evaluate(
+            &Named::new(s0, theta0.1, f0),
+            &Named::new(s1, theta1.1, f1),
+            val,
+            id,
+            tests,
+            &cfg,
+        )?,
+        Device::Cuda(n) => {
+            let (g0, g1, name) = on_gpu(n, theta0.1, theta1.1, common.precision)?;
+            cfg.device = name;
+            // Cached logits are the device's and precision's own.
+            let tag = format!(":cuda-{:?}", common.precision);
+            dawin::eval::evaluate(
+                &Named::new(s0, &g0, f0 + &tag),
+                &Named::new(s1, &g1, f1 + &tag),
+                val,
+                id,
+                tests,
+                &cfg,
+            )?
+        }
+    };
     let r = &res.report;
     println!("{}", r.markdown());
     if let Some(p) = &r.per_sample_forward {
@@ -508,7 +583,13 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     if a.streaming {
         let mut evals: Vec<&dyn Dataset> = vec![&*id];
         evals.extend_from_slice(&refs);
-        return run_streaming(&a, &m0, &m1, &*val, &evals);
+        return match resolve_device(&a.common.device)? {
+            Device::Cpu => run_streaming(&a, &m0, &m1, "cpu".into(), &*val, &evals),
+            Device::Cuda(n) => {
+                let (g0, g1, name) = on_gpu(n, &m0, &m1, a.common.precision)?;
+                run_streaming(&a, &g0, &g1, name, &*val, &evals)
+            }
+        };
     }
     run_eval(
         (&a.theta0, &m0),
@@ -522,17 +603,17 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
 }
 
 /// `dawin eval --streaming`: [`dawin::eval::evaluate_streaming`] on each dataset.
-fn run_streaming(
+fn run_streaming<M: dawin::Interpolate>(
     a: &EvalArgs,
-    m0: &ClipClassifier,
-    m1: &ClipClassifier,
+    m0: &M,
+    m1: &M,
+    device: String,
     val: &dyn Dataset,
     evals: &[&dyn Dataset],
 ) -> Result<()> {
-    let device = resolve_device(&a.common.device)?;
     let (cfg, _) = eval_config(&a.common, device, None)?;
-    let c = m0.config().num_classes;
-    let fit = |m: &ClipClassifier| -> Result<f32> {
+    let c = m0.num_classes();
+    let fit = |m: &M| -> Result<f32> {
         let bar = dawin::progress::bar(val.len(), format!("T on {}", val.name()), cfg.progress);
         let z = dawin::eval::forward_dataset(m, val, cfg.batch_size, &bar)?;
         bar.finish_and_clear();
@@ -569,7 +650,12 @@ fn run_streaming(
 }
 
 fn cmd_logits(a: LogitsArgs) -> Result<()> {
-    resolve_device(&a.device)?;
+    if let Device::Cuda(_) = resolve_device(&a.device)? {
+        return Err(Error::invalid(
+            "--device",
+            "`dawin logits` runs on the CPU in this build (use `dawin eval --device cuda`)",
+        ));
+    }
     let m = load_model(&a.checkpoint, a.heads)?;
     let ds = dawin::vit::ImageDataset::open(&a.data, m.config().image_size)?;
     let p = m.predict_dataset(&ds, a.batch_size.max(1), false, a.features.is_some())?;

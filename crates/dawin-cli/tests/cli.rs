@@ -693,3 +693,36 @@ fn class_subsets_are_read_from_text_or_npy_and_bad_ones_are_named() {
     let spec = format!("id={}", s.p("missing.txt"));
     fails_with(&s.eval("d", &["--class-subset", &spec]), "missing.txt");
 }
+
+#[test]
+fn device_cuda_without_a_gpu_is_a_clear_error() {
+    if dawin::kernels::Gpu::new().is_ok() {
+        // With a GPU, `--device cuda` runs: the pipeline's GPU test (crates/dawin/tests/
+        // cuda_pipeline.rs) compares it with the CPU.
+        return;
+    }
+    let s = Setup::new();
+    let o = s.eval("o", &["--device", "cuda", "--methods", "zs"]);
+    fails_with(&o, "--device");
+    fails_with(&o, "cuda:0");
+    fails_with(
+        &s.eval("o", &["--device", "cuda:x"]),
+        "expected auto, cpu, cuda or cuda:N",
+    );
+    let o = run(&[
+        "logits",
+        "--checkpoint",
+        &s.p("theta1.safetensors"),
+        "--data",
+        &s.p("id.safetensors"),
+        "--out",
+        &s.p("z.npy"),
+        "--device",
+        "cuda",
+    ]);
+    fails_with(&o, "runs on the CPU");
+    // auto stays on the CPU and says why.
+    let o = s.eval("a", &["--methods", "zs", "-q"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("device: cpu (auto"));
+}

@@ -41,10 +41,12 @@
 #![warn(missing_docs)]
 
 pub use dawin_core as core;
+pub use dawin_kernels as kernels;
 pub use dawin_mixture as mixture;
 pub use dawin_vit as vit;
 
 pub mod cache;
+pub mod cuda;
 pub mod data;
 mod error;
 pub mod eval;
