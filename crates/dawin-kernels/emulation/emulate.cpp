@@ -14,8 +14,8 @@
 #define DAWIN_HOST_EMULATION 1
 #include "emu.h"
 
-#include "../../../kernels/merge.cu"
-#include "../../../kernels/row_stats.cu"
+#include "../kernels/merge.cu"
+#include "../kernels/row_stats.cu"
 
 #include <cstdio>
 #include <cstdlib>

@@ -15,7 +15,7 @@
 #define DAWIN_HOST_EMULATION 1
 #include "emu.h"
 
-#include "../../../kernels/vit.cu"
+#include "../kernels/vit.cu"
 
 #include <algorithm>
 #include <cstdio>

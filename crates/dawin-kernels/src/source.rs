@@ -216,7 +216,7 @@ macro_rules! cast_sig {
 /// `kernels/merge.cu`: lerp, multi-lerp, task arithmetic and casts.
 pub const MERGE: KernelSource = KernelSource {
     file: "merge.cu",
-    source: include_str!("../../../kernels/merge.cu"),
+    source: include_str!("../kernels/merge.cu"),
     shipped_ptx: include_str!("../ptx/merge.ptx"),
     arch: SHIPPED_ARCH,
     kernels: &[
@@ -241,7 +241,7 @@ pub const MERGE: KernelSource = KernelSource {
 /// `kernels/row_stats.cu`: per-row statistics and cross-entropy of a logits matrix.
 pub const ROW_STATS: KernelSource = KernelSource {
     file: "row_stats.cu",
-    source: include_str!("../../../kernels/row_stats.cu"),
+    source: include_str!("../kernels/row_stats.cu"),
     shipped_ptx: include_str!("../ptx/row_stats.ptx"),
     arch: SHIPPED_ARCH,
     kernels: &[KernelSig {
@@ -287,7 +287,7 @@ macro_rules! vit_struct_sig {
 /// epilogues, embeddings, layer norm, attention, L2 normalisation), f16 and bf16.
 pub const VIT: KernelSource = KernelSource {
     file: "vit.cu",
-    source: include_str!("../../../kernels/vit.cu"),
+    source: include_str!("../kernels/vit.cu"),
     shipped_ptx: include_str!("../ptx/vit.ptx"),
     arch: VIT_ARCH,
     kernels: &[
