@@ -39,6 +39,11 @@ fn data(name: &str, n: usize) -> InMemoryDataset {
         .head(n)
 }
 
+/// The fine-tuned encoders with their names, as `evaluate_mtl` takes them.
+fn named(m: &MtlModels) -> Vec<(String, &CheckpointEncoder)> {
+    m.models.iter().map(|(n, c)| (n.clone(), c)).collect()
+}
+
 /// One task per demo dataset, with its head.
 fn tasks_of<'a>(sets: &'a [InMemoryDataset], m: &MtlModels) -> Vec<MtlTask<'a>> {
     sets.iter()
@@ -119,8 +124,7 @@ fn weight_averaging_is_the_mean_of_the_fine_tuned_encoders() {
     // And in the evaluation, weight-avg equals task arithmetic with s = 1/M.
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 40)).collect();
     let tasks = tasks_of(&sets, &m);
-    let named: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named = named(&m);
     let r = evaluate_mtl(
         &m.base,
         &named,
@@ -141,8 +145,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
     let m = load();
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 24)).collect();
     let tasks = tasks_of(&sets, &m);
-    let named: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named = named(&m);
     let r = evaluate_mtl(
         &m.base,
         &named,
@@ -297,8 +300,7 @@ fn dirichlet_k1_gives_each_dataset_its_mean_lambda_and_dawin_sample_is_exact() {
 fn bad_inputs_are_named() {
     let m = load();
     let d = data("digits", 8);
-    let named: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named = named(&m);
     // A head whose width is not the encoder's embedding width.
     let mut h = m.heads[0].1.clone();
     h.in_dim = 16;
@@ -496,8 +498,7 @@ fn dawin_with_k_components_merges_once_per_used_component() {
     let m = load();
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 30)).collect();
     let tasks = tasks_of(&sets, &m);
-    let named: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named = named(&m);
     let cfg = |k| MtlConfig {
         methods: vec![MtlMethod::Dawin],
         k,
@@ -574,8 +575,7 @@ fn memory_mapped_encoders_give_the_results_of_in_memory_ones() {
         progress: false,
         ..MtlConfig::default()
     };
-    let named_lazy: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named_lazy = named(&m);
     let named_mem: Vec<(String, &ClipClassifier)> =
         owned.iter().map(|(n, c)| (n.clone(), c)).collect();
     let a = evaluate_mtl(&m.base, &named_lazy, &tasks, &cfg).unwrap();
@@ -604,8 +604,7 @@ fn an_encoder_from_another_base_is_refused_and_distances_are_reported() {
     }
     let sets: Vec<InMemoryDataset> = TASKS.iter().map(|n| data(n, 8)).collect();
     let tasks = tasks_of(&sets, &m);
-    let named: Vec<(String, &CheckpointEncoder)> =
-        m.models.iter().map(|(n, c)| (n.clone(), c)).collect();
+    let named = named(&m);
     let cfg = MtlConfig {
         methods: vec![MtlMethod::Base],
         progress: false,
