@@ -41,7 +41,7 @@
 //!   which can leave a partition one or two samples short of it). From the same partition, the
 //!   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
 
-use crate::em::{run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{best_of, run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -121,10 +121,10 @@ pub struct BetaMixtureFit {
 
 /// Parameters being fitted, in EM order.
 #[derive(Clone, Debug)]
-struct BetaParams {
-    w: Vec<f64>,
-    a: Vec<f64>,
-    b: Vec<f64>,
+pub(crate) struct BetaParams {
+    pub(crate) w: Vec<f64>,
+    pub(crate) a: Vec<f64>,
+    pub(crate) b: Vec<f64>,
     m: Vec<f64>,
 }
 
@@ -140,7 +140,7 @@ impl BetaParams {
 
     /// Initial M-step from hard labels: responsibilities `onehot + 10ε`, i.e.
     /// `Σγ = nₖ + 10εN`, `Σγλ = Sₖ + 10ε S`, `Σγλ² = Qₖ + 10ε Q`.
-    fn from_hard(n: usize, per_cluster: &[(f64, f64, f64)]) -> Self {
+    pub(crate) fn from_hard(n: usize, per_cluster: &[(f64, f64, f64)]) -> Self {
         let k = per_cluster.len();
         let (mut t1, mut t2) = (0.0, 0.0);
         for &(_, s1, s2) in per_cluster {
@@ -225,8 +225,7 @@ impl BetaMixture {
         }
         let sorted = Sorted1d::new(sort_positive(&x));
         let data = EmData::beta(&sorted.xs);
-        let mut scratch = EmScratch::new(k, &data);
-        let mut best: Option<(BetaParams, EmOutcome)> = None;
+        let mut inits = Vec::new();
         let mut seen: Vec<Vec<(usize, usize)>> = Vec::new();
         for r in 0..config.n_init {
             let part = kmeans_1d(
@@ -251,20 +250,9 @@ impl BetaMixture {
                 })
                 .collect();
             seen.push(ranges);
-            let mut params = BetaParams::from_hard(n, &per_cluster);
-            let out = run_em(
-                &data,
-                &mut params,
-                config.max_iter,
-                config.tol,
-                &mut scratch,
-            );
-            if best.as_ref().is_none_or(|(_, b)| out.last_ll > b.last_ll) {
-                best = Some((params, out));
-            }
+            inits.push(BetaParams::from_hard(n, &per_cluster));
         }
-        let (params, out) = best.expect("n_init >= 1");
-        let mean_ll = scratch.mean_ll(&data, &params);
+        let (params, out, mean_ll) = best_of(&data, k, inits, config.max_iter, config.tol);
         BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 

@@ -31,7 +31,7 @@
 //! and repeated partitions skipped as in [`crate::beta`].
 
 use crate::beta::DEFAULT_CLAMP_EPS;
-use crate::em::{run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{best_of, run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -285,8 +285,7 @@ impl DirichletMixture {
             return Ok(closed_form_k1(&x, m, config));
         }
         let data = em_data(&x, m);
-        let mut scratch = EmScratch::new(k, &data);
-        let mut best: Option<(DirParams, EmOutcome)> = None;
+        let mut inits = Vec::new();
         let mut seen: Vec<Vec<usize>> = Vec::new();
         for r in 0..config.n_init {
             let km = KMeans::fit(
@@ -305,21 +304,10 @@ impl DirichletMixture {
             if seen.contains(&labels) {
                 continue;
             }
-            let mut params = DirParams::from_labels(&x, m, k, &labels, config.m_step);
-            let out = run_em(
-                &data,
-                &mut params,
-                config.max_iter,
-                config.tol,
-                &mut scratch,
-            );
+            inits.push(DirParams::from_labels(&x, m, k, &labels, config.m_step));
             seen.push(labels);
-            if best.as_ref().is_none_or(|(_, b)| out.last_ll > b.last_ll) {
-                best = Some((params, out));
-            }
         }
-        let (params, out) = best.expect("n_init >= 1");
-        let mean_ll = scratch.mean_ll(&data, &params);
+        let (params, out, mean_ll) = best_of(&data, k, inits, config.max_iter, config.tol);
         DirichletMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 

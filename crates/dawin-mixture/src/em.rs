@@ -20,7 +20,8 @@
 //! loops over independent vectors; elsewhere, and for the last `N mod 4` samples, a scalar twin
 //! performs the same operations.
 //!
-//! Determinism: the pass is single-threaded; sample i always accumulates into lane `i mod 8` (in
+//! Determinism: a pass is single-threaded (the EM runs of different initialisations may run on
+//! different threads, see [`best_of`], each its own computation); sample i always accumulates into lane `i mod 8` (in
 //! increasing i) and the lanes are combined in a fixed order; every fused multiply-add is explicit
 //! (`f64::mul_add` / `vfmadd`, correctly rounded everywhere). So a given input gives
 //! bit-identical results on every run, and the SIMD kernel and the scalar twin agree bit for
@@ -592,6 +593,93 @@ pub(crate) fn run_em(
     }
 }
 
+/// Below this many sample-components (`N·K`) the initialisations run one after another: a
+/// thread would cost more than it saves.
+const PARALLEL_MIN_WORK: usize = 16_384;
+
+/// Runs EM from each initial model (`inits`, in initialisation order) and returns the best one
+/// with its outcome and the mean log-likelihood of its final parameters. The best has the highest
+/// `last_ll`; among equals the earliest wins, as in the reference.
+///
+/// The runs are independent, so with `N·K ≥ PARALLEL_MIN_WORK` they are spread over up to
+/// [`std::thread::available_parallelism`] scoped threads (each with its own scratch). Every run
+/// is the same computation on any thread, so the result is bit-identical whatever the number of
+/// threads.
+pub(crate) fn best_of<P: EmModel + Send>(
+    data: &EmData,
+    k: usize,
+    inits: Vec<P>,
+    max_iter: usize,
+    tol: f64,
+) -> (P, EmOutcome, f64) {
+    let threads = if data.n * k < PARALLEL_MIN_WORK {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    };
+    best_of_on(data, k, inits, max_iter, tol, threads)
+}
+
+/// [`best_of`] on at most `threads` threads.
+pub(crate) fn best_of_on<P: EmModel + Send>(
+    data: &EmData,
+    k: usize,
+    inits: Vec<P>,
+    max_iter: usize,
+    tol: f64,
+    threads: usize,
+) -> (P, EmOutcome, f64) {
+    let threads = threads.min(inits.len());
+    let runs: Vec<(P, EmOutcome)> = if threads <= 1 {
+        let mut scratch = EmScratch::new(k, data);
+        inits
+            .into_iter()
+            .map(|mut p| {
+                let out = run_em(data, &mut p, max_iter, tol, &mut scratch);
+                (p, out)
+            })
+            .collect()
+    } else {
+        // Round-robin: thread t runs initialisations t, t + threads, …; results are put back in
+        // initialisation order before choosing.
+        let mut slots: Vec<Vec<(usize, P)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (r, p) in inits.into_iter().enumerate() {
+            slots[r % threads].push((r, p));
+        }
+        let mut done: Vec<(usize, P, EmOutcome)> = std::thread::scope(|s| {
+            let handles: Vec<_> = slots
+                .into_iter()
+                .map(|slot| {
+                    s.spawn(move || {
+                        let mut scratch = EmScratch::new(k, data);
+                        slot.into_iter()
+                            .map(|(r, mut p)| {
+                                let out = run_em(data, &mut p, max_iter, tol, &mut scratch);
+                                (r, p, out)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an EM thread panicked"))
+                .collect()
+        });
+        done.sort_by_key(|&(r, _, _)| r);
+        done.into_iter().map(|(_, p, out)| (p, out)).collect()
+    };
+    let mut best: Option<(P, EmOutcome)> = None;
+    for (p, out) in runs {
+        if best.as_ref().is_none_or(|(_, b)| out.last_ll > b.last_ll) {
+            best = Some((p, out));
+        }
+    }
+    let (p, out) = best.expect("at least one initialisation");
+    let mean_ll = EmScratch::new(k, data).mean_ll(data, &p);
+    (p, out, mean_ll)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,5 +768,69 @@ mod tests {
             assert_eq!(st_a.s1[j].to_bits(), st_b.s1[j].to_bits());
             assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
         }
+    }
+    /// The initialisations give the same winner, bit for bit, on 1, 2 or 4 threads, and the
+    /// winner is the run with the highest last log-likelihood (the earliest among equals).
+    #[test]
+    fn best_of_is_independent_of_threads() {
+        use crate::beta::BetaParams;
+        let n = 6000;
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                let u = ((i * 7919) % 9973) as f64 / 9973.0;
+                [0.15, 0.5, 0.85][i % 3] + 0.1 * (u - 0.5)
+            })
+            .collect();
+        let mut sorted = x.clone();
+        sorted.sort_by(f64::total_cmp);
+        let data = EmData::beta(&sorted);
+        // Five hard partitions of the sorted data into 3 runs (cut points), some poor.
+        let cuts = [
+            (2000, 4000),
+            (100, 200),
+            (3000, 5900),
+            (2000, 4000),
+            (1, 5999),
+        ];
+        let inits = || -> Vec<BetaParams> {
+            cuts.iter()
+                .map(|&(c1, c2)| {
+                    let part = |lo: usize, hi: usize| {
+                        let s = &sorted[lo..hi];
+                        let s1: f64 = s.iter().sum();
+                        let s2: f64 = s.iter().map(|v| v * v).sum();
+                        ((hi - lo) as f64, s1, s2)
+                    };
+                    BetaParams::from_hard(n, &[part(0, c1), part(c1, c2), part(c2, n)])
+                })
+                .collect()
+        };
+        let key = |p: &BetaParams, o: &EmOutcome, ll: f64| {
+            let mut v: Vec<u64> =
+                p.w.iter()
+                    .chain(&p.a)
+                    .chain(&p.b)
+                    .map(|f| f.to_bits())
+                    .collect();
+            v.extend([o.n_iter as u64, o.last_ll.to_bits(), ll.to_bits()]);
+            v
+        };
+        let (p1, o1, l1) = best_of_on(&data, 3, inits(), 1000, 1e-4, 1);
+        for threads in [2, 4] {
+            let (p, o, l) = best_of_on(&data, 3, inits(), 1000, 1e-4, threads);
+            assert_eq!(key(&p, &o, l), key(&p1, &o1, l1), "{threads} threads");
+        }
+        // The winner is the best of the individual runs.
+        let mut scratch = EmScratch::new(3, &data);
+        let lls: Vec<f64> = inits()
+            .into_iter()
+            .map(|mut p| run_em(&data, &mut p, 1000, 1e-4, &mut scratch).last_ll)
+            .collect();
+        let max = lls.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(o1.last_ll.to_bits(), max.to_bits());
+        assert!(
+            lls.iter().any(|&l| l < max - 1e-3),
+            "some initialisations are worse: {lls:?}"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! weight merge per sample. Fitting a K-component mixture to the coefficients of a domain and
 //! giving each sample the mean of its most probable component needs only K merges
 //! (paper, Sec. 3.3 and App. A.1). This crate fits those mixtures, exactly as the reference
-//! procedure does and fast (pure Rust, single-threaded, deterministic):
+//! procedure does and fast (pure Rust, deterministic; the EM runs of distinct initialisations share
+//! the machine's cores):
 //!
 //! * [`BetaMixture`] — K Beta components for scalar coefficients λ ∈ [0, 1] (two models);
 //!   [`fit_batchwise`] fits one mixture per chunk of S samples (the paper's streaming mode,
