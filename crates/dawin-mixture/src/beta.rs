@@ -41,7 +41,7 @@
 //!   which can leave a partition one or two samples short of it). From the same partition, the
 //!   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
 
-use crate::em::{best_of, run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -291,16 +291,8 @@ impl BetaMixture {
             e.2 += v * v;
         }
         let data = EmData::beta(&x);
-        let mut scratch = EmScratch::new(k, &data);
-        let mut params = BetaParams::from_hard(n, &per_cluster);
-        let out = run_em(
-            &data,
-            &mut params,
-            config.max_iter,
-            config.tol,
-            &mut scratch,
-        );
-        let mean_ll = scratch.mean_ll(&data, &params);
+        let init = BetaParams::from_hard(n, &per_cluster);
+        let (params, out, mean_ll) = best_of(&data, k, vec![init], config.max_iter, config.tol);
         BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 

@@ -31,7 +31,7 @@
 //! and repeated partitions skipped as in [`crate::beta`].
 
 use crate::beta::DEFAULT_CLAMP_EPS;
-use crate::em::{best_of, run_em, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -339,16 +339,8 @@ impl DirichletMixture {
             return Ok(closed_form_k1(&x, m, config));
         }
         let data = em_data(&x, m);
-        let mut scratch = EmScratch::new(k, &data);
-        let mut params = DirParams::from_labels(&x, m, k, labels, config.m_step);
-        let out = run_em(
-            &data,
-            &mut params,
-            config.max_iter,
-            config.tol,
-            &mut scratch,
-        );
-        let mean_ll = scratch.mean_ll(&data, &params);
+        let init = DirParams::from_labels(&x, m, k, labels, config.m_step);
+        let (params, out, mean_ll) = best_of(&data, k, vec![init], config.max_iter, config.tol);
         DirichletMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 
