@@ -39,6 +39,8 @@ impl DeviceArena {
             gpu.stream()
                 .memcpy_htod(host.bytes(), &mut view)
                 .map_err(Error::driver("copying an arena to the device"))?;
+            // The caller may free `host` as soon as this returns (see Gpu::finish_host_copy).
+            gpu.finish_host_copy("copying an arena to the device")?;
         }
         Ok(arena)
     }
@@ -67,6 +69,8 @@ impl DeviceArena {
                     e.name,
                     sd.path().display()
                 )))?;
+            // `bytes` (a converted copy, or the caller's memory map) is dropped below.
+            gpu.finish_host_copy("copying a tensor to the device")?;
         }
         Ok(arena)
     }
@@ -87,6 +91,7 @@ impl DeviceArena {
             gpu.stream()
                 .memcpy_dtoh(&self.buf.slice(0..n), &mut bytes[..])
                 .map_err(Error::driver("copying an arena from the device"))?;
+            gpu.finish_host_copy("copying an arena from the device")?;
         }
         HostArena::from_bytes(self.layout.clone(), &bytes)
     }

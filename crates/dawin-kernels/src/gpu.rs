@@ -280,7 +280,8 @@ impl Gpu {
             .map_err(Error::driver("synchronizing the stream"))
     }
 
-    /// Copies host data to a new device buffer.
+    /// Copies host data to a new device buffer. Returns once the copy has completed, so `data`
+    /// may be changed or freed right away.
     pub fn upload<T: Param>(&self, data: &[T]) -> Result<DeviceVec<T>> {
         let mut v = self.alloc_uninit::<T>(data.len())?;
         if !data.is_empty() {
@@ -288,8 +289,24 @@ impl Gpu {
             self.stream
                 .memcpy_htod(bytemuck::cast_slice::<T, u8>(data), &mut view)
                 .map_err(Error::driver("copying to the device"))?;
+            self.finish_host_copy("copying to the device")?;
         }
         Ok(v)
+    }
+
+    /// Waits for a copy between the device and pageable host memory just queued on the stream.
+    ///
+    /// cudarc's `memcpy_htod` / `memcpy_dtoh` with a plain host slice are
+    /// `cuMemcpyHtoDAsync` / `cuMemcpyDtoHAsync` with nothing after them (the slice's
+    /// `SyncOnDrop` is `Sync(None)`), and the CUDA driver API documents ("API synchronization
+    /// behavior", asynchronous memcpy) only that a transfer between device memory and pageable
+    /// host memory *might* be synchronous with respect to the host. So the host slice may be
+    /// read (H2D) or written (D2H) after the call returns: a download must not be read, and an
+    /// upload's source must not be freed or changed, before the stream is synchronised.
+    pub(crate) fn finish_host_copy(&self, what: &str) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(Error::driver(format!("{what} (waiting for the copy)")))
     }
 
     /// A zero-filled device buffer of `len` elements.
@@ -331,7 +348,8 @@ impl Gpu {
         }
         self.stream
             .memcpy_dtoh(&src.bytes, bytemuck::cast_slice_mut::<T, u8>(dst))
-            .map_err(Error::driver("copying from the device"))
+            .map_err(Error::driver("copying from the device"))?;
+        self.finish_host_copy("copying from the device")
     }
 
     fn function(&self, name: &str) -> Result<(&CudaFunction, &'static KernelSig)> {
@@ -580,6 +598,8 @@ impl Gpu {
         self.stream
             .memcpy_dtoh(&out, bytemuck::cast_slice_mut::<RowStatsRaw, u8>(&mut host))
             .map_err(Error::driver("copying row statistics from the device"))?;
+        // Also the point after which the labels' host slice is no longer read.
+        self.finish_host_copy("copying row statistics from the device")?;
         Ok(host)
     }
 
