@@ -41,7 +41,10 @@
 //!   which can leave a partition one or two samples short of it). From the same partition, the
 //!   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
 
-use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{
+    available_threads, best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, Threads, EPS10,
+    VAR_FLOOR,
+};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -216,44 +219,7 @@ impl BetaMixture {
     ) -> Result<BetaMixtureFit> {
         config.validate()?;
         let x = clamp_unit(values, config.clamp_eps)?;
-        let (n, k) = (x.len(), config.k);
-        if n < k {
-            return Err(MixtureError::TooFewSamples { n, k });
-        }
-        if k == 1 {
-            return Ok(closed_form_k1(&x, config.clamp_eps));
-        }
-        let sorted = Sorted1d::new(sort_positive(&x));
-        let data = EmData::beta(&sorted.xs);
-        let mut inits = Vec::new();
-        let mut seen: Vec<Vec<(usize, usize)>> = Vec::new();
-        for r in 0..config.n_init {
-            let part = kmeans_1d(
-                &sorted,
-                k,
-                config.seed.wrapping_add(r as u64),
-                KMEANS_MAX_ITER,
-            );
-            // Canonical cluster order (by position; empty clusters last), so that the EM run is
-            // a function of the partition alone; the same partition gives the same run, bit for
-            // bit, and is not repeated.
-            let mut ranges = part.ranges;
-            ranges.sort_by_key(|&(lo, hi)| (lo == hi, lo, hi));
-            if seen.contains(&ranges) {
-                continue;
-            }
-            let per_cluster: Vec<(f64, f64, f64)> = ranges
-                .iter()
-                .map(|&(lo, hi)| {
-                    let (s1, s2) = sorted.sums(lo, hi);
-                    ((hi - lo) as f64, s1, s2)
-                })
-                .collect();
-            seen.push(ranges);
-            inits.push(BetaParams::from_hard(n, &per_cluster));
-        }
-        let (params, out, mean_ll) = best_of(&data, k, inits, config.max_iter, config.tol);
-        BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
+        fit_clamped(&x, config, Threads::Auto)
     }
 
     /// Runs one EM from given hard labels (`labels[i] < config.k`), as the reference does after
@@ -292,7 +258,14 @@ impl BetaMixture {
         }
         let data = EmData::beta(&x);
         let init = BetaParams::from_hard(n, &per_cluster);
-        let (params, out, mean_ll) = best_of(&data, k, vec![init], config.max_iter, config.tol);
+        let (params, out, mean_ll) = best_of(
+            &data,
+            k,
+            vec![init],
+            config.max_iter,
+            config.tol,
+            Threads::One,
+        );
         BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 
@@ -330,6 +303,48 @@ impl BetaMixture {
         let data = EmData::beta(&x);
         Ok(EmScratch::new(weights.len(), &data).mean_ll(&data, &params))
     }
+}
+
+/// [`BetaMixture::fit`] on coefficients already clamped and checked.
+fn fit_clamped(x: &[f64], config: &BetaMixtureConfig, threads: Threads) -> Result<BetaMixtureFit> {
+    let (n, k) = (x.len(), config.k);
+    if n < k {
+        return Err(MixtureError::TooFewSamples { n, k });
+    }
+    if k == 1 {
+        return Ok(closed_form_k1(x, config.clamp_eps));
+    }
+    let sorted = Sorted1d::new(sort_positive(x));
+    let data = EmData::beta(&sorted.xs);
+    let mut inits = Vec::new();
+    let mut seen: Vec<Vec<(usize, usize)>> = Vec::new();
+    for r in 0..config.n_init {
+        let part = kmeans_1d(
+            &sorted,
+            k,
+            config.seed.wrapping_add(r as u64),
+            KMEANS_MAX_ITER,
+        );
+        // Canonical cluster order (by position; empty clusters last), so that the EM run is
+        // a function of the partition alone; the same partition gives the same run, bit for
+        // bit, and is not repeated.
+        let mut ranges = part.ranges;
+        ranges.sort_by_key(|&(lo, hi)| (lo == hi, lo, hi));
+        if seen.contains(&ranges) {
+            continue;
+        }
+        let per_cluster: Vec<(f64, f64, f64)> = ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                let (s1, s2) = sorted.sums(lo, hi);
+                ((hi - lo) as f64, s1, s2)
+            })
+            .collect();
+        seen.push(ranges);
+        inits.push(BetaParams::from_hard(n, &per_cluster));
+    }
+    let (params, out, mean_ll) = best_of(&data, k, inits, config.max_iter, config.tol, threads);
+    BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
 }
 
 fn closed_form_k1(x: &[f64], clamp_eps: f64) -> BetaMixtureFit {
@@ -515,14 +530,47 @@ pub fn fit_batchwise<T: Copy + Into<f64>>(
         return Err(invalid("batch_size", 0, "must be at least 1"));
     }
     let x = clamp_unit(values, config.clamp_eps)?;
-    let mut out = Vec::with_capacity(x.len());
-    for chunk in x.chunks(batch_size) {
+    let chunks: Vec<&[f64]> = x.chunks(batch_size).collect();
+    let fit_chunk = |chunk: &[f64]| -> Result<Vec<f64>> {
         let cfg = BetaMixtureConfig {
             k: config.k.min(chunk.len()),
             ..config.clone()
         };
-        let fit = BetaMixture::fit(chunk, &cfg)?;
-        out.extend(fit.lambdas(chunk)?);
+        fit_clamped(chunk, &cfg, Threads::One)?.lambdas(chunk)
+    };
+    // The chunks are independent: contiguous groups of them go to scoped threads, each fit on
+    // one thread, and the results are concatenated in chunk order (bit-identical to one thread).
+    let threads = available_threads().min(chunks.len());
+    let per_group = chunks.len().div_ceil(threads.max(1));
+    let groups: Vec<Result<Vec<f64>>> = if threads <= 1 {
+        vec![chunks
+            .iter()
+            .map(|c| fit_chunk(c))
+            .collect::<Result<Vec<_>>>()
+            .map(|v| v.concat())]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .chunks(per_group)
+                .map(|group| {
+                    s.spawn(move || {
+                        group
+                            .iter()
+                            .map(|c| fit_chunk(c))
+                            .collect::<Result<Vec<_>>>()
+                            .map(|v| v.concat())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a batch-wise fit thread panicked"))
+                .collect()
+        })
+    };
+    let mut out = Vec::with_capacity(x.len());
+    for g in groups {
+        out.extend(g?);
     }
     Ok(out)
 }

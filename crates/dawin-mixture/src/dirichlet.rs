@@ -31,7 +31,7 @@
 //! and repeated partitions skipped as in [`crate::beta`].
 
 use crate::beta::DEFAULT_CLAMP_EPS;
-use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, EPS10, VAR_FLOOR};
+use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, Threads, EPS10, VAR_FLOOR};
 use crate::error::{invalid, MixtureError, Result};
 use crate::fastmath::ln_pos;
 use crate::input::{
@@ -307,7 +307,8 @@ impl DirichletMixture {
             inits.push(DirParams::from_labels(&x, m, k, &labels, config.m_step));
             seen.push(labels);
         }
-        let (params, out, mean_ll) = best_of(&data, k, inits, config.max_iter, config.tol);
+        let (params, out, mean_ll) =
+            best_of(&data, k, inits, config.max_iter, config.tol, Threads::Auto);
         DirichletMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 
@@ -340,7 +341,14 @@ impl DirichletMixture {
         }
         let data = em_data(&x, m);
         let init = DirParams::from_labels(&x, m, k, labels, config.m_step);
-        let (params, out, mean_ll) = best_of(&data, k, vec![init], config.max_iter, config.tol);
+        let (params, out, mean_ll) = best_of(
+            &data,
+            k,
+            vec![init],
+            config.max_iter,
+            config.tol,
+            Threads::One,
+        );
         DirichletMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
     }
 

@@ -597,6 +597,20 @@ pub(crate) fn run_em(
 /// thread would cost more than it saves.
 const PARALLEL_MIN_WORK: usize = 16_384;
 
+/// How many threads a fit may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Threads {
+    /// The calling thread only (the caller already runs fits in parallel).
+    One,
+    /// Up to [`available_threads`] when the work is large enough.
+    Auto,
+}
+
+/// [`std::thread::available_parallelism`], or 1 when it is unknown.
+pub(crate) fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get())
+}
+
 /// Runs EM from each initial model (`inits`, in initialisation order) and returns the best one
 /// with its outcome and the mean log-likelihood of its final parameters. The best has the highest
 /// `last_ll`; among equals the earliest wins, as in the reference.
@@ -611,11 +625,12 @@ pub(crate) fn best_of<P: EmModel + Send>(
     inits: Vec<P>,
     max_iter: usize,
     tol: f64,
+    threads: Threads,
 ) -> (P, EmOutcome, f64) {
-    let threads = if data.n * k < PARALLEL_MIN_WORK {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |t| t.get())
+    let threads = match threads {
+        Threads::One => 1,
+        Threads::Auto if data.n * k < PARALLEL_MIN_WORK => 1,
+        Threads::Auto => available_threads(),
     };
     best_of_on(data, k, inits, max_iter, tol, threads)
 }

@@ -439,3 +439,39 @@ fn batchwise_short_final_chunk_uses_fewer_components() {
     assert_eq!(&lambdas[100..], &tail.lambdas(&x[100..]).unwrap()[..]);
     assert!(lambdas.iter().all(|l| l.is_finite()));
 }
+
+#[test]
+fn batchwise_equals_one_fit_per_chunk_bit_for_bit() {
+    // 37 chunks of 200 (+ a short one), fitted on several threads where the machine has them:
+    // the result must be each chunk's own fit, in chunk order.
+    let x: Vec<f64> = (0..7_450)
+        .map(|i| {
+            let u = ((i * 7919) % 9973) as f64 / 9973.0;
+            [0.2, 0.5, 0.8][(i / 7) % 3] + 0.15 * (u - 0.5)
+        })
+        .collect();
+    let config = BetaMixtureConfig::new(3);
+    let lambdas = fit_batchwise(&x, 200, &config).unwrap();
+    let mut want = Vec::new();
+    for chunk in x.chunks(200) {
+        let cfg = BetaMixtureConfig {
+            k: 3.min(chunk.len()),
+            ..config.clone()
+        };
+        want.extend(
+            BetaMixture::fit(chunk, &cfg)
+                .unwrap()
+                .lambdas(chunk)
+                .unwrap(),
+        );
+    }
+    assert_eq!(lambdas.len(), want.len());
+    for (i, (a, b)) in lambdas.iter().zip(&want).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "sample {i}");
+    }
+    // A bad value in a late chunk is still reported, with its index in the whole input.
+    let mut bad = x.clone();
+    bad[7_000] = f64::NAN;
+    let err = fit_batchwise(&bad, 200, &config).unwrap_err().to_string();
+    assert!(err.contains("7000"), "{err}");
+}
