@@ -3,7 +3,7 @@
 //! The kernels take raw device addresses (what [`device_address`] returns for a buffer, plus
 //! byte offsets), so one model's parameters can be read straight from a [`crate::DeviceArena`]
 //! that a merge wrote. Every launch checks the shapes, strides and alignments it can see and
-//! returns an [`Error::Argument`] naming the field at fault; what it cannot see (that each
+//! returns an [`Error::InvalidArgument`] naming the field at fault; what it cannot see (that each
 //! address points into a live allocation large enough for the shape) is the caller's promise,
 //! hence the `unsafe`.
 //!
