@@ -660,6 +660,22 @@ fn load_error(
             min_driver: SHIPPED_MIN_DRIVER,
             source: e,
         }
+    } else if e.0 == CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION {
+        // DAWIN_KERNELS_NVRTC=1 with an NVRTC newer than the driver.
+        Error::Driver {
+            context: format!(
+                "loading the PTX that NVRTC compiled at run time from {} (PTX ISA {}): the \
+                 driver ({}) is older than that NVRTC; unset DAWIN_KERNELS_NVRTC to use the \
+                 shipped PTX (NVRTC {}, driver {} or newer), or put an NVRTC no newer than the \
+                 driver on LD_LIBRARY_PATH",
+                src.file,
+                ptx_isa_version(ptx).unwrap_or("?"),
+                driver_version_string(driver_version),
+                SHIPPED_NVRTC,
+                SHIPPED_MIN_DRIVER,
+            ),
+            source: e,
+        }
     } else {
         Error::Driver {
             context: format!("loading the {origin:?} PTX of {}", src.file),
@@ -1072,6 +1088,49 @@ mod tests {
         assert_eq!((s.entropy, s.logsumexp, s.max_logit), (0.5, 2.0, 3.0));
         assert_eq!((s.argmax, s.max_prob, s.top1_minus_top2), (4, 0.75, 0.5));
         assert!(RowStatsRaw { bad_col: 3, ..r }.to_row_stats().is_none());
+    }
+
+    #[test]
+    fn ptx_version_errors_say_what_to_do() {
+        use cudarc::driver::DriverError;
+        // (A DriverError's Display asks libcuda for the text, so only the fields are checked.)
+        let src = &SOURCES[0];
+        let ptx = ".version 8.7\n.target sm_70\n";
+        let unsupported = || DriverError(CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION);
+        // Shipped PTX on an old driver: the dedicated error with both versions.
+        match load_error(src, ptx, PtxSource::Shipped, 12020, unsupported()) {
+            Error::PtxUnsupported {
+                file,
+                driver,
+                ptx_isa,
+                ..
+            } => assert_eq!((file, &driver[..], &ptx_isa[..]), (src.file, "12.2", "8.7")),
+            _ => panic!("shipped PTX on an old driver is not PtxUnsupported"),
+        }
+        // Run-time NVRTC newer than the driver: names the variable to unset and the versions.
+        match load_error(src, ptx, PtxSource::Nvrtc, 12040, unsupported()) {
+            Error::Driver { context, .. } => {
+                for want in [
+                    "DAWIN_KERNELS_NVRTC",
+                    "8.7",
+                    "12.4",
+                    src.file,
+                    SHIPPED_NVRTC,
+                ] {
+                    assert!(context.contains(want), "{want:?} missing from: {context}");
+                }
+            }
+            _ => panic!("run-time PTX on an old driver is not a driver error"),
+        }
+        // Any other failure keeps the plain driver error naming the file.
+        let other = DriverError(CUresult::CUDA_ERROR_INVALID_PTX);
+        match load_error(src, ptx, PtxSource::Nvrtc, 12040, other) {
+            Error::Driver { context, .. } => {
+                assert!(context.contains(src.file), "{context}");
+                assert!(!context.contains("DAWIN_KERNELS_NVRTC"), "{context}");
+            }
+            _ => panic!("an invalid PTX is not a driver error"),
+        }
     }
 
     #[test]
