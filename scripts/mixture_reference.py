@@ -339,6 +339,16 @@ def values():
             print(f"pub const {name}_{tag}_N_ITER: usize = {run['n_iter']};")
         print()
 
+    # K = 1 on REF1_DATA (no random numbers drawn, so the data below is unchanged): the
+    # reference's M-step from one cluster's responsibilities (1 + 10ε), and the mean
+    # log-likelihood of those parameters evaluated with mpmath.
+    w1, a1, b1 = beta_m_step(ds1, np.ones((len(ds1), 1)) + EPS10)
+    print("/// REF1_DATA with K = 1: the reference M-step (responsibilities 1 + 10ε) and mpmath's mean ll.")
+    print(f"pub const REF1_K1_A: f64 = {f(a1[0])};")
+    print(f"pub const REF1_K1_B: f64 = {f(b1[0])};")
+    print(f"pub const REF1_K1_LL: f64 = {f(mp_beta_mixture_mean_ll(list(ds1), [1.0], [a1[0]], [b1[0]]))};")
+    print()
+
     # Dirichlet: 2 components, M = 3.
     comp = rng.choice(2, size=300, p=[0.55, 0.45])
     al = np.array([[8.0, 4.0, 3.0], [3.0, 4.0, 6.0]])

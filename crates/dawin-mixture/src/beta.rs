@@ -46,7 +46,7 @@ use crate::em::{
     VAR_FLOOR,
 };
 use crate::error::{invalid, MixtureError, Result};
-use crate::fastmath::ln_pos;
+use crate::fastmath::{fill_ln, ln_pos};
 use crate::input::{
     argmax, check_clamp, check_common, check_shape, check_weights, clamp_unit, softmax_in_place,
     sort_positive,
@@ -348,22 +348,33 @@ fn fit_clamped(x: &[f64], config: &BetaMixtureConfig, threads: Threads) -> Resul
 }
 
 fn closed_form_k1(x: &[f64], clamp_eps: f64) -> BetaMixtureFit {
-    let n = x.len() as f64;
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        s1 += v;
-        s2 += v * v;
+    // One pass for the moments and the mean logarithms, with ln computed a block at a time.
+    const BLOCK: usize = 512;
+    let (mut s1, mut s2, mut sl, mut sl1) = (0.0, 0.0, 0.0, 0.0);
+    let (mut lx, mut l1x) = ([0.0; BLOCK], [0.0; BLOCK]);
+    for chunk in x.chunks(BLOCK) {
+        let (lx, l1x) = (&mut lx[..chunk.len()], &mut l1x[..chunk.len()]);
+        fill_ln(chunk, lx, false);
+        fill_ln(chunk, l1x, true);
+        for ((&v, &l), &l1) in chunk.iter().zip(lx.iter()).zip(l1x.iter()) {
+            s1 += v;
+            s2 += v * v;
+            sl += l;
+            sl1 += l1;
+        }
     }
+    let n = x.len() as f64;
     let m = s1 / n;
     let (a, b) = beta_moments(m, s2 / n - m * m);
+    // With one component each sample's log-sum-exp is its single term, so
+    // ℓ = (a − 1)·mean(ln λ) + (b − 1)·mean(ln(1 − λ)) − ln B(a, b).
+    let mean_ll = (a - 1.0) * (sl / n) + (b - 1.0) * (sl1 / n) - ln_beta(a, b);
     let params = BetaParams {
         w: vec![1.0],
         a: vec![a],
         b: vec![b],
         m: vec![m],
     };
-    let data = EmData::beta(x);
-    let mean_ll = EmScratch::new(1, &data).mean_ll(&data, &params);
     BetaMixtureFit {
         weights: params.w,
         a: params.a,

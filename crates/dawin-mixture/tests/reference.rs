@@ -219,3 +219,21 @@ fn dirichlet_em_from_reference_labels_matches_reference() {
         );
     }
 }
+
+/// K = 1 is solved in closed form (one M-step on the plain moments); its parameters and mean
+/// log-likelihood match the reference M-step and mpmath's direct evaluation.
+#[test]
+fn beta_k1_closed_form_matches_reference() {
+    let fit = BetaMixture::fit(&REF1_DATA, &BetaMixtureConfig::new(1)).unwrap();
+    assert_eq!(fit.weights(), &[1.0]);
+    assert_close("a", fit.a()[0], REF1_K1_A, 1e-12, 0.0);
+    assert_close("b", fit.b()[0], REF1_K1_B, 1e-12, 0.0);
+    assert_close(
+        "mean ll",
+        fit.mean_log_likelihood(),
+        REF1_K1_LL,
+        1e-11,
+        1e-13,
+    );
+    assert_eq!(fit.n_iter(), 0);
+}

@@ -1152,6 +1152,11 @@ pub const REF2_BEST_B: [f64; 2] = [5.9443413309470285, 3.6080629849763013];
 pub const REF2_BEST_LL: f64 = 0.20008518518415833;
 pub const REF2_BEST_N_ITER: usize = 11;
 
+/// REF1_DATA with K = 1: the reference M-step (responsibilities 1 + 10ε) and mpmath's mean ll.
+pub const REF1_K1_A: f64 = 1.4946927426894832;
+pub const REF1_K1_B: f64 = 1.5053072509102947;
+pub const REF1_K1_LL: f64 = 0.023327569006027;
+
 pub const DREF_DATA: [f64; 900] = [
     0.30925856888617254,
     0.23705604934501628,
