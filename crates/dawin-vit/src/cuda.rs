@@ -21,7 +21,8 @@
 //!
 //! Each model's parameters live in one [`DeviceArena`] (names as the OpenAI checkpoint spells
 //! them, `proj` stored transposed as `[E, W]`, `conv1.weight` flattened to `[W, K']`), so a
-//! merge on the GPU can write a model that this forward then reads ([`CudaVit::arena_mut`]).
+//! merge on the GPU writes a model that this forward then reads, with no copy through the host
+//! ([`CudaVit::merge_into`]; [`CudaVit::arena_mut`] for other kernels).
 //!
 //! Requirements (checked, errors name the config field): width, mlp_dim and embed_dim
 //! multiples of 8, head dimension even and ≤ 64, a GPU of compute capability ≥ 8.0.
@@ -619,6 +620,51 @@ unsafe fn launch(gpu: &Gpu, dt: DType, op: &Op) -> CudaResult<()> {
 }
 
 /// `[batch, M + 1]`: `c_i0 = 1 − Σ_j w_ij`, `c_ij = w_ij`, after checking `coeffs`.
+/// Checks the arguments of [`CudaVit::merge_into`] for a `CudaVit` of `n` models; no GPU
+/// needed.
+pub fn check_merge(
+    n: usize,
+    base: usize,
+    models: &[usize],
+    weights: &[f32],
+    out: usize,
+) -> CudaResult<()> {
+    let in_range = |arg: &'static str, i: usize| {
+        if i < n {
+            Ok(())
+        } else {
+            Err(arg_err(
+                arg,
+                format!("model {i} of {n} (indices are 0 ..= {})", n - 1),
+            ))
+        }
+    };
+    in_range("base", base)?;
+    in_range("out", out)?;
+    if models.is_empty() {
+        return Err(arg_err("models", "no model to merge with the base".into()));
+    }
+    for &j in models {
+        in_range("models", j)?;
+    }
+    if weights.len() != models.len() {
+        return Err(arg_err(
+            "weights",
+            format!("{} weights for {} models", weights.len(), models.len()),
+        ));
+    }
+    if let Some((j, w)) = weights.iter().enumerate().find(|(_, w)| !w.is_finite()) {
+        return Err(arg_err("weights", format!("weight {j} is {w}")));
+    }
+    if out == base || models.contains(&out) {
+        return Err(arg_err(
+            "out",
+            format!("model {out} is also an input of the merge; write it into another model"),
+        ));
+    }
+    Ok(())
+}
+
 fn blend_coefficients(models: usize, batch: usize, coeffs: &[f32]) -> CudaResult<Vec<f32>> {
     let m = models - 1;
     if m == 0 {
@@ -809,6 +855,45 @@ impl CudaVit {
     /// values. An arena replaced by one of another layout makes the forward an error.
     pub fn arena_mut(&mut self, i: usize) -> Option<&mut DeviceArena> {
         self.arenas.get_mut(i)
+    }
+
+    /// Merges on the GPU, into model `out`'s arena, with no copy through the host:
+    ///
+    /// ```text
+    /// θ_out = θ_base + Σ_j w_j (θ_models[j] − θ_base)  (computed as (1 − Σw)·θ_base + Σ w_j θ_models[j])
+    /// ```
+    ///
+    /// One model is the lerp `θ_out = (1 − λ)θ_base + λθ_models[0]` with `λ = weights[0]`
+    /// (exact copies at λ = 0 and 1). One launch over the whole arena, element-wise in f32 and
+    /// rounded once to the arena's f16/bf16; [`CudaVit::forward_model`] of `out` then reads the
+    /// merged weights. Errors (no GPU work done): an index out of range, `out` among the
+    /// inputs, a weight count that differs from `models`, a non-finite weight.
+    pub fn merge_into(
+        &mut self,
+        base: usize,
+        models: &[usize],
+        weights: &[f32],
+        out: usize,
+    ) -> CudaResult<()> {
+        check_merge(self.arenas.len(), base, models, weights, out)?;
+        // Take `out` out of the list so that the inputs can be borrowed beside it; indices
+        // above it move down by one while it is out.
+        let mut target = self.arenas.remove(out);
+        let at = |i: usize| if i > out { i - 1 } else { i };
+        let result = if models.len() == 1 {
+            self.gpu.lerp_arena(
+                &self.arenas[at(base)],
+                &self.arenas[at(models[0])],
+                weights[0],
+                &mut target,
+            )
+        } else {
+            let inputs: Vec<&DeviceArena> = models.iter().map(|&j| &self.arenas[at(j)]).collect();
+            self.gpu
+                .task_arithmetic_arena(&self.arenas[at(base)], &inputs, weights, &mut target)
+        };
+        self.arenas.insert(out, target);
+        Ok(result?)
     }
 
     /// Logits `[batch, C]` (and the normalised features `[batch, E]` when `features`) of model

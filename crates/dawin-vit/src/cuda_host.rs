@@ -280,6 +280,15 @@ fn exec(mem: &mut Mem, dt: DType, op: &Op) {
 
 /// Runs the plan of a forward over `models` (several: blended with `coeffs` `[batch, M]`) on
 /// the host; returns (logits, features).
+/// The arena [`CudaVit::new`] uploads for `w`.
+fn model_arena(cfg: &VitConfig, w: &ClipWeights, p: Precision) -> HostArena {
+    let tensors = arena_tensors(cfg, w);
+    match p {
+        Precision::F16 => host_arena(&tensors, f16::from_f32).unwrap(),
+        Precision::Bf16 => host_arena(&tensors, bf16::from_f32).unwrap(),
+    }
+}
+
 fn host_forward(
     cfg: &VitConfig,
     models: &[&ClipWeights],
@@ -288,19 +297,28 @@ fn host_forward(
     batch: usize,
     coeffs: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
+    let arenas: Vec<HostArena> = models.iter().map(|m| model_arena(cfg, m, p)).collect();
+    let refs: Vec<&HostArena> = arenas.iter().collect();
+    host_forward_arenas(cfg, &refs, p, images, batch, coeffs)
+}
+
+/// The forward's launch plan interpreted over given parameter arenas.
+fn host_forward_arenas(
+    cfg: &VitConfig,
+    arenas: &[&HostArena],
+    p: Precision,
+    images: &[f32],
+    batch: usize,
+    coeffs: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
     check_config(cfg).unwrap();
     let mut mem = Mem::new();
     let mut ptrs = Vec::new();
-    for m in models {
-        let tensors = arena_tensors(cfg, m);
-        let host = match p {
-            Precision::F16 => host_arena(&tensors, f16::from_f32).unwrap(),
-            Precision::Bf16 => host_arena(&tensors, bf16::from_f32).unwrap(),
-        };
+    for host in arenas {
         let base = mem.add(host.bytes().to_vec(), "arena");
         ptrs.push(model_ptrs(base, host.layout(), cfg.layers).unwrap());
     }
-    let sets = models.len();
+    let sets = arenas.len();
     let sizes = work_sizes(cfg, batch, sets);
     let mut a = Vec::new();
     for (name, n, is_f32) in sizes {
@@ -479,4 +497,53 @@ fn arena_holds_every_tensor_with_its_shape() {
         conv[112].to_f32(),
         f16::from_f32(w.visual.conv1.weight[108]).to_f32()
     );
+}
+
+/// What [`CudaVit::merge_into`] launches (one merge kernel over whole arenas), done here by the
+/// kernels' CPU reference over host arenas built as `CudaVit::new` builds them: the plan
+/// interpreted over the merged arena matches the CPU forward of the f32 merge.
+#[test]
+fn plan_over_a_merged_arena_matches_the_cpu_merge() {
+    fn merge<T: dawin_kernels::Param>(a: &[&HostArena], w: &[f32]) -> HostArena {
+        let mut out = HostArena::zeros(a[0].layout().clone());
+        let base = a[0].as_slice::<T>().unwrap();
+        let dst = out.as_mut_slice::<T>().unwrap();
+        if a.len() == 2 {
+            dawin_core::merge::lerp(base, a[1].as_slice::<T>().unwrap(), w[0], dst).unwrap();
+        } else {
+            let ms: Vec<&[T]> = a[1..].iter().map(|m| m.as_slice::<T>().unwrap()).collect();
+            dawin_core::merge::task_arithmetic(base, &ms, w, dst).unwrap();
+        }
+        out
+    }
+    let c = cfg();
+    let ws: Vec<ClipWeights> = (0..4).map(|s| weights(30 + s)).collect();
+    let x = images(2);
+    for p in [Precision::F16, Precision::Bf16] {
+        let arenas: Vec<HostArena> = ws.iter().map(|w| model_arena(&c, w, p)).collect();
+        let refs: Vec<&HostArena> = arenas.iter().collect();
+        for (inputs, w) in [
+            (2usize, vec![0.35f32]),
+            (2, vec![1.0]),
+            (4, vec![0.3, 0.25, 0.2]),
+        ] {
+            let merged = match p {
+                Precision::F16 => merge::<f16>(&refs[..inputs], &w),
+                Precision::Bf16 => merge::<bf16>(&refs[..inputs], &w),
+            };
+            assert!(merged.padding_is_zero());
+            let (l, _) = host_forward_arenas(&c, &[&merged], p, &x, 2, None);
+            // Reference: f32 merge of the f32 weights, CPU forward.
+            let mut mw = ws[0].clone();
+            let others: Vec<Vec<&[f32]>> = ws[1..inputs].iter().map(|o| o.params()).collect();
+            let base = ws[0].params();
+            for (k, o) in mw.params_mut().into_iter().enumerate() {
+                let ms: Vec<&[f32]> = others.iter().map(|p| p[k]).collect();
+                dawin_core::merge::task_arithmetic(base[k], &ms, &w, o).unwrap();
+            }
+            let (want, _) = cpu::forward(&x, 2, &c, &mw).unwrap();
+            let e = rel_err(&l, &want);
+            assert!(e < tol(p), "{p:?} {} inputs, w = {w:?}: {e:.2e}", inputs);
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{f32s, read_raw, rel_err, tensor_map};
 use dawin_core::merge::{lerp, task_arithmetic};
 use dawin_kernels::Gpu;
-use dawin_vit::cuda::{check_config, CudaVit, Precision};
+use dawin_vit::cuda::{check_config, check_merge, CudaVit, Precision};
 use dawin_vit::{cpu, ClipClassifier, ClipWeights, LoadOptions, VitConfig};
 use rand::{RngExt, SeedableRng};
 
@@ -58,6 +58,10 @@ const GPU_TESTS: &[GpuTest] = &[
         "cuda_argument_errors_name_the_argument",
         cuda_argument_errors_name_the_argument,
     ),
+    (
+        "cuda_forward_reads_a_merge_done_on_the_device",
+        cuda_forward_reads_a_merge_done_on_the_device,
+    ),
 ];
 
 const CPU_TESTS: &[(&str, fn())] = &[
@@ -65,6 +69,10 @@ const CPU_TESTS: &[(&str, fn())] = &[
     (
         "configs_the_kernels_cannot_run_are_errors_naming_the_field",
         configs_the_kernels_cannot_run_are_errors_naming_the_field,
+    ),
+    (
+        "merge_arguments_are_checked_before_the_gpu",
+        merge_arguments_are_checked_before_the_gpu,
     ),
 ];
 
@@ -374,4 +382,71 @@ fn cuda_argument_errors_name_the_argument(gpu: &Arc<Gpu>) {
         .unwrap_err()
         .to_string();
     assert!(e.contains("models") && e.contains("model 1"), "{e}");
+}
+
+/// `merge_into`'s arguments, refused with the argument named (no GPU needed).
+fn merge_arguments_are_checked_before_the_gpu() {
+    check_merge(3, 0, &[1], &[0.3], 2).unwrap();
+    check_merge(4, 0, &[1, 2], &[0.3, 0.3], 3).unwrap();
+    check_merge(3, 2, &[0], &[1.0], 1).unwrap();
+    for (n, base, models, weights, out, arg) in [
+        (3, 3, &[1usize][..], &[0.5f32][..], 2, "base"),
+        (3, 0, &[1], &[0.5], 3, "out"),
+        (3, 0, &[5], &[0.5], 2, "models"),
+        (3, 0, &[], &[], 2, "models"),
+        (3, 0, &[1], &[0.5, 0.5], 2, "weights"),
+        (3, 0, &[1], &[f32::NAN], 2, "weights"),
+        (3, 0, &[1], &[0.5], 0, "out"),
+        (3, 0, &[1, 2], &[0.5, 0.5], 2, "out"),
+    ] {
+        let e = check_merge(n, base, models, weights, out)
+            .expect_err(&format!(
+                "{base} {models:?} {weights:?} -> {out} must be refused"
+            ))
+            .to_string();
+        assert!(e.contains(arg), "{arg} not named in: {e}");
+    }
+}
+
+/// A merge on the device (`merge_into`, the arena kernels) feeds the forward with no host copy:
+/// the forward of the merged arena matches the CPU forward of the CPU merge, for λ = 0, 1, 0.35
+/// and for task arithmetic over three models.
+fn cuda_forward_reads_a_merge_done_on_the_device(gpu: &Arc<Gpu>) {
+    let cfg = blend_cfg();
+    let ws: Vec<ClipWeights> = (0..4).map(|s| perturbed(&cfg, 20 + s)).collect();
+    let x = images(&cfg, 4, 13);
+    for p in [Precision::F16, Precision::Bf16] {
+        // Models 0..=3 are the inputs; model 4 (a copy of θ0 at first) is overwritten.
+        let refs = [&ws[0], &ws[1], &ws[2], &ws[3], &ws[0]];
+        let mut vit = CudaVit::new(gpu.clone(), &cfg, &refs, p).unwrap();
+        for lambda in [0.0f32, 1.0, 0.35] {
+            vit.merge_into(0, &[1], &[lambda], 4).unwrap();
+            let got = vit.forward_model(4, &x, 4, false).unwrap();
+            let want = cpu::forward(&x, 4, &cfg, &merged(&ws[0], &[&ws[1]], &[lambda]))
+                .unwrap()
+                .0;
+            let e = rel_err(&got.logits, &want);
+            println!("device merge λ={lambda} {p:?}: logits rel err {e:.2e}");
+            assert!(e <= tolerance(p), "λ = {lambda} {p:?}: rel err {e:.3e}");
+        }
+        // λ = 1 is an exact copy of θ1's arena: the same logits as model 1, bit for bit.
+        vit.merge_into(0, &[1], &[1.0], 4).unwrap();
+        let a = vit.forward_model(4, &x, 4, false).unwrap().logits;
+        let b = vit.forward_model(1, &x, 4, false).unwrap().logits;
+        assert_eq!(a, b, "{p:?}: λ = 1 is not θ1");
+        let w = [0.3f32, 0.25, 0.2];
+        vit.merge_into(0, &[1, 2, 3], &w, 4).unwrap();
+        let got = vit.forward_model(4, &x, 4, false).unwrap();
+        let want = cpu::forward(&x, 4, &cfg, &merged(&ws[0], &[&ws[1], &ws[2], &ws[3]], &w))
+            .unwrap()
+            .0;
+        let e = rel_err(&got.logits, &want);
+        println!("device task arithmetic {p:?}: logits rel err {e:.2e}");
+        assert!(e <= tolerance(p), "task arithmetic {p:?}: rel err {e:.3e}");
+        // Writing into an input is refused, and the inputs are untouched by all of the above.
+        assert!(vit.merge_into(0, &[1], &[0.5], 1).is_err());
+        let z = vit.forward_model(0, &x, 4, false).unwrap().logits;
+        let want0 = cpu::forward(&x, 4, &cfg, &ws[0]).unwrap().0;
+        assert!(rel_err(&z, &want0) <= tolerance(p));
+    }
 }
