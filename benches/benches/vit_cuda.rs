@@ -10,6 +10,11 @@
 //! * `forward`: one model, images/s and achieved TFLOP/s (`VitConfig::forward_flops`);
 //! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
 //!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1);
+//! * `dawin K=3`: three merges on the device (`CudaVit::merge_into`), each followed by the
+//!   forward of a third of the batch;
+//! * `explicit loop`: per sample, a merge on the device and a batch-1 forward
+//!   (`VIT_CUDA_LOOP` samples timed, default 32, scaled to the batch), and after the table
+//!   the loop's cost over the blended forward's (issue #8 target: ≥ 20×);
 //! * `GEMM c_fc`: the forward's largest GEMM alone (bias + QuickGELU epilogue), TFLOP/s to set
 //!   against the device's tensor-core peak, with ldmatrix and with 32-bit fragment loads (the
 //!   forward rows use ldmatrix unless `DAWIN_VIT_GEMM=lds`);
@@ -122,6 +127,7 @@ fn main() {
     println!("| model | dtype | path | ms / batch | images/s | TFLOP/s | × one forward |");
     println!("|---|---|---|---:|---:|---:|---:|");
     let mut breakdown = Vec::new();
+    let mut loop_vs_blended = Vec::new();
     for name in models.split(',') {
         let cfg = match name.trim() {
             "b32" => VitConfig::vit_b32(1000),
@@ -170,6 +176,52 @@ fn main() {
                     .expect("blended");
             });
             row("blended M=3", b3, flops);
+            // `dawin` with K = 3 (issue #8's row): three merges on the device, each feeding the
+            // forward of its third of the batch (CudaVit::merge_into, no host copy).
+            let mut vit3 =
+                CudaVit::new(gpu.clone(), &cfg, &[refs[0], refs[1], refs[0]], p).expect("upload");
+            let n = cfg.image_numel();
+            let thirds: Vec<(usize, usize)> = (0..3)
+                .map(|k| (k * batch / 3, (k + 1) * batch / 3))
+                .filter(|(lo, hi)| hi > lo)
+                .collect();
+            let groups: Vec<_> = thirds
+                .iter()
+                .map(|&(lo, hi)| gpu.upload(&images[lo * n..hi * n]).expect("upload"))
+                .collect();
+            let k3 = time(iters, || {
+                for (k, (g, &(lo, hi))) in groups.iter().zip(&thirds).enumerate() {
+                    vit3.merge_into(0, &[1], &[0.25 + 0.25 * k as f32], 2)
+                        .expect("merge");
+                    vit3.forward_model_device(2, g, hi - lo, false)
+                        .expect("forward");
+                }
+            });
+            row("dawin K=3 (3 merges + forward)", k3, flops);
+            // The explicit per-sample loop the authors run: merge θ(λ_i) on the device, then a
+            // batch-1 forward, for `loop_n` samples; scaled to the batch.
+            let loop_n = env_usize("VIT_CUDA_LOOP", 32).clamp(1, batch);
+            let singles: Vec<_> = (0..loop_n)
+                .map(|i| gpu.upload(&images[i * n..(i + 1) * n]).expect("upload"))
+                .collect();
+            let per_loop = time(iters.min(3), || {
+                for (i, x) in singles.iter().enumerate() {
+                    vit3.merge_into(0, &[1], &[lambdas[i]], 2).expect("merge");
+                    vit3.forward_model_device(2, x, 1, false).expect("forward");
+                }
+            });
+            let looped = per_loop * batch as f64 / loop_n as f64;
+            row(
+                &format!("explicit loop (merge + batch-1 forward, {loop_n} samples timed)"),
+                looped,
+                flops,
+            );
+            loop_vs_blended.push(format!(
+                "{name} {p:?}: explicit loop / blended M=1 = {:.1}× (issue #8 target ≥ 20×); \
+                 blended M=1 / forward = {:.2}× (target ≤ 2.3×)",
+                looped / b1,
+                b1 / one
+            ));
             // The forward's largest GEMM alone (MLP c_fc: [B·T, W] × [W, M]ᵀ, bias + QuickGELU):
             // the kernel's rate, to compare with the device's tensor-core peak.
             let (gm, gn, gk) = (batch * cfg.num_tokens(), cfg.mlp_dim, cfg.width);
@@ -192,6 +244,10 @@ fn main() {
                 breakdown.push(format!("{name} {p:?} {what}: {}", parts.join(", ")));
             }
         }
+    }
+    println!();
+    for l in &loop_vs_blended {
+        println!("{l}");
     }
     println!();
     println!("Time per kind of kernel (one forward, every launch synchronised):");
