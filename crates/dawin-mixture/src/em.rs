@@ -21,11 +21,11 @@
 //! performs the same operations.
 //!
 //! Determinism: a pass is single-threaded (the EM runs of different initialisations may run on
-//! different threads, see [`best_of`], each its own computation); sample i always accumulates into lane `i mod 8` (in
-//! increasing i) and the lanes are combined in a fixed order; every fused multiply-add is explicit
-//! (`f64::mul_add` / `vfmadd`, correctly rounded everywhere). So a given input gives
-//! bit-identical results on every run, and the SIMD kernel and the scalar twin agree bit for
-//! bit (tested), whichever one a machine runs.
+//! different threads, see [`best_of`], each its own computation); sample i always accumulates
+//! into lane `i mod 8` (in increasing i) and the lanes are combined in a fixed order; every
+//! fused multiply-add is explicit (`f64::mul_add` / `vfmadd`, correctly rounded everywhere). So
+//! a given input gives bit-identical results on every run, and the SIMD kernel and the scalar
+//! twin agree bit for bit (tested), whichever one a machine runs.
 
 use crate::fastmath::{exp_nonpos, fill_ln};
 
@@ -784,6 +784,7 @@ mod tests {
             assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
         }
     }
+
     /// The initialisations give the same winner, bit for bit, on 1, 2 or 4 threads, and the
     /// winner is the run with the highest last log-likelihood (the earliest among equals).
     #[test]
