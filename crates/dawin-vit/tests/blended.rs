@@ -3,7 +3,10 @@
 //! `cpu::forward` of that sample alone. Tolerance: 1e-5 relative (max |Δ| over a sample's
 //! logits / max |logit|).
 
-use dawin_core::merge::{lerp, task_arithmetic};
+mod common;
+
+use common::merged;
+use dawin_core::merge::task_arithmetic;
 use dawin_vit::{cpu, BlendedWeights, ClipClassifier, ClipWeights, Error, VitConfig};
 use rand::{RngExt, SeedableRng};
 
@@ -44,22 +47,6 @@ fn images(batch: usize, seed: u64) -> Vec<f32> {
     (0..batch * cfg().image_numel())
         .map(|_| rng.random_range(-2.0f32..2.0))
         .collect()
-}
-
-/// θ0 + Σ_j w_j (θ_j − θ0) built explicitly (lerp for one model, task arithmetic for more).
-fn merged(base: &ClipWeights, others: &[&ClipWeights], w: &[f32]) -> ClipWeights {
-    let mut out = base.clone();
-    let bp = base.params();
-    let ops: Vec<Vec<&[f32]>> = others.iter().map(|o| o.params()).collect();
-    for (k, o) in out.params_mut().into_iter().enumerate() {
-        if others.len() == 1 {
-            lerp(bp[k], ops[0][k], w[0], o).unwrap();
-        } else {
-            let ms: Vec<&[f32]> = ops.iter().map(|p| p[k]).collect();
-            task_arithmetic(bp[k], &ms, w, o).unwrap();
-        }
-    }
-    out
 }
 
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {

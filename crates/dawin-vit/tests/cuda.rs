@@ -10,8 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{f32s, read_raw, rel_err, tensor_map};
-use dawin_core::merge::{lerp, task_arithmetic};
+use common::{f32s, merged, read_raw, rel_err, tensor_map};
 use dawin_kernels::Gpu;
 use dawin_vit::cuda::{check_config, check_merge, CudaVit, Precision};
 use dawin_vit::{cpu, ClipClassifier, ClipWeights, LoadOptions, VitConfig};
@@ -207,22 +206,6 @@ fn cuda_forward_matches_cpu_at_b32_size(gpu: &Arc<Gpu>) {
     // 5 images: 250 token rows, not a multiple of the 128-row GEMM tile.
     let x = images(&cfg, 5, 3);
     check_against_cpu(gpu, &cfg, &w, &x, 5, "B/32");
-}
-
-/// θ0 + Σ_j w_j (θ_j − θ0), merged explicitly on the CPU.
-fn merged(base: &ClipWeights, others: &[&ClipWeights], w: &[f32]) -> ClipWeights {
-    let mut out = base.clone();
-    let bp = base.params();
-    let ops: Vec<Vec<&[f32]>> = others.iter().map(|o| o.params()).collect();
-    for (k, o) in out.params_mut().into_iter().enumerate() {
-        if others.len() == 1 {
-            lerp(bp[k], ops[0][k], w[0], o).unwrap();
-        } else {
-            let ms: Vec<&[f32]> = ops.iter().map(|p| p[k]).collect();
-            task_arithmetic(bp[k], &ms, w, o).unwrap();
-        }
-    }
-    out
 }
 
 fn check_blended(

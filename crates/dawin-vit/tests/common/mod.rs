@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use dawin_vit::TensorMap;
+use dawin_core::merge::{lerp, task_arithmetic};
+use dawin_vit::{ClipWeights, TensorMap};
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
@@ -72,4 +73,21 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
         .map(|(x, y)| (*x as f64 - *y as f64).abs())
         .fold(0.0, f64::max)
         / scale
+}
+
+/// θ0 + Σ_j w_j (θ_j − θ0) built explicitly on the CPU (lerp for one model, task arithmetic for
+/// more): the reference the blended forwards are compared with.
+pub fn merged(base: &ClipWeights, others: &[&ClipWeights], w: &[f32]) -> ClipWeights {
+    let mut out = base.clone();
+    let bp = base.params();
+    let ops: Vec<Vec<&[f32]>> = others.iter().map(|o| o.params()).collect();
+    for (k, o) in out.params_mut().into_iter().enumerate() {
+        if others.len() == 1 {
+            lerp(bp[k], ops[0][k], w[0], o).unwrap();
+        } else {
+            let ms: Vec<&[f32]> = ops.iter().map(|p| p[k]).collect();
+            task_arithmetic(bp[k], &ms, w, o).unwrap();
+        }
+    }
+    out
 }
