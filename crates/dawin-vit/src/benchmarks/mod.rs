@@ -195,7 +195,8 @@ impl BenchmarkData {
                 self.benchmark.name()
             ),
             Some(m) => format!(
-                "logits: pooled to {} classes, each the maximum over its {} mapped head classes",
+                "logits: pooled to {} classes, each the maximum over its mapped head classes ({} in \
+                 all)",
                 m.len(),
                 m.groups().iter().map(Vec::len).sum::<usize>()
             ),
@@ -319,7 +320,7 @@ pub fn open(
             .map(|(_, c)| c.files.len())
             .sum();
         if left_out > 0 {
-            notes.push(format!("{left_out} images in folders left out"));
+            notes.push(format!("{left_out} image(s) in folders left out"));
         }
         if scan.unsupported > 0 {
             notes.push(format!(
