@@ -295,6 +295,26 @@ fn grouping_rules_of_webdataset() {
 }
 
 #[test]
+fn a_truncated_shard_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(wds("shard-000000.tar")).unwrap();
+    let p = dir.path().join("cut.tar");
+    // Into the data of the first image (header 512 bytes): no complete sample.
+    std::fs::write(&p, &bytes[..700]).unwrap();
+    let e = WebDataset::open(&p.display().to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cut.tar"), "{e}");
+    // Indexed, then truncated under the reader: the read fails naming shard and key.
+    let full = dir.path().join("full.tar");
+    std::fs::write(&full, &bytes).unwrap();
+    let ds = WebDataset::open(&full.display().to_string()).unwrap();
+    std::fs::write(&full, &bytes[..1024]).unwrap();
+    let e = ds.read_image(2).unwrap_err().to_string();
+    assert!(e.contains("full.tar") && e.contains("`dir/s002`"), "{e}");
+}
+
+#[test]
 fn samples_never_span_shards() {
     let dir = tempfile::tempdir().unwrap();
     let png = png_bytes();

@@ -16,7 +16,8 @@
 //!
 //! [`WebDataset::open`] scans the shards once (tar headers only, seeking past the data; `.cls`
 //! members are read) into an index of each sample's image offset and size, then reads sample `i`
-//! with one positioned read ([`WebDataset::read_image`]), so batches load by index and in
+//! with one positioned read ([`WebDataset::read_image`]; the shard is opened per read, so any
+//! number of shards stays within the open-file limit), so batches load by index and in
 //! parallel. [`WebDataset::iter`] walks the samples in order; [`for_each_sample`] streams a tar
 //! from any reader (a pipe) without an index.
 //!
@@ -148,7 +149,6 @@ pub struct WdsSample {
 #[derive(Debug)]
 pub struct WebDataset {
     shards: Vec<PathBuf>,
-    files: Vec<File>,
     entries: Vec<WdsEntry>,
     labels: Vec<i64>,
     skipped: Vec<WdsSkipped>,
@@ -341,7 +341,6 @@ impl WebDataset {
         }
         let mut ds = WebDataset {
             shards: shards.to_vec(),
-            files: Vec::with_capacity(shards.len()),
             entries: Vec::new(),
             labels: Vec::new(),
             skipped: Vec::new(),
@@ -374,7 +373,6 @@ impl WebDataset {
                     Ok(())
                 },
             )?;
-            ds.files.push(file);
         }
         if ds.entries.is_empty() {
             return Err(shard_err(
@@ -434,16 +432,20 @@ impl WebDataset {
         })?;
         let path = &self.shards[e.shard];
         let mut buf = vec![0u8; e.size as usize];
-        read_exact_at(&self.files[e.shard], &mut buf, e.offset).map_err(|source| Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!(
-                    "sample `{}` ({} bytes at {}): {source}",
-                    e.key, e.size, e.offset
+        // Opened per read: a dataset may have more shards than a process may hold open files,
+        // and an open costs microseconds next to a decode.
+        File::open(path)
+            .and_then(|f| read_exact_at(&f, &mut buf, e.offset))
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!(
+                        "sample `{}` ({} bytes at {}): {source}",
+                        e.key, e.size, e.offset
+                    ),
                 ),
-            ),
-        })?;
+            })?;
         Ok(buf)
     }
 
@@ -508,7 +510,8 @@ fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Resu
 
 /// Streams the samples of one tar from any reader (a file, a pipe), in order, without an index:
 /// `f` gets each complete sample; incomplete ones are an error naming `shard` and the key, or are
-/// skipped and returned with `skip_incomplete`. Returns the number of samples given to `f`.
+/// skipped with `skip_incomplete`. Returns the number of samples given to `f` and the skipped
+/// ones.
 pub fn for_each_sample<R: Read>(
     reader: R,
     shard: &Path,
