@@ -56,6 +56,12 @@ fn names_select_conventions() {
     ] {
         assert_eq!(Benchmark::parse(n), b, "{n}");
     }
+    for b in Benchmark::NAMED {
+        assert!(b.describe().starts_with(&format!("{}: ", b.name())));
+        assert_eq!(Benchmark::parse(b.name()), b);
+        assert_eq!(b.head_classes(), Some(1000));
+    }
+    assert!(Benchmark::ObjectNet.describe().contains("2-pixel border"));
 }
 
 #[test]

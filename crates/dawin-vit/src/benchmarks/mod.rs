@@ -15,6 +15,23 @@
 //! torchvision's `ImageFolder`. A dataset may also be a safetensors file or WebDataset `.tar`
 //! shards ([`crate::webdataset`]): their labels are taken as given (in the dataset's own label
 //! space, e.g. 0 … 199 for `imagenet-r`), and the mapping and crop still apply.
+//!
+//! ```
+//! use dawin_vit::benchmarks::{open, Benchmark, OpenOptions};
+//!
+//! // ImageNet-V2's layout: folders named by the label's integer.
+//! let dir = tempfile::tempdir()?;
+//! for class in ["0", "2", "10"] {
+//!     std::fs::create_dir(dir.path().join(class))?;
+//!     image::RgbImage::new(4, 4).save(dir.path().join(class).join("x.png")).unwrap();
+//! }
+//! let b = Benchmark::parse("imagenet-v2");
+//! let data = open(b, dir.path().to_str().unwrap(), 224, &OpenOptions::default())?;
+//! assert_eq!(data.dataset.labels().unwrap(), [0, 2, 10]); // not "0" < "10" < "2"
+//! println!("{}", data.describe()); // what was applied, one line
+//! data.check_head(1000)?;          // an ImageNet-1k head
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod classes;
 pub mod folder;
@@ -83,6 +100,43 @@ impl Benchmark {
             Benchmark::ImageNetSketch => "imagenet-sketch",
             Benchmark::ObjectNet => "objectnet",
             Benchmark::Folder => "folder",
+        }
+    }
+
+    /// The convention's rule, one line (before any data is read; [`BenchmarkData::describe`]
+    /// says what was applied to a dataset).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Benchmark::ImageNet => {
+                "imagenet: 1000 WordNet-id class folders, label = index of the wnid in ImageNet's \
+                 sorted list; the head's 1000 classes; no crop"
+            }
+            Benchmark::ImageNetSketch => {
+                "imagenet-sketch: 1000 WordNet-id class folders like ImageNet, label = index of the \
+                 wnid in ImageNet's sorted list; the head's 1000 classes; no crop"
+            }
+            Benchmark::ImageNetV2 => {
+                "imagenet-v2: class folders 0 … 999, label = the folder's integer; the head's 1000 \
+                 classes; no crop"
+            }
+            Benchmark::ImageNetR => {
+                "imagenet-r: 200 WordNet-id class folders, label = index in ImageNet-R's sorted \
+                 200-wnid list; logits restricted to those 200 ImageNet classes; no crop"
+            }
+            Benchmark::ImageNetA => {
+                "imagenet-a: 200 WordNet-id class folders, label = index in ImageNet-A's sorted \
+                 200-wnid list; logits restricted to those 200 ImageNet classes; no crop"
+            }
+            Benchmark::ObjectNet => {
+                "objectnet: the 113 class folders mapped to ImageNet (others left out), label = \
+                 index among their sorted names; logit of a class = max over its 1-3 ImageNet \
+                 classes; 2-pixel border cropped before the resize"
+            }
+            Benchmark::Folder => {
+                "image folder: class folders labelled by their integer when all names are \
+                 integers, else in sorted name order (torchvision ImageFolder); the head's classes; \
+                 no crop"
+            }
         }
     }
 
