@@ -404,7 +404,7 @@ pub fn open(
             notes,
         });
     }
-    if !path.is_file() && is_shard_spec(source) || path.extension().is_some_and(|e| e == "tar") {
+    if (!path.is_file() && is_shard_spec(source)) || path.extension().is_some_and(|e| e == "tar") {
         let wds = WebDataset::open_with(
             source,
             &WdsOptions {
