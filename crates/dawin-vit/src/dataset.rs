@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::preprocess::{load_image, preprocess_rgb, RgbImage};
+use crate::source::ImageSource;
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
@@ -34,6 +35,7 @@ enum TensorImages {
 enum Source {
     Folder { files: Vec<PathBuf> },
     Tensors { sd: StateDict, images: TensorImages },
+    Custom(Box<dyn ImageSource>), // benchmark folders with a crop, WebDataset shards
 }
 
 /// A dataset of images for a model with input side `image_size`.
@@ -257,6 +259,47 @@ impl ImageDataset {
         })
     }
 
+    /// A dataset whose samples come from `source` (decoded RGB, then CLIP's transform), with
+    /// `labels` (one per sample, none negative) and `class_names`; `path` names the dataset in
+    /// errors. Errors on an empty source, `image_size == 0` or bad labels.
+    pub fn from_source(
+        path: impl AsRef<Path>,
+        image_size: usize,
+        source: Box<dyn ImageSource>,
+        labels: Option<Vec<i64>>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        if image_size == 0 {
+            return Err(Error::arg("image_size", "must be > 0"));
+        }
+        if source.is_empty() {
+            return Err(dataset_err(path, "holds no sample"));
+        }
+        if let Some(l) = &labels {
+            if l.len() != source.len() {
+                return Err(dataset_err(
+                    path,
+                    format!("{} labels for {} samples", l.len(), source.len()),
+                ));
+            }
+            if let Some(i) = l.iter().position(|&y| y < 0) {
+                return Err(dataset_err(
+                    path,
+                    format!("label {} of {} is negative", l[i], source.sample_name(i)),
+                ));
+            }
+        }
+        Ok(ImageDataset {
+            path: path.to_path_buf(),
+            image_size,
+            len: source.len(),
+            labels,
+            class_names,
+            source: Source::Custom(source),
+        })
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.len
@@ -292,6 +335,7 @@ impl ImageDataset {
         match &self.source {
             Source::Folder { files } => files[i].display().to_string(),
             Source::Tensors { .. } => format!("{}:images[{i}]", self.path.display()),
+            Source::Custom(src) => src.sample_name(i),
         }
     }
 
@@ -315,6 +359,7 @@ impl ImageDataset {
                 let img = load_image(&files[i])?;
                 preprocess_rgb(&img, s, out)
             }
+            Source::Custom(src) => preprocess_rgb(&src.load_rgb(i)?, s, out),
             Source::Tensors { sd, images } => {
                 let bytes = sd.tensor("images")?.bytes;
                 match *images {

@@ -5,7 +5,9 @@
 //! ([`ClipWeights`]), loaded from safetensors checkpoints in the Hugging Face or the
 //! OpenAI / open_clip naming or built from tensors in memory, a batched multi-threaded CPU
 //! forward that is the reference ([`cpu`]), CLIP's preprocessing ([`preprocess`]) and datasets
-//! ([`dataset`]): image-folder trees and safetensors files.
+//! ([`dataset`]): image-folder trees, safetensors files, WebDataset `.tar` shards
+//! ([`webdataset`]), and the conventions of the paper's ImageNet benchmarks ([`benchmarks`]:
+//! class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled mapping and border crop).
 //!
 //! Layout: [`VitConfig`] and [`ClipWeights`] are backend-independent; [`cpu`] holds the forward
 //! as small layer functions (`embed`, `layer_norm`, `linear`, `attention`, `quick_gelu`,
@@ -31,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod benchmarks;
 pub mod blended;
 pub mod config;
 pub mod cpu;
@@ -39,16 +42,21 @@ pub mod dataset;
 pub mod error;
 pub mod model;
 pub mod preprocess;
+pub mod source;
 pub mod tensors;
+pub mod webdataset;
 pub mod weights;
 
+pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
 pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
+pub use source::{Crop, FileSource, ImageSource};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
+pub use webdataset::{WdsOptions, WebDataset};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
     ResidualBlock, VisionWeights,
