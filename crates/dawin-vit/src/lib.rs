@@ -39,6 +39,7 @@ pub mod dataset;
 pub mod error;
 pub mod model;
 pub mod preprocess;
+pub mod prompts;
 pub mod tensors;
 pub mod weights;
 
@@ -48,6 +49,7 @@ pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
+pub use prompts::PromptError;
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
