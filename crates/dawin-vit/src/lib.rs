@@ -41,6 +41,7 @@ pub mod model;
 pub mod preprocess;
 pub mod prompts;
 pub mod tensors;
+pub mod tokenizer;
 pub mod weights;
 
 pub use blended::BlendedWeights;
@@ -51,6 +52,7 @@ pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use prompts::PromptError;
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
+pub use tokenizer::{ClipTokenizer, TokenBatch, TokenizerError, TokenizerSource, Tokens};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
     ResidualBlock, VisionWeights,
