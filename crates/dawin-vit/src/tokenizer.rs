@@ -9,7 +9,8 @@
 //!    `<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
 //!    (case-insensitive: `'ſ` is a contraction too): letter runs, single digits ("747" is three
 //!    words) and runs of other non-space characters; a literal `<start_of_text>` or
-//!    `<end_of_text>` in the text is that special token;
+//!    `<end_of_text>` in the text is that special token; U+0345 belongs to no alternative under
+//!    Python's case-insensitive matching and separates words;
 //! 3. each word's UTF-8 bytes as CLIP's byte characters (`bytes_to_unicode`), the last one
 //!    carrying `</w>`, merged by BPE: repeatedly the adjacent pair of lowest rank among the first
 //!    48 894 merges of the vocabulary file, every occurrence left to right; results are cached
@@ -210,10 +211,15 @@ impl fmt::Debug for ClipTokenizer {
 fn split_pattern() -> &'static Regex {
     static PAT: OnceLock<Regex> = OnceLock::new();
     PAT.get_or_init(|| {
-        // open_clip compiles its pattern with re.IGNORECASE; the special tokens are matched
-        // literally (Python's `regex` does not fold `ſ` into their `s`), the rest folds.
+        // open_clip compiles its pattern with re.IGNORECASE. For the literal alternatives that
+        // folds `ſ` (U+017F) into `s`: `'ſ` is a contraction and `<ſtart_of_text>` matches the
+        // special-token alternative (then BPE'd as one word: only the exact strings are special).
+        // For the classes it changes one character only: U+0345 (combining ypogegrammeni, whose
+        // case folding is ι) is matched by neither `[\p{L}]` nor `[^\s\p{L}\p{N}]` in Python's
+        // `regex`, so it separates words like a space. Rust's case-insensitive classes would put
+        // it in `\p{L}`, hence the classes are written case-sensitively with U+0345 left out.
         Regex::new(
-            r"<start_of_text>|<end_of_text>|(?i:'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+)",
+            r"(?i:<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d)|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}\x{345}]+",
         )
         .expect("valid regex")
     })
