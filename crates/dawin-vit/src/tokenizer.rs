@@ -185,8 +185,11 @@ impl TokenBatch {
     }
 }
 
-/// Entries the per-word cache holds before it is emptied (it only saves time).
+/// Entries a per-word cache holds before it is emptied (it only saves time).
 const CACHE_LIMIT: usize = 200_000;
+
+/// Word → BPE ids.
+type WordCache = HashMap<String, Vec<u32>>;
 
 /// CLIP's tokenizer (see the module documentation). `Send + Sync`; the per-word BPE cache is
 /// shared behind a lock.
@@ -195,7 +198,7 @@ pub struct ClipTokenizer {
     source: TokenizerSource,
     context_length: usize,
     fingerprint: String,
-    cache: RwLock<HashMap<String, Vec<u32>>>,
+    cache: RwLock<WordCache>,
 }
 
 impl fmt::Debug for ClipTokenizer {
@@ -334,19 +337,39 @@ impl ClipTokenizer {
     /// The BPE ids of `text` without start and end tokens and without truncation (open_clip's
     /// `SimpleTokenizer.encode`).
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.encode_into(text, &mut out, None);
+        out
+    }
+
+    /// [`Self::encode`] appending to `out`; words are looked up in `local` when given (a batch's
+    /// per-thread cache), else in the shared cache.
+    fn encode_into(&self, text: &str, out: &mut Vec<u32>, mut local: Option<&mut WordCache>) {
         let cleaned = clean::clean(text);
-        let mut out = Vec::with_capacity(cleaned.len() / 3 + 2);
         for m in split_pattern().find_iter(&cleaned) {
             match m.as_str() {
                 "<start_of_text>" => out.push(START_ID),
                 "<end_of_text>" => out.push(END_ID),
-                word => self.bpe_cached(word, &mut out),
+                word => match local.as_deref_mut() {
+                    Some(cache) => {
+                        if let Some(ids) = cache.get(word) {
+                            out.extend_from_slice(ids);
+                        } else {
+                            let ids = self.bpe(word.as_bytes());
+                            out.extend_from_slice(&ids);
+                            if cache.len() >= CACHE_LIMIT {
+                                cache.clear();
+                            }
+                            cache.insert(word.to_string(), ids);
+                        }
+                    }
+                    None => self.bpe_shared(word, out),
+                },
             }
         }
-        out
     }
 
-    fn bpe_cached(&self, word: &str, out: &mut Vec<u32>) {
+    fn bpe_shared(&self, word: &str, out: &mut Vec<u32>) {
         if let Some(ids) = self.cache.read().expect("cache lock").get(word) {
             out.extend_from_slice(ids);
             return;
@@ -402,49 +425,62 @@ impl ClipTokenizer {
 
     /// Tokenizes one text (module documentation, steps 1–4).
     pub fn tokenize(&self, text: &str) -> Tokens {
-        let mut ids = Vec::with_capacity(self.context_length);
-        ids.push(START_ID);
-        ids.extend(self.encode(text));
-        ids.push(END_ID);
-        let full_len = ids.len();
-        if full_len > self.context_length {
-            ids.truncate(self.context_length);
-            *ids.last_mut().expect("context length ≥ 2") = END_ID;
-        }
-        let len = ids.len();
-        ids.resize(self.context_length, PAD_ID);
+        let mut buf = Vec::new();
+        let mut ids = vec![PAD_ID; self.context_length];
+        let (len, full_len, pool_index) = self.tokenize_into(text, &mut ids, &mut buf, None);
         Tokens {
-            pool_index: argmax_first(&ids),
             ids,
             len,
             full_len,
+            pool_index,
         }
     }
 
-    /// Tokenizes every text (in parallel over texts), row-major `[n, context_length]`.
+    /// Writes `text`'s ids into `row` (`context_length` long, all [`PAD_ID`]); returns `(len,
+    /// full_len, pool_index)` as in [`Tokens`]. `buf` is scratch space.
+    fn tokenize_into(
+        &self,
+        text: &str,
+        row: &mut [u32],
+        buf: &mut Vec<u32>,
+        local: Option<&mut WordCache>,
+    ) -> (usize, usize, usize) {
+        let ctx = self.context_length;
+        buf.clear();
+        buf.push(START_ID);
+        self.encode_into(text, buf, local);
+        buf.push(END_ID);
+        let full_len = buf.len();
+        let len = full_len.min(ctx);
+        row[..len].copy_from_slice(&buf[..len]);
+        row[len - 1] = END_ID; // already so unless truncated
+        (len, full_len, argmax_first(row))
+    }
+
+    /// Tokenizes every text, in parallel over texts (each thread with its own word cache),
+    /// row-major `[n, context_length]`.
     pub fn tokenize_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> TokenBatch {
         use rayon::prelude::*;
-        let rows: Vec<Tokens> = texts
-            .par_iter()
-            .with_min_len(64)
-            .map(|t| self.tokenize(t.as_ref()))
-            .collect();
-        let mut batch = TokenBatch {
-            ids: Vec::with_capacity(rows.len() * self.context_length),
-            context_length: self.context_length,
-            pool_index: Vec::with_capacity(rows.len()),
-            lens: Vec::with_capacity(rows.len()),
-            truncated: Vec::new(),
-        };
-        for (i, r) in rows.into_iter().enumerate() {
-            if r.truncated() {
-                batch.truncated.push(i);
-            }
-            batch.ids.extend_from_slice(&r.ids);
-            batch.pool_index.push(r.pool_index);
-            batch.lens.push(r.len);
+        let ctx = self.context_length;
+        let mut ids = vec![PAD_ID; texts.len() * ctx];
+        let mut meta = vec![(0usize, 0usize, 0usize); texts.len()];
+        ids.par_chunks_mut(ctx)
+            .zip(meta.par_iter_mut())
+            .zip(texts.par_iter())
+            .with_min_len(256)
+            .for_each_init(
+                || (WordCache::new(), Vec::new()),
+                |(cache, buf), ((row, m), text)| {
+                    *m = self.tokenize_into(text.as_ref(), row, buf, Some(cache));
+                },
+            );
+        TokenBatch {
+            ids,
+            context_length: ctx,
+            truncated: (0..meta.len()).filter(|&i| meta[i].1 > ctx).collect(),
+            lens: meta.iter().map(|m| m.0).collect(),
+            pool_index: meta.iter().map(|m| m.2).collect(),
         }
-        batch
     }
 
     /// The token string of `id` (byte characters, `</w>` ending a word), or `None` past the
