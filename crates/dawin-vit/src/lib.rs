@@ -42,8 +42,10 @@ pub mod dataset;
 pub mod error;
 pub mod model;
 pub mod preprocess;
+pub mod prompts;
 pub mod source;
 pub mod tensors;
+pub mod tokenizer;
 pub mod webdataset;
 pub mod weights;
 
@@ -54,8 +56,10 @@ pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
+pub use prompts::PromptError;
 pub use source::{Crop, FileSource, ImageSource};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
+pub use tokenizer::{ClipTokenizer, TokenBatch, TokenizerError, TokenizerSource, Tokens};
 pub use webdataset::{WdsOptions, WebDataset};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
