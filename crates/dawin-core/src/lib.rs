@@ -42,11 +42,13 @@ pub mod npy;
 pub mod state_dict;
 pub mod stats;
 pub mod temperature;
+pub mod torch;
 
 pub use dtype::{DType, Param};
 pub use error::{Error, Result};
 pub use expertise::{Context, Expertise, ModelOutputs};
 pub use state_dict::{write_safetensors, OwnedTensor, StateDict, TensorView};
+pub use torch::{open_torch, Checkpoint, TensorSource, TorchCheckpoint};
 
 use std::path::Path;
 
