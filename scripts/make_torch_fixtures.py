@@ -46,7 +46,8 @@ Files (all in crates/dawin-core/tests/fixtures/torch/):
                              rewritten with deflate-compressed entries; strided_archive_root.pt
                              saved through a BytesIO (zip root folder 'archive', not the file
                              stem); strided.pkl a plain
-                             pickle.dump of the dict. Expected: strided.safetensors.
+                             pickle.dump of the dict (protocol 4), strided_p0.pkl / strided_p2.pkl
+                             the same with protocols 0 (text opcodes) and 2. Expected: strided.safetensors.
   Refused / broken inputs (no expected file; the Rust tests check the error):
   evil_system.pkl            REDUCE of os.system('touch <PWNED>') -- bytes written by hand
   evil_exec.pkl              REDUCE of builtins.exec("open('<PWNED>','w')")
@@ -325,6 +326,14 @@ def main():
     with open(path("strided.pkl"), "wb") as f:
         pickle.dump(st, f)
     expect("strided.pkl", "strided.safetensors", pairs)
+    for proto in (0, 2):
+        # Protocol 0: text opcodes, bytes as _codecs.encode(<raw-unicode-escape text>, 'latin1').
+        with open(path(f"strided_p{proto}.pkl"), "wb") as f:
+            pickle.dump(st, f, protocol=proto)
+        with open(path(f"strided_p{proto}.pkl"), "rb") as f:
+            back = pickle.load(f)
+        assert list(back) == list(st) and all(torch.equal(back[k], st[k]) for k in st)
+        expect(f"strided_p{proto}.pkl", "strided.safetensors", pairs)
     buf = io.BytesIO()
     torch.save(st, buf)
     with open(path("strided_archive_root.pt"), "wb") as f:
