@@ -61,6 +61,8 @@ Files (all in crates/dawin-core/tests/fixtures/torch/):
   missing_key.pt             strided.pt without one of its archive/data/<key> entries
   complex.pt                 a complex64 tensor (unsupported dtype)
   quantized.pt               a quantized qint8 tensor (unsupported: _rebuild_qtensor)
+  float8.pt                  a float8_e4m3fn tensor (an UntypedStorage + torch dtype through
+                             _rebuild_tensor_v3; unsupported dtype)
   proto_bad_opcode.pkl       a pickle using an opcode the reader does not handle (EXT1)
   jit_no_tensors.pt          torch.jit.script of a module with no tensors
 
@@ -429,6 +431,7 @@ def main():
                 continue
             zout.writestr(info.filename, zin.read(info.filename))
     torch.save({"c": torch.tensor([1 + 2j, 3 - 1j], dtype=torch.complex64)}, path("complex.pt"))
+    torch.save({"f8": torch.zeros(3, dtype=torch.float8_e4m3fn)}, path("float8.pt"))  # _rebuild_tensor_v3
     q = torch.quantize_per_tensor(torch.tensor([0.5, -1.0, 2.0]), 0.1, 0, torch.qint8)
     torch.save({"q": q}, path("quantized.pt"))
     with open(path("proto_bad_opcode.pkl"), "wb") as f:

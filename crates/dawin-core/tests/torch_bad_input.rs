@@ -102,6 +102,12 @@ fn a_missing_storage_entry_names_the_tensor_and_the_key() {
 fn unsupported_dtypes_name_the_tensor() {
     let e = error_of(&fixture("complex.pt"));
     assert!(e.contains("tensor `c`") && e.contains("complex64"), "{e}");
+    // float8 goes through _rebuild_tensor_v3 (an untyped storage plus a dtype reference).
+    let e = error_of(&fixture("float8.pt"));
+    assert!(
+        e.contains("tensor `f8`") && e.contains("float8_e4m3fn"),
+        "{e}"
+    );
     let e = error_of(&fixture("quantized.pt"));
     assert!(e.contains("tensor `q`") && e.contains("quantized"), "{e}");
 }

@@ -196,3 +196,33 @@ fn checkpoint_enum_treats_safetensors_and_pytorch_alike() {
     assert!(e.contains("i32") && e.contains("strided.pt"), "{e}");
     assert_eq!(s.tensor_owned("w_t").unwrap().shape, [4, 6]);
 }
+
+/// The towers written for the integration task (architecture resolution, logits parity) read
+/// with open_clip's names, LayerScale included, and match their io files' shapes.
+#[test]
+fn integration_towers_read() {
+    for (tag, width, layers) in [
+        ("quickgelu", 64, 2),
+        ("gelu", 64, 2),
+        ("ls", 64, 2),
+        ("hw48", 96, 1),
+    ] {
+        let c = open_torch(fixture(&format!("arch_{tag}.pt"))).unwrap();
+        assert_eq!(c.tensor("visual.class_embedding").unwrap().shape(), [width]);
+        let blocks = c
+            .names()
+            .iter()
+            .filter(|n| n.ends_with(".attn.in_proj_weight"))
+            .count();
+        assert_eq!(blocks, layers, "{tag}");
+        let ls = c.names().iter().any(|n| n.ends_with("ls_1.gamma"));
+        assert_eq!(ls, tag == "ls", "{tag}");
+        assert_eq!(
+            c.tensor("classification_head.weight").unwrap().shape(),
+            [5, 32]
+        );
+        let io = StateDict::open(fixture(&format!("arch_{tag}_io.safetensors"))).unwrap();
+        assert_eq!(io.tensor("logits").unwrap().shape, [3, 5]);
+        assert_eq!(io.tensor("inputs").unwrap().shape, [3, 3, 32, 32]);
+    }
+}

@@ -1,7 +1,7 @@
 //! Random byte mutations (flips, truncations, insertions, overwrites with pickle opcodes) of the
 //! PyTorch fixtures: the reader returns a checkpoint or an error, never panics, and its peak heap
 //! use stays below 16 × the file size + 8 MiB. Peak heap is measured by a counting global
-//! allocator; the tests of this binary run one at a time (a lock) so that nothing else
+//! allocator (`TORCH_MUTATION_CASES` sets the number of cases, 1024 by default); the tests of this binary run one at a time (a lock) so that nothing else
 //! allocates meanwhile.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -175,7 +175,10 @@ fn mutated_fixtures_give_errors_not_panics_within_the_memory_bound() {
     }
     let n_files = files.len();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 1024,
+        cases: std::env::var("TORCH_MUTATION_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024),
         failure_persistence: None,
         ..ProptestConfig::default()
     });

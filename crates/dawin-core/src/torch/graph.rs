@@ -196,12 +196,19 @@ impl<'c, 'a> Walker<'c, 'a> {
 
     /// The `(key, value)` pairs of an object's state: a dict, or `(dict, slots)`.
     fn state_pairs(&self, s: &Value) -> Option<Vec<(Value, Value)>> {
+        let dict = |v: &Value| match v {
+            Value::Node(id) => match self.ctx.node(*id) {
+                Node::Dict(p) => Some(p.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
         let Value::Node(id) = s else { return None };
         match self.ctx.node(*id) {
             Node::Dict(p) => Some(p.clone()),
             Node::Tuple(t) if t.len() == 2 => {
-                let mut out = self.state_pairs(&t[0]).unwrap_or_default();
-                out.extend(self.state_pairs(&t[1]).unwrap_or_default());
+                let mut out = dict(&t[0]).unwrap_or_default();
+                out.extend(dict(&t[1]).unwrap_or_default());
                 Some(out)
             }
             _ => None,

@@ -534,6 +534,9 @@ fn inflate(
 /// `torch.UntypedStorage`, …) or of a dtype reference (`torch.float16`).
 pub(crate) fn storage_dtype(g: &Global) -> (Result<TorchDType, Rc<str>>, usize) {
     use TorchDType as D;
+    if g.module == "torch.storage" && g.name == "UntypedStorage" {
+        return (Ok(TorchDType::U8), 1);
+    }
     if g.module != "torch" && g.module != "torch.cuda" {
         return (
             Err(format!("storage type {} is not a PyTorch storage", g.dotted()).into()),

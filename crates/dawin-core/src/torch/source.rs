@@ -125,7 +125,8 @@ pub enum Checkpoint {
 
 impl Checkpoint {
     /// Opens `path` as PyTorch if it starts like a zip archive (`PK`) or a pickle (`0x80`),
-    /// as safetensors otherwise. Errors name the file.
+    /// as safetensors otherwise (then as a protocol 0/1 pickle if safetensors refuses a file that
+    /// starts with a pickle text opcode). Errors name the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
         let mut head = [0u8; 2];
@@ -135,9 +136,15 @@ impl Checkpoint {
             f.read(&mut head).map_err(|e| Error::io(path, e))?
         };
         if n >= 2 && (head == *b"PK" || head[0] == 0x80) {
-            Ok(Checkpoint::Torch(TorchCheckpoint::open(path)?))
-        } else {
-            Ok(Checkpoint::Safetensors(StateDict::open(path)?))
+            return Ok(Checkpoint::Torch(TorchCheckpoint::open(path)?));
+        }
+        match StateDict::open(path) {
+            Ok(s) => Ok(Checkpoint::Safetensors(s)),
+            // A protocol 0/1 pickle starts with a text opcode, which safetensors refuses.
+            Err(e) if n >= 1 && b"(}]cN".contains(&head[0]) => TorchCheckpoint::open(path)
+                .map(Checkpoint::Torch)
+                .map_err(|_| e),
+            Err(e) => Err(e),
         }
     }
 
