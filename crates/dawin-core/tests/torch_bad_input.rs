@@ -145,3 +145,30 @@ fn a_torchscript_archive_without_tensors_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_big_endian_archive_is_refused() {
+    use std::io::{Read, Write};
+    let src = std::fs::File::open(fixture("strided.pt")).unwrap();
+    let mut zin = zip::ZipArchive::new(src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big_endian.pt");
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .with_alignment(64);
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if name.ends_with("/byteorder") {
+            data = b"big".to_vec();
+        }
+        zout.start_file(name, opts).unwrap();
+        zout.write_all(&data).unwrap();
+    }
+    zout.finish().unwrap();
+    let e = error_of(&p);
+    assert!(e.contains("big-endian"), "{e}");
+}

@@ -208,6 +208,15 @@ fn zip_format(ctx: &mut Ctx<'_>) -> Result<Parsed> {
         entries,
         by_key: HashMap::new(),
     };
+    if entries_has(ctx, "byteorder") {
+        let b = entry_blob(ctx, "byteorder")?;
+        if &ctx.buffer(b.buf)[b.start..b.start + b.len] == b"big" {
+            return Err(ctx.error(format!(
+                "{root}/byteorder says `big`: written on a big-endian machine, which is not \
+                 handled"
+            )));
+        }
+    }
     let script = if is_script {
         Some(script_info(ctx)?)
     } else {
@@ -353,4 +362,8 @@ fn script_info(ctx: &mut Ctx<'_>) -> Result<ScriptInfo> {
         }
     }
     Ok(info)
+}
+
+fn entries_has(ctx: &Ctx<'_>, rel: &str) -> bool {
+    matches!(&ctx.pid, PidMode::Zip { entries, .. } if entries.contains_key(rel))
 }
