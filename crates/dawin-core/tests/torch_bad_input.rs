@@ -16,6 +16,7 @@ fn error_of(path: &Path) -> String {
     let e = open_torch(path).expect_err("must be refused").to_string();
     let file = path.file_name().unwrap().to_str().unwrap();
     assert!(e.contains(file), "the error does not name the file: {e}");
+    println!("{e}");
     e
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>) -> Result<Parsed> {
     if f.first() != Some(&0x80) && !f.first().is_some_and(|b| b"(}]cN".contains(b)) {
         let head: Vec<String> = f.iter().take(8).map(|b| format!("{b:02x}")).collect();
         return Err(ctx.error(format!(
-            "not a PyTorch checkpoint: neither a zip archive nor a pickle (it starts with bytes \
+            "neither a zip archive nor a pickle (it starts with bytes \
              {})",
             head.join(" ")
         )));
