@@ -12,7 +12,28 @@
 //! * [`metrics`]: accuracy (with class subsets), Pearson correlation, TT/TF/FT/FF splits;
 //! * [`state_dict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
 //!   merges (lerp, multi-lerp, task arithmetic) in f32/f16/bf16 with f32 arithmetic;
-//! * [`npy`]: `.npy` arrays to and from NumPy.
+//! * [`npy`]: `.npy` arrays to and from NumPy;
+//! * [`torch`]: PyTorch checkpoints read without Python and without running their code.
+//!
+//! ## PyTorch checkpoints
+//!
+//! [`open_torch`] reads the files researchers hold: zip and legacy `torch.save` state dicts,
+//! whole pickled `nn.Module`s (names rebuilt as `state_dict()` gives them), WiSE-FT's
+//! `pickle.dump` files and TorchScript archives, through an inert unpickler that never imports or
+//! calls anything and bounds every allocation by the file size. Tensors keep their dtype, shape
+//! and strides and are read lazily from the memory map. [`Checkpoint`] opens either a PyTorch or
+//! a safetensors file and both implement [`TensorSource`], so callers treat them alike:
+//!
+//! ```no_run
+//! use dawin_core::{Checkpoint, TensorSource};
+//! let ckpt = Checkpoint::open("finetune_clipvitb32.pt")?; // or a .safetensors
+//! for name in ckpt.tensor_names() {
+//!     let (dtype, shape) = ckpt.tensor_meta(name)?;
+//!     let values: Vec<f32> = ckpt.tensor_f32(name)?;
+//!     # let _ = (dtype, shape, values);
+//! }
+//! # Ok::<(), dawin_core::Error>(())
+//! ```
 //!
 //! ```
 //! use dawin_core::{coef, expertise::{Expertise, NegEntropy}, Context, ModelOutputs};
@@ -42,11 +63,13 @@ pub mod npy;
 pub mod state_dict;
 pub mod stats;
 pub mod temperature;
+pub mod torch;
 
 pub use dtype::{DType, Param};
 pub use error::{Error, Result};
 pub use expertise::{Context, Expertise, ModelOutputs};
 pub use state_dict::{write_safetensors, OwnedTensor, StateDict, TensorView};
+pub use torch::{open_torch, Checkpoint, TensorSource, TorchCheckpoint};
 
 use std::path::Path;
 

@@ -1,0 +1,172 @@
+//! One interface over safetensors and PyTorch checkpoints, so that callers treat both alike.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use super::TorchCheckpoint;
+use crate::dtype::{DType, Param};
+use crate::error::{Error, Result};
+use crate::state_dict::{OwnedTensor, StateDict};
+
+/// Read access to a checkpoint's tensors, whatever the file format: names, dtypes, shapes, data
+/// as row-major little-endian bytes (borrowed when the file stores them that way), as `f32` or
+/// in their own half type.
+///
+/// Names are listed in the file's order: sorted for safetensors ([`StateDict`]), state-dict order
+/// for PyTorch files. Tensors of a dtype without a [`DType`] (PyTorch `i32`, `i16`, `i8`, `bool`)
+/// are listed but their `dtype`/data calls fail with [`Error::UnsupportedDtype`], as safetensors
+/// dtypes outside [`DType`] do; [`TorchCheckpoint`] itself reads them.
+pub trait TensorSource {
+    /// The file.
+    fn path(&self) -> &Path;
+    /// Tensor names, in the file's order.
+    fn tensor_names(&self) -> Vec<&str>;
+    /// The dtype and shape of `name`; errors name the tensor and the file.
+    fn tensor_meta(&self, name: &str) -> Result<(DType, Vec<usize>)>;
+    /// The elements of `name`, row-major, little-endian: borrowed from the file when it stores
+    /// them so (always for safetensors; contiguous PyTorch tensors), gathered otherwise.
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>>;
+
+    /// The elements of `name` converted to `f32` (see [`crate::TensorView::to_f32_vec`]).
+    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let (dtype, shape) = self.tensor_meta(name)?;
+        let bytes = self.tensor_bytes(name)?;
+        let view = crate::TensorView {
+            name,
+            dtype,
+            shape: &shape,
+            bytes: &bytes,
+        };
+        Ok(view.to_f32_vec())
+    }
+
+    /// The elements of `name` in their own dtype `T` (`f32`, `f16` or `bf16`); an error names the
+    /// tensor, the file and both dtypes if `T` is not the tensor's dtype.
+    fn tensor_vec<T: Param>(&self, name: &str) -> Result<Vec<T>>
+    where
+        Self: Sized,
+    {
+        let (dtype, _) = self.tensor_meta(name)?;
+        if dtype != T::DTYPE {
+            return Err(Error::Mismatch(format!(
+                "tensor `{name}` in {} is {dtype}, not {}",
+                self.path().display(),
+                T::DTYPE
+            )));
+        }
+        Ok(bytemuck::pod_collect_to_vec(&self.tensor_bytes(name)?))
+    }
+
+    /// An owned, contiguous copy of `name`.
+    fn tensor_owned(&self, name: &str) -> Result<OwnedTensor> {
+        let (dtype, shape) = self.tensor_meta(name)?;
+        Ok(OwnedTensor {
+            name: name.to_string(),
+            dtype,
+            shape,
+            bytes: self.tensor_bytes(name)?.into_owned(),
+        })
+    }
+}
+
+impl TensorSource for StateDict {
+    fn path(&self) -> &Path {
+        StateDict::path(self)
+    }
+    fn tensor_names(&self) -> Vec<&str> {
+        self.names()
+    }
+    fn tensor_meta(&self, name: &str) -> Result<(DType, Vec<usize>)> {
+        let t = self.tensor(name)?;
+        Ok((t.dtype, t.shape.to_vec()))
+    }
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(self.tensor(name)?.bytes))
+    }
+}
+
+impl TensorSource for TorchCheckpoint {
+    fn path(&self) -> &Path {
+        TorchCheckpoint::path(self)
+    }
+    fn tensor_names(&self) -> Vec<&str> {
+        self.names()
+    }
+    fn tensor_meta(&self, name: &str) -> Result<(DType, Vec<usize>)> {
+        let t = self.tensor(name)?;
+        Ok((t.dtype_or_err()?, t.shape().to_vec()))
+    }
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        let t = self.tensor(name)?;
+        t.dtype_or_err()?;
+        Ok(t.contiguous_bytes())
+    }
+}
+
+/// A checkpoint of either kind, chosen from the file's first bytes (a zip archive or a pickle:
+/// PyTorch; otherwise safetensors).
+///
+/// ```no_run
+/// use dawin_core::torch::{Checkpoint, TensorSource};
+/// for path in ["finetune_clipvitb32.pt", "finetuned.safetensors"] {
+///     let ckpt = Checkpoint::open(path)?;
+///     let proj = ckpt.tensor_f32("model.visual.proj")?;
+///     # let _ = proj;
+/// }
+/// # Ok::<(), dawin_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum Checkpoint {
+    /// A safetensors file.
+    Safetensors(StateDict),
+    /// A PyTorch file (zip, legacy, pickle or TorchScript).
+    Torch(TorchCheckpoint),
+}
+
+impl Checkpoint {
+    /// Opens `path` as PyTorch if it starts like a zip archive (`PK`) or a pickle (`0x80`),
+    /// as safetensors otherwise (then as a protocol 0/1 pickle if safetensors refuses a file that
+    /// starts with a pickle text opcode). Errors name the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        let mut head = [0u8; 2];
+        let n = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            f.read(&mut head).map_err(|e| Error::io(path, e))?
+        };
+        if n >= 2 && (head == *b"PK" || head[0] == 0x80) {
+            return Ok(Checkpoint::Torch(TorchCheckpoint::open(path)?));
+        }
+        match StateDict::open(path) {
+            Ok(s) => Ok(Checkpoint::Safetensors(s)),
+            // A protocol 0/1 pickle starts with a text opcode, which safetensors refuses.
+            Err(e) if n >= 1 && b"(}]cN".contains(&head[0]) => TorchCheckpoint::open(path)
+                .map(Checkpoint::Torch)
+                .map_err(|_| e),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn inner(&self) -> &dyn TensorSource {
+        match self {
+            Checkpoint::Safetensors(s) => s,
+            Checkpoint::Torch(t) => t,
+        }
+    }
+}
+
+impl TensorSource for Checkpoint {
+    fn path(&self) -> &Path {
+        self.inner().path()
+    }
+    fn tensor_names(&self) -> Vec<&str> {
+        self.inner().tensor_names()
+    }
+    fn tensor_meta(&self, name: &str) -> Result<(DType, Vec<usize>)> {
+        self.inner().tensor_meta(name)
+    }
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        self.inner().tensor_bytes(name)
+    }
+}
