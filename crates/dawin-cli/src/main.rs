@@ -81,7 +81,7 @@ struct Common {
     /// Seed of the mixture fit.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory for report.json, per-sample .npy arrays and PNG plots.
+    /// Directory for report.json, per-sample .npy arrays and the plots (each as .png and .svg).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Logits cache directory (default: <out>/.dawin-cache).
@@ -96,7 +96,7 @@ struct Common {
     /// Evaluate WiSE-FT's grid on every dataset (the curve of the ID-vs-OOD plot).
     #[arg(long)]
     wise_curve: bool,
-    /// Skip the PNG plots.
+    /// Skip the plots.
     #[arg(long)]
     no_plots: bool,
     /// Device: auto (the GPU if one works, else the CPU), cpu, cuda or cuda:N.
@@ -514,6 +514,7 @@ pub(crate) fn run_eval(
     if let Some(o) = &out {
         dawin::report::write_outputs(&res, o)?;
         if !common.no_plots {
+            // Each writes the .png and its .svg twin.
             dawin::plot::lambda_histograms(&res.per_sample, &o.join("lambda_hist.png"))?;
             dawin::plot::id_vs_ood(r, &o.join("id_vs_ood.png"))?;
         }

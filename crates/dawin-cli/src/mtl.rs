@@ -34,7 +34,7 @@ pub(crate) struct MtlOpts {
     /// Seed of the mixture fit.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory for report.json, lambda_heatmap.png (mean λ_j per dataset, the paper's Fig. 7)
+    /// Directory for report.json, lambda_heatmap.png and .svg (mean λ_j per dataset, Fig. 7)
     /// and per dataset <dataset>/{entropy,lambda}.npy [N, M], cluster.npy, labels.npy,
     /// pred_<row>.npy and correct_<row>.npy.
     #[arg(long)]
@@ -214,7 +214,7 @@ pub(crate) fn run(
     println!("‖θ_j − θ0‖/‖θ0‖: {}", dist.join(", "));
     if let Some(dir) = &out {
         write_mtl_outputs(&output, dir)?;
-        dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?;
+        dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?; // + its .svg twin
         println!("outputs: {}", dir.display());
     }
     Ok(())

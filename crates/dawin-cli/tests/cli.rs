@@ -197,6 +197,10 @@ fn eval_table_agrees_with_the_json_report_and_the_per_sample_arrays() {
         let bytes = std::fs::read(Path::new(&out_dir).join(png)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
     }
+    for svg in ["lambda_hist.svg", "id_vs_ood.svg"] {
+        let text = std::fs::read_to_string(Path::new(&out_dir).join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("<text"), "{svg}");
+    }
     let db = std::fs::read_to_string(&results).unwrap();
     assert_eq!(db.lines().count(), 1);
     let line: Value = serde_json::from_str(db.lines().next().unwrap()).unwrap();

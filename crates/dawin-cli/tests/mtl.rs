@@ -119,6 +119,7 @@ fn demo_multi_task_table_agrees_with_the_json_and_the_scripts_accuracies() {
     assert!((json["scale"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     // The Fig. 7 heat map (its pixels are checked in crates/dawin/tests/mtl.rs).
     assert!(dir.path().join("lambda_heatmap.png").exists());
+    assert!(dir.path().join("lambda_heatmap.svg").exists());
     check_arrays(dir.path(), &json, 3);
 }
 
