@@ -22,11 +22,15 @@ Images (written by Pillow unless said; generated from a fixed seed, so reruns ar
         not composited: checked), palette 8-bit with tRNS, palette 4-bit, gray 1/2/4/8-bit,
         gray with tRNS, gray 16-bit (Pillow clips to 255: checked), RGB 16-bit, RGBA 16-bit,
         gray+alpha 8/16-bit, Adam7-interlaced RGB.
+Before writing, the pass-order rule (vertical first iff out_h < h and h - out_h > 2 (w - out_w))
+is confirmed on ~400 random resizes of noise images against compositions of single-axis resizes.
 Written into crates/dawin-vit/tests/fixtures/pixels/:
   the image files, and expected.safetensors with, per image NAME (file name):
     NAME/decoded  u8  [H, W, 3]   default_loader(path) as numpy
     NAME/s32      f32 [3, 32, 32] the eval transform at size 32 (also s64 for base_420, tiny_13x9,
                                   tall_90x250, and s224 for imagenet_like)
+  and resize/NAME/OWxOH u8 [OH, OW, 3]: Pillow's img.resize((OW, OH), BICUBIC) of the decoded
+  base_420.jpg and rgb.png to 14 sizes each (up, down, mixed, both pass orders).
   metadata: the versions, and per image the pass order Pillow used at each size.
 Reruns write identical images and tensors (the order of the safetensors header may differ).
 
@@ -37,6 +41,7 @@ import json
 import os
 import struct
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -222,8 +227,7 @@ def make_images():
 
 
 def pass_orders(path, size):
-    """Which pass order Pillow 13 used for the Resize of `path` at `size`: compares the real
-    resize with the two orders made of single-axis resizes (each one a single pass)."""
+    """The pass order Pillow 13 used for the Resize of `path` at `size`."""
     img = default_loader(path)
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
@@ -233,22 +237,74 @@ def pass_orders(path, size):
         return "none"
     if ow == w or oh == h:
         return "one-pass"
+    return order_of(img, ow, oh)
+
+
+def order_of(img, ow, oh):
+    """"vertical-first" / "horizontal-first" / "either": which composition of single-axis
+    resizes (each a single pass) equals Pillow's own two-pass resize of `img` to (ow, oh)."""
+    w, h = img.size
     real = np.asarray(img.resize((ow, oh), Image.BICUBIC))
     hv = np.asarray(img.resize((ow, h), Image.BICUBIC).resize((ow, oh), Image.BICUBIC))
     vh = np.asarray(img.resize((w, oh), Image.BICUBIC).resize((ow, oh), Image.BICUBIC))
     if np.array_equal(hv, vh):
+        assert np.array_equal(real, hv)
         return "either"
     if np.array_equal(real, vh):
         return "vertical-first"
-    assert np.array_equal(real, hv), f"{path} at {size}: neither pass order reproduces Pillow"
+    assert np.array_equal(real, hv), f"{img.size} -> {(ow, oh)}: neither pass order reproduces Pillow"
     return "horizontal-first"
+
+
+def vertical_first_rule(w, h, ow, oh):
+    """Pillow 13's pass order as dawin-vit implements it (pull request 9549)."""
+    return oh < h and (h - oh) > 2 * (w - ow)
+
+
+def check_pass_order_rule(trials=400):
+    """Confirms the rule on random sizes (random noise images, so the orders differ)."""
+    r = np.random.default_rng(7)
+    decided = 0
+    for _ in range(trials):
+        w, h = (int(v) for v in r.integers(2, 120, 2))
+        ow, oh = int(r.integers(1, 2 * w)), int(r.integers(1, 2 * h))
+        if r.random() < 0.5 and oh < h:  # near the boundary h - oh = 2 (w - ow)
+            ow = max(1, w - (h - oh) // 2 + int(r.integers(-2, 3)))
+        if ow == w or oh == h:
+            continue
+        img = Image.fromarray(r.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        got = order_of(img, ow, oh)
+        if got != "either":
+            decided += 1
+            want = "vertical-first" if vertical_first_rule(w, h, ow, oh) else "horizontal-first"
+            assert got == want, f"{(w, h)} -> {(ow, oh)}: Pillow {got}, rule {want}"
+    print(f"pass-order rule confirmed on {decided} random resizes")
+
+
+def resize_cases(images):
+    """Pillow's resize of two decoded fixture images to many sizes, both pass orders."""
+    r = np.random.default_rng(11)
+    out, orders = {}, {}
+    for name in images:
+        img = default_loader(os.path.join(OUT, name))
+        w, h = img.size
+        pairs = {(w - 1, 3), (w // 2, 2), (3, h - 1), (w + 7, h // 3), (1, 1), (2 * w, 2 * h)}
+        while len(pairs) < 14:
+            pairs.add((int(r.integers(1, 48)), int(r.integers(1, 48))))
+        for ow, oh in sorted(pairs):
+            out[f"resize/{name}/{ow}x{oh}"] = np.asarray(img.resize((ow, oh), Image.BICUBIC))
+            orders[f"resize/{name}/{ow}x{oh}"] = order_of(img, ow, oh) if ow != w and oh != h else "one-pass"
+    return out, orders
 
 
 def main():
     check_versions()
+    # Pillow's advice when converting palette + tRNS images; the conversion itself is the point.
+    warnings.filterwarnings("ignore", message="Palette images with Transparency")
     os.makedirs(OUT, exist_ok=True)
+    check_pass_order_rule()
     sizes = make_images()
-    tensors, orders = {}, {}
+    tensors, orders = resize_cases(["base_420.jpg", "rgb.png"])
     for name, ss in sorted(sizes.items()):
         path = os.path.join(OUT, name)
         img = default_loader(path)

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use common::{fixture, read_raw, RawTensors};
 use dawin_vit::preprocess::{
-    decode_image, load_image, preprocess_file, preprocess_file_into, preprocess_rgb, Preprocessor,
-    RgbImage,
+    decode_image, load_image, preprocess_file, preprocess_file_into, preprocess_rgb,
+    resize_bicubic, Preprocessor, RgbImage,
 };
 use rayon::prelude::*;
 
@@ -59,6 +59,7 @@ impl Pixels {
         let mut out: Vec<_> = self
             .raw
             .keys()
+            .filter(|k| !k.starts_with("resize/"))
             .filter_map(|k| {
                 let (name, s) = k.rsplit_once("/s")?;
                 let size: usize = s.parse().ok()?;
@@ -102,6 +103,39 @@ fn fixture_pins_pillow_13_and_covers_both_resize_pass_orders() {
         "{orders}"
     );
     assert!(px.images().len() >= 30, "{:?}", px.images());
+}
+
+#[test]
+fn resize_matches_pillow_13_bit_for_bit_in_both_pass_orders() {
+    let px = Pixels::load();
+    let mut orders = HashMap::<String, usize>::new();
+    let mut n = 0;
+    for (key, (dt, shape, want)) in &px.raw {
+        let Some(rest) = key.strip_prefix("resize/") else {
+            continue;
+        };
+        let (name, dims) = rest.rsplit_once('/').unwrap();
+        let (ow, oh) = dims.split_once('x').unwrap();
+        let (ow, oh): (usize, usize) = (ow.parse().unwrap(), oh.parse().unwrap());
+        assert_eq!(
+            (*dt, shape.clone()),
+            (safetensors::Dtype::U8, vec![oh, ow, 3])
+        );
+        let got = resize_bicubic(&px.decoded(name), ow, oh).unwrap();
+        assert_eq!(&got.pixels, want, "{key}");
+        let order = px.meta["pass_orders"]
+            .split(&format!("\"{key}\": \""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("no pass order for {key}"));
+        *orders.entry(order.to_string()).or_default() += 1;
+        n += 1;
+    }
+    assert!(n >= 28, "{n} resize cases");
+    assert!(
+        orders["vertical-first"] >= 3 && orders["horizontal-first"] >= 3,
+        "{orders:?}"
+    );
 }
 
 #[test]
@@ -164,6 +198,8 @@ fn every_image_preprocesses_like_torchvision_and_open_clip() {
 
 #[test]
 fn many_threads_give_the_same_tensors() {
+    fn is_send<T: Send>() {}
+    is_send::<Preprocessor>();
     let px = Pixels::load();
     let tensors = px.tensors();
     let work: Vec<_> = (0..4).flat_map(|_| tensors.iter()).collect();

@@ -29,6 +29,18 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use mozjpeg_sys as sys;
 
+extern "C" {
+    /// libjpeg-turbo's SIMD dispatcher (`jsimd.c`, or `jsimd_none.c` returning 0 when built
+    /// without SIMD): whether the ISLOW IDCT runs SIMD code on this CPU.
+    fn jsimd_can_idct_islow() -> c_int;
+}
+
+/// Whether libjpeg-turbo's SIMD code is compiled in and used on this CPU.
+pub(crate) fn simd_in_use() -> bool {
+    // SAFETY: no arguments; reads the CPU features once (thread-local cache in libjpeg-turbo).
+    unsafe { jsimd_can_idct_islow() != 0 }
+}
+
 /// The message of a libjpeg error, carried by the unwind out of `error_exit`.
 struct JpegError(String);
 

@@ -126,6 +126,15 @@ fn sniff(bytes: &[u8]) -> std::result::Result<Format, String> {
     ))
 }
 
+/// Whether JPEG decoding runs libjpeg-turbo's SIMD code: on x86-64 only when `nasm` was on the
+/// PATH when `mozjpeg-sys` was built (`apt-get install nasm` before the first build; otherwise
+/// the C code is built: same pixels, JPEG decoding about 1.5× slower) and the CPU has
+/// SSE2/AVX2.
+/// DCT scaling is never used (Pillow does not use it here).
+pub fn jpeg_simd() -> bool {
+    jpeg::simd_in_use()
+}
+
 /// Decodes JPEG or PNG bytes to RGB exactly as Pillow's `Image.open(f).convert("RGB")` (see the
 /// module doc); the error is a message (callers add the file name).
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
