@@ -17,7 +17,7 @@ use dawin_core::{DType, StateDict};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::preprocess::{load_image, preprocess_rgb, RgbImage};
+use crate::preprocess::{preprocess_file_into, preprocess_rgb, RgbImage};
 use crate::source::ImageSource;
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
@@ -355,10 +355,7 @@ impl ImageDataset {
             ));
         }
         match &self.source {
-            Source::Folder { files } => {
-                let img = load_image(&files[i])?;
-                preprocess_rgb(&img, s, out)
-            }
+            Source::Folder { files } => preprocess_file_into(&files[i], s, out),
             Source::Custom(src) => preprocess_rgb(&src.load_rgb(i)?, s, out),
             Source::Tensors { sd, images } => {
                 let bytes = sd.tensor("images")?.bytes;
