@@ -36,6 +36,7 @@ use half::{bf16, f16};
 use crate::config::VitConfig;
 use crate::cpu::check_images;
 use crate::model::ForwardOutput;
+use crate::params::{Module, ParamKey, ParamList, Part};
 use crate::weights::ClipWeights;
 
 /// Errors of the CUDA forward: the GPU side (no driver, no device, a launch) or the model side
@@ -117,81 +118,26 @@ fn patch_dim_padded(cfg: &VitConfig) -> usize {
     cfg.patch_dim().div_ceil(8) * 8
 }
 
-/// The arena of one model: `(name, shape, values)` in f32, converted by the caller.
+/// The arena of one model: `(name, shape, values)` in f32, converted by the caller: every
+/// tensor of the parameter list in list order, named as [`crate::ParamDef::name`] says, the patch
+/// embedding's columns padded with zeros from `3P²` to `K'`.
 fn arena_tensors(cfg: &VitConfig, w: &ClipWeights) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let v = &w.visual;
-    let (wd, e, pd, kp) = (
-        cfg.width,
-        cfg.embed_dim,
-        cfg.patch_dim(),
-        patch_dim_padded(cfg),
-    );
-    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut conv = vec![0.0f32; wd * kp];
-    for (o, r) in conv.chunks_mut(kp).zip(v.conv1.weight.chunks(pd)) {
-        o[..pd].copy_from_slice(r);
-    }
-    t.push(("conv1.weight".into(), vec![wd, kp], conv));
-    t.push((
-        "class_embedding".into(),
-        vec![wd],
-        v.class_embedding.clone(),
-    ));
-    t.push((
-        "positional_embedding".into(),
-        vec![cfg.num_tokens(), wd],
-        v.positional_embedding.clone(),
-    ));
-    let ln = |t: &mut Vec<_>, name: &str, l: &crate::weights::LayerNorm| {
-        t.push((format!("{name}.weight"), vec![wd], l.weight.clone()));
-        t.push((format!("{name}.bias"), vec![wd], l.bias.clone()));
-    };
-    ln(&mut t, "ln_pre", &v.ln_pre);
-    let lin = |t: &mut Vec<_>, w: &str, b: &str, l: &crate::weights::Linear| {
-        t.push((w.to_string(), vec![l.out_dim, l.in_dim], l.weight.clone()));
-        if let Some(bias) = &l.bias {
-            t.push((b.to_string(), vec![l.out_dim], bias.clone()));
-        }
-    };
-    for (i, blk) in v.resblocks.iter().enumerate() {
-        let p = format!("transformer.resblocks.{i}");
-        ln(&mut t, &format!("{p}.ln_1"), &blk.ln_1);
-        lin(
-            &mut t,
-            &format!("{p}.attn.in_proj_weight"),
-            &format!("{p}.attn.in_proj_bias"),
-            &blk.attn_in_proj,
-        );
-        lin(
-            &mut t,
-            &format!("{p}.attn.out_proj.weight"),
-            &format!("{p}.attn.out_proj.bias"),
-            &blk.attn_out_proj,
-        );
-        ln(&mut t, &format!("{p}.ln_2"), &blk.ln_2);
-        lin(
-            &mut t,
-            &format!("{p}.mlp.c_fc.weight"),
-            &format!("{p}.mlp.c_fc.bias"),
-            &blk.mlp_c_fc,
-        );
-        lin(
-            &mut t,
-            &format!("{p}.mlp.c_proj.weight"),
-            &format!("{p}.mlp.c_proj.bias"),
-            &blk.mlp_c_proj,
-        );
-    }
-    ln(&mut t, "ln_post", &v.ln_post);
-    // visual.proj is [W, E] in the checkpoint; Linear holds it as [E, W] (out, in).
-    t.push(("proj".into(), vec![e, wd], v.proj.weight.clone()));
-    lin(
-        &mut t,
-        "classification_head.weight",
-        "classification_head.bias",
-        &w.head,
-    );
-    t
+    let (pd, kp) = (cfg.patch_dim(), patch_dim_padded(cfg));
+    ParamList::new(cfg)
+        .iter()
+        .zip(w.params())
+        .map(|(def, data)| {
+            if def.key == ParamKey::new(Module::PatchEmbedding, Part::Weight) {
+                let mut conv = vec![0.0f32; def.shape[0] * kp];
+                for (o, r) in conv.chunks_mut(kp).zip(data.chunks(pd)) {
+                    o[..pd].copy_from_slice(r);
+                }
+                (def.name(), vec![def.shape[0], kp], conv)
+            } else {
+                (def.name(), def.shape.clone(), data.to_vec())
+            }
+        })
+        .collect()
 }
 
 fn host_arena<T: Param>(
@@ -233,57 +179,54 @@ struct BlockPtrs {
     proj: (u64, u64),
 }
 
-/// Addresses of one model's tensors in an arena of `layout` starting at address `base`.
-fn model_ptrs(base: u64, layout: &ArenaLayout, layers: usize) -> CudaResult<ModelPtrs> {
+/// Addresses of one model's tensors in an arena of `layout` starting at address `base`, each
+/// found through the parameter list.
+fn model_ptrs(base: u64, layout: &ArenaLayout, cfg: &VitConfig) -> CudaResult<ModelPtrs> {
     let size = layout.dtype().size() as u64;
-    let at =
-        |name: &str| -> CudaResult<u64> { Ok(base + layout.entry(name)?.offset as u64 * size) };
-    // A Linear without a bias has no arena entry: address 0 (the kernel adds nothing).
-    let opt = |name: &str| -> u64 {
-        layout
-            .get(name)
-            .map_or(0, |e| base + e.offset as u64 * size)
+    let list = ParamList::new(cfg);
+    // A tensor the config does not have (a linear map without a bias) has no arena entry:
+    // address 0 (the kernel adds nothing).
+    let opt = |key: ParamKey| -> CudaResult<u64> {
+        match list.index_of(&key).and_then(|i| list.get(i)) {
+            Some(def) => Ok(base + layout.entry(&def.name())?.offset as u64 * size),
+            None => Ok(0),
+        }
     };
-    let ln = |p: &str| -> CudaResult<(u64, u64)> {
-        Ok((at(&format!("{p}.weight"))?, at(&format!("{p}.bias"))?))
+    let at = |module: Module, part: Part, layer: Option<usize>| -> CudaResult<u64> {
+        opt(ParamKey {
+            module,
+            part,
+            layer,
+        })
     };
-    let blocks = (0..layers)
+    let pair = |module: Module, layer: Option<usize>| -> CudaResult<(u64, u64)> {
+        Ok((
+            at(module, Part::Weight, layer)?,
+            at(module, Part::Bias, layer)?,
+        ))
+    };
+    let blocks = (0..cfg.layers)
         .map(|i| {
-            let p = format!("transformer.resblocks.{i}");
+            let l = Some(i);
             Ok(BlockPtrs {
-                ln_1: ln(&format!("{p}.ln_1"))?,
-                qkv: (
-                    at(&format!("{p}.attn.in_proj_weight"))?,
-                    opt(&format!("{p}.attn.in_proj_bias")),
-                ),
-                out: (
-                    at(&format!("{p}.attn.out_proj.weight"))?,
-                    opt(&format!("{p}.attn.out_proj.bias")),
-                ),
-                ln_2: ln(&format!("{p}.ln_2"))?,
-                fc: (
-                    at(&format!("{p}.mlp.c_fc.weight"))?,
-                    opt(&format!("{p}.mlp.c_fc.bias")),
-                ),
-                proj: (
-                    at(&format!("{p}.mlp.c_proj.weight"))?,
-                    opt(&format!("{p}.mlp.c_proj.bias")),
-                ),
+                ln_1: pair(Module::Ln1, l)?,
+                qkv: pair(Module::AttnInProj, l)?,
+                out: pair(Module::AttnOutProj, l)?,
+                ln_2: pair(Module::Ln2, l)?,
+                fc: pair(Module::MlpFc, l)?,
+                proj: pair(Module::MlpProj, l)?,
             })
         })
         .collect::<CudaResult<Vec<_>>>()?;
     Ok(ModelPtrs {
-        conv1: at("conv1.weight")?,
-        cls: at("class_embedding")?,
-        pos: at("positional_embedding")?,
-        ln_pre: ln("ln_pre")?,
+        conv1: at(Module::PatchEmbedding, Part::Weight, None)?,
+        cls: at(Module::ClassEmbedding, Part::Weight, None)?,
+        pos: at(Module::PositionalEmbedding, Part::Weight, None)?,
+        ln_pre: pair(Module::LnPre, None)?,
         blocks,
-        ln_post: ln("ln_post")?,
-        proj: at("proj")?,
-        head: (
-            at("classification_head.weight")?,
-            opt("classification_head.bias"),
-        ),
+        ln_post: pair(Module::LnPost, None)?,
+        proj: at(Module::Proj, Part::Weight, None)?,
+        head: pair(Module::Head, None)?,
     })
 }
 
@@ -1083,7 +1026,7 @@ impl CudaVit {
                 ));
             }
             let base = device_address(gpu, self.arenas[s].buffer());
-            ptrs.push(model_ptrs(base, self.arenas[s].layout(), cfg.layers)?);
+            ptrs.push(model_ptrs(base, self.arenas[s].layout(), cfg)?);
         }
         let dt = self.precision.dtype();
         if profile.is_some() {

@@ -316,7 +316,7 @@ fn host_forward_arenas(
     let mut ptrs = Vec::new();
     for host in arenas {
         let base = mem.add(host.bytes().to_vec(), "arena");
-        ptrs.push(model_ptrs(base, host.layout(), cfg.layers).unwrap());
+        ptrs.push(model_ptrs(base, host.layout(), cfg).unwrap());
     }
     let sets = arenas.len();
     let sizes = work_sizes(cfg, batch, sets);
@@ -545,5 +545,24 @@ fn plan_over_a_merged_arena_matches_the_cpu_merge() {
             let e = rel_err(&l, &want);
             assert!(e < tol(p), "{p:?} {} inputs, w = {w:?}: {e:.2e}", inputs);
         }
+    }
+}
+
+/// The CUDA arena is the parameter list: the same tensors, names, order and shapes (the patch
+/// embedding padded to `K'` columns), and every address the forward reads is a tensor of it.
+#[test]
+fn arena_layout_agrees_with_the_parameter_list() {
+    let (c, w) = (cfg(), weights(2));
+    let list = ParamList::new(&c);
+    let host = model_arena(&c, &w, Precision::F16);
+    let entries = host.layout().entries();
+    assert_eq!(entries.len(), list.len());
+    for (e, d) in entries.iter().zip(&list) {
+        assert_eq!(e.name, d.name());
+        let mut shape = d.shape.clone();
+        if d.key == ParamKey::new(Module::PatchEmbedding, Part::Weight) {
+            shape[1] = patch_dim_padded(&c);
+        }
+        assert_eq!(e.shape, shape, "{}", e.name);
     }
 }

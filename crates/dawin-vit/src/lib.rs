@@ -38,6 +38,7 @@ pub mod cuda;
 pub mod dataset;
 pub mod error;
 pub mod model;
+mod params;
 pub mod preprocess;
 pub mod tensors;
 pub mod weights;
@@ -47,6 +48,7 @@ pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
+pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
 pub use weights::{
