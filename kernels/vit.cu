@@ -37,12 +37,10 @@
 // so the host emulation (DAWIN_HOST_EMULATION) replaces the one mma instruction by a warp-collective
 // C++ function following the same layout.
 //
-// No header is included (NVRTC ships none): half conversions are inline PTX or bit operations.
+// Element types and half-precision conversions come from half_types.cuh (shared with merge.cu).
 // The exact C signatures are mirrored in crates/dawin-kernels/src/source.rs.
 
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "half_types.cuh"
 
 // Must match VIT_MAX_SETS in crates/dawin-kernels/src/source.rs.
 #define VIT_MAX_SETS 8
@@ -60,40 +58,10 @@ typedef unsigned long long u64;
 #define VIT_HEAD_DIM 64  // largest head dimension (shared-memory rows)
 
 // ---------------------------------------------------------------------------------------------
-// Element types.
-
-__device__ __forceinline__ float vit_f16_to_f32(u16 h) {
-#ifdef DAWIN_HOST_EMULATION
-    return dawin_emu_f16_to_f32(h);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#endif
-}
-
-__device__ __forceinline__ u16 vit_f32_to_f16(float f) {
-#ifdef DAWIN_HOST_EMULATION
-    return dawin_emu_f32_to_f16(f);
-#else
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-#endif
-}
-
-__device__ __forceinline__ float vit_bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
-
-// Round to nearest even; NaN stays NaN (quiet bit set).
-__device__ __forceinline__ u16 vit_f32_to_bf16(float f) {
-    u32 x = __float_as_uint(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (u16)((x >> 16) | 0x0040u);
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (u16)(x >> 16);
-}
+// Tensor-core building blocks.
 
 // D = A·B + C on one m16n8k16 tile, f32 accumulators, per the PTX ISA fragment layout.
-template <bool BF> __device__ __forceinline__ void vit_mma(float* d, const u32* a, const u32* b) {
+template <int BF> __device__ __forceinline__ void vit_mma(float* d, const u32* a, const u32* b) {
 #ifdef DAWIN_HOST_EMULATION
     dawin_emu_mma_m16n8k16(BF, a, b, d);
 #else
@@ -128,18 +96,6 @@ __device__ __forceinline__ void vit_ldmatrix_x4(const u16* p, u32* d) {
                  : "memory");
 #endif
 }
-
-struct VitF16 {
-    static constexpr bool BF = false;
-    static __device__ __forceinline__ float to_f32(u16 x) { return vit_f16_to_f32(x); }
-    static __device__ __forceinline__ u16 from_f32(float x) { return vit_f32_to_f16(x); }
-};
-
-struct VitBF16 {
-    static constexpr bool BF = true;
-    static __device__ __forceinline__ float to_f32(u16 x) { return vit_bf16_to_f32(x); }
-    static __device__ __forceinline__ u16 from_f32(float x) { return vit_f32_to_bf16(x); }
-};
 
 __device__ __forceinline__ float vit_quick_gelu(float x) { return x / (1.0f + expf(-1.702f * x)); }
 
@@ -213,10 +169,10 @@ __device__ __forceinline__ void vit_im2col(const float* img, u16* out, u32 batch
 }
 
 extern "C" __global__ void vit_im2col_f16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld) {
-    vit_im2col<VitF16>(img, out, batch, size, ps, ld);
+    vit_im2col<F16>(img, out, batch, size, ps, ld);
 }
 extern "C" __global__ void vit_im2col_bf16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld) {
-    vit_im2col<VitBF16>(img, out, batch, size, ps, ld);
+    vit_im2col<BF16>(img, out, batch, size, ps, ld);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,28 +341,28 @@ template <class D, bool BLEND, bool LDSM> __device__ __forceinline__ void vit_ge
 }
 
 extern "C" __global__ void vit_gemm_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, false, true>(p);
+    vit_gemm<F16, false, true>(p);
 }
 extern "C" __global__ void vit_gemm_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, false, true>(p);
+    vit_gemm<BF16, false, true>(p);
 }
 extern "C" __global__ void vit_gemm_lds_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, false, false>(p);
+    vit_gemm<F16, false, false>(p);
 }
 extern "C" __global__ void vit_gemm_lds_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, false, false>(p);
+    vit_gemm<BF16, false, false>(p);
 }
 extern "C" __global__ void vit_gemm_blend_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, true, true>(p);
+    vit_gemm<F16, true, true>(p);
 }
 extern "C" __global__ void vit_gemm_blend_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, true, true>(p);
+    vit_gemm<BF16, true, true>(p);
 }
 extern "C" __global__ void vit_gemm_blend_lds_f16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitF16, true, false>(p);
+    vit_gemm<F16, true, false>(p);
 }
 extern "C" __global__ void vit_gemm_blend_lds_bf16(const __grid_constant__ VitGemmParams p) {
-    vit_gemm<VitBF16, true, false>(p);
+    vit_gemm<BF16, true, false>(p);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,8 +389,8 @@ template <class D> __device__ __forceinline__ void vit_embed(const VitEmbedParam
     }
 }
 
-extern "C" __global__ void vit_embed_f16(const __grid_constant__ VitEmbedParams p) { vit_embed<VitF16>(p); }
-extern "C" __global__ void vit_embed_bf16(const __grid_constant__ VitEmbedParams p) { vit_embed<VitBF16>(p); }
+extern "C" __global__ void vit_embed_f16(const __grid_constant__ VitEmbedParams p) { vit_embed<F16>(p); }
+extern "C" __global__ void vit_embed_bf16(const __grid_constant__ VitEmbedParams p) { vit_embed<BF16>(p); }
 
 // ---------------------------------------------------------------------------------------------
 // Layer norm: one warp per row, 8 rows per block.
@@ -473,8 +429,8 @@ template <class D> __device__ __forceinline__ void vit_layernorm(const VitLnPara
     }
 }
 
-extern "C" __global__ void vit_layernorm_f16(const __grid_constant__ VitLnParams p) { vit_layernorm<VitF16>(p); }
-extern "C" __global__ void vit_layernorm_bf16(const __grid_constant__ VitLnParams p) { vit_layernorm<VitBF16>(p); }
+extern "C" __global__ void vit_layernorm_f16(const __grid_constant__ VitLnParams p) { vit_layernorm<F16>(p); }
+extern "C" __global__ void vit_layernorm_bf16(const __grid_constant__ VitLnParams p) { vit_layernorm<BF16>(p); }
 
 // ---------------------------------------------------------------------------------------------
 // Attention. qkv: T [batch·seq, 3·heads·hd] (q | k | v, head h at columns h·hd of each third);
@@ -576,10 +532,10 @@ __device__ __forceinline__ void vit_attention(const u16* qkv, u16* out, u32 batc
 }
 
 extern "C" __global__ void vit_attention_f16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale) {
-    vit_attention<VitF16>(qkv, out, batch, seq, heads, hd, scale);
+    vit_attention<F16>(qkv, out, batch, seq, heads, hd, scale);
 }
 extern "C" __global__ void vit_attention_bf16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale) {
-    vit_attention<VitBF16>(qkv, out, batch, seq, heads, hd, scale);
+    vit_attention<BF16>(qkv, out, batch, seq, heads, hd, scale);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -603,8 +559,8 @@ template <class D> __device__ __forceinline__ void vit_l2norm(const float* x, fl
 }
 
 extern "C" __global__ void vit_l2norm_f16(const float* x, float* feats, u16* out, u32 rows, u32 d) {
-    vit_l2norm<VitF16>(x, feats, out, rows, d);
+    vit_l2norm<F16>(x, feats, out, rows, d);
 }
 extern "C" __global__ void vit_l2norm_bf16(const float* x, float* feats, u16* out, u32 rows, u32 d) {
-    vit_l2norm<VitBF16>(x, feats, out, rows, d);
+    vit_l2norm<BF16>(x, feats, out, rows, d);
 }

@@ -69,6 +69,10 @@ inline unsigned short dawin_emu_f32_to_f16(float f) {
     return h;
 }
 
+// The kernels' own element types and conversions (the two f16 conversions above replace their
+// inline PTX under DAWIN_HOST_EMULATION).
+#include "../kernels/half_types.cuh"
+
 // Warp shuffles: the 32 lanes of a warp are 32 threads sharing a slot array and a barrier.
 struct EmuWarp {
     std::barrier<> bar{32};
@@ -149,7 +153,7 @@ struct EmuMmaSlots {
 inline thread_local EmuMmaSlots* emu_mma = nullptr;
 
 inline float dawin_emu_half_bits_to_f32(bool bf16, unsigned short h) {
-    return bf16 ? __uint_as_float((unsigned)h << 16) : dawin_emu_f16_to_f32(h);
+    return bf16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
 // D = A·B + C for the warp, with the fragment layout of the PTX ISA (groupID g = lane >> 2,

@@ -120,10 +120,21 @@ impl KernelSource {
         self.file.strip_suffix(".cu").unwrap_or(self.file)
     }
 
-    /// FNV-1a 64 hash of the source with carriage returns removed (so that a checkout with
-    /// CRLF line endings hashes the same).
+    /// The headers of [`HEADERS`] this source includes (`#include "name"`), in include order.
+    pub fn headers(&self) -> Vec<&'static KernelHeader> {
+        included_headers(self.source)
+    }
+
+    /// FNV-1a 64 hash of the source followed by the name and text of every header it includes,
+    /// with carriage returns removed (so that a checkout with CRLF line endings hashes the
+    /// same): editing a header makes the PTX of every file that includes it stale.
     pub fn source_hash(&self) -> u64 {
-        fnv1a64(self.source.bytes().filter(|&b| b != b'\r'))
+        let mut bytes: Vec<u8> = self.source.bytes().collect();
+        for h in self.headers() {
+            bytes.extend(h.name.bytes());
+            bytes.extend(h.source.bytes());
+        }
+        fnv1a64(bytes.into_iter().filter(|&b| b != b'\r'))
     }
 
     /// The source hash recorded in the header of the shipped PTX, if any.
@@ -131,10 +142,48 @@ impl KernelSource {
         recorded_source_hash(self.shipped_ptx)
     }
 
-    /// True when the shipped PTX was generated from the current source.
+    /// True when the shipped PTX was generated from the current source (and headers).
     pub fn shipped_ptx_is_current(&self) -> bool {
         self.shipped_source_hash() == Some(self.source_hash())
     }
+}
+
+/// A header of `kernels/` that kernel sources include by name (`#include "half_types.cuh"`).
+/// NVRTC has no file system: it receives every header's text under its name
+/// (`nvrtcCreateProgram`'s `headers` / `includeNames`); the host emulation includes the file.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelHeader {
+    /// File name inside `kernels/`, as the sources include it.
+    pub name: &'static str,
+    /// The header's text (embedded at build time).
+    pub source: &'static str,
+}
+
+/// `kernels/half_types.cuh`: integer typedefs, f16/bf16 conversions and the element structs.
+pub const HALF_TYPES: KernelHeader = KernelHeader {
+    name: "half_types.cuh",
+    source: include_str!("../kernels/half_types.cuh"),
+};
+
+/// Every header a kernel source may include.
+pub const HEADERS: &[KernelHeader] = &[HALF_TYPES];
+
+/// The headers of [`HEADERS`] that `source` includes with `#include "name"`, in include order
+/// (each once).
+fn included_headers(source: &str) -> Vec<&'static KernelHeader> {
+    let mut out: Vec<&'static KernelHeader> = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("#include") else {
+            continue;
+        };
+        let name = rest.trim().trim_matches('"');
+        if let Some(h) = HEADERS.iter().find(|h| h.name == name) {
+            if !out.iter().any(|o| o.name == h.name) {
+                out.push(h);
+            }
+        }
+    }
+    out
 }
 
 use ArgKind::{Ptr, F32, U32, U64};
@@ -568,6 +617,34 @@ mod tests {
         let header = ptx_header(&MERGE, (12, 4));
         assert_eq!(recorded_source_hash(&header), Some(MERGE.source_hash()));
         assert!(header.lines().all(|l| l.starts_with("//")));
+    }
+
+    #[test]
+    fn every_include_is_a_registered_header_and_changes_the_hash() {
+        for src in SOURCES {
+            for line in src.source.lines() {
+                if let Some(rest) = line.trim().strip_prefix("#include") {
+                    let name = rest.trim().trim_matches('"');
+                    assert!(
+                        HEADERS.iter().any(|h| h.name == name),
+                        "{}: `{name}` is not in HEADERS (NVRTC would not find it)",
+                        src.file
+                    );
+                }
+            }
+            assert!(
+                src.headers().iter().any(|h| h.name == "half_types.cuh"),
+                "{} does not include half_types.cuh",
+                src.file
+            );
+        }
+        // The hash covers the header: the same source with another header text differs.
+        let plain = fnv1a64(MERGE.source.bytes().filter(|&b| b != b'\r'));
+        assert_ne!(MERGE.source_hash(), plain);
+        // No header defines a kernel.
+        for h in HEADERS {
+            assert!(!h.source.contains("__global__"), "{}", h.name);
+        }
     }
 
     #[test]
