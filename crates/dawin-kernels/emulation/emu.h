@@ -127,8 +127,8 @@ inline void emu_launch(unsigned grid, unsigned block, bool warps, const std::fun
 }
 
 // ---------------------------------------------------------------------------------------------
-// Block-level built-ins for kernels/vit.cu: shared memory, __syncthreads, __syncwarp, 3-D grids,
-// and the tensor-core mma as a warp-collective C++ function.
+// Block-level built-ins for the forward's kernels (gemm.cu, attention.cu, norm.cu): shared memory,
+// __syncthreads, __syncwarp, 3-D grids, and the tensor-core mma as a warp-collective C++ function.
 //
 // Blocks run one at a time and every thread of a block is an OS thread, so `__shared__` can be a
 // function-local static (one object per kernel instantiation, reused by the next block, which

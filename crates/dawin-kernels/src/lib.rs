@@ -15,10 +15,13 @@
 //! * Parameter arenas: all tensors of a checkpoint in one buffer with an offset table
 //!   ([`ArenaLayout`], [`HostArena`], [`DeviceArena`]), so merging a whole model is one launch
 //!   ([`Gpu::lerp_arena`]) and a forward pass can read its weights from the arena a merge wrote.
-//! * The CLIP ViT forward kernels (`kernels/vit.cu`, sm_80 and newer): im2col, a tensor-core
-//!   GEMM (`mma.sync` m16n8k16, f16/bf16 in, f32 accumulation) with fused bias / QuickGELU /
-//!   residual epilogues and a per-row blend over up to 8 weight sets, embeddings, layer norm,
-//!   attention and L2 normalisation ([`vit`]), launched by `dawin-vit`'s CUDA forward.
+//! * Transformer kernels (sm_80 and newer), f16/bf16 with f32 accumulation: a tensor-core GEMM
+//!   (`mma.sync` m16n8k16) with fused bias / QuickGELU / residual epilogues and a per-row blend
+//!   over up to 8 weight sets ([`Gpu::gemm`], `kernels/gemm.cu`), layer norm and L2
+//!   normalisation ([`Gpu::layer_norm`], [`Gpu::l2_normalize`], `norm.cu`), attention
+//!   ([`Gpu::attention`], `attention.cu`), im2col and token embeddings ([`Gpu::im2col`],
+//!   [`Gpu::embed_tokens`], `embed.cu`). Safe launchers on typed device views, each checking
+//!   the views against its shape; `dawin-vit`'s CUDA forward is built from them.
 //! * [`Backend`]: the same operations on host slices, on the GPU when [`Gpu::new`] succeeds and
 //!   on the CPU references otherwise.
 //!
@@ -60,19 +63,30 @@
 
 mod arena;
 mod backend;
+mod buffer;
 mod checks;
+mod device;
 mod error;
-mod gpu;
+mod gemm;
+mod launch;
 mod layout;
+mod merge;
 pub mod nvrtc;
+mod ops;
+mod row_stats;
 pub mod source;
-pub mod vit;
 
 pub use arena::DeviceArena;
 pub use backend::Backend;
+pub use buffer::{DeviceVec, DeviceView, DeviceViewMut};
+pub use device::{Gpu, GpuOptions, PtxSource};
 pub use error::{Error, Result};
-pub use gpu::{DeviceVec, DeviceView, DeviceViewMut, Gpu, GpuOptions, PtxSource};
+pub use gemm::{FragmentLoad, GemmShape, GemmWeights};
 pub use layout::{param_names, ArenaEntry, ArenaLayout, HostArena, ARENA_ALIGN, ARENA_GRANULE};
+pub use ops::{
+    AttentionShape, EmbedShape, EmbedWeights, Half, Im2colShape, L2NormShape, LayerNormShape,
+    NormWeights, Output, MAX_HEAD_DIM,
+};
 
 /// The cudarc version this crate is built on (for [`Gpu::context`] / [`Gpu::stream`] users).
 pub use cudarc;
