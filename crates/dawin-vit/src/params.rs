@@ -700,7 +700,7 @@ mod tests {
 
     /// Every list derived from the table agrees with [`ParamList`]: names, order, shapes and
     /// count of `params`, `encoder_params`, `param_groups`, `encoder_specs` and `to_tensor_map`
-    /// in both namings, and the blended stacks. (The CUDA arena: `cuda_host.rs`.)
+    /// in both namings, and the blended stacks. (The CUDA arena: `cuda/host.rs`.)
     #[test]
     fn every_derived_list_agrees_with_the_one_list() {
         let c = cfg();
