@@ -25,7 +25,7 @@
 //!
 //! Run: `cargo bench -p dawin-benches --bench vit_cuda` (env: `VIT_CUDA_BATCH`, default 256;
 //! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`). Without a GPU it prints
-//! a SKIPPED line.
+//! a SKIPPED line naming the cause (`DAWIN_REQUIRE_GPU=1`: it fails instead).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,13 +114,10 @@ fn gemm_alone_t<T: Half>(
 }
 
 fn main() {
-    let gpu = match Gpu::new() {
-        Ok(g) => Arc::new(g),
-        Err(e) => {
-            println!("SKIPPED: no CUDA device ({e}); vit_cuda bench not run");
-            return;
-        }
+    let Some(gpu) = dawin_kernels::harness::gpu_or_skip("vit_cuda bench not run") else {
+        return;
     };
+    let gpu = Arc::new(gpu);
     let batch = env_usize("VIT_CUDA_BATCH", 256);
     let iters = env_usize("VIT_CUDA_ITERS", 10).max(1);
     let models = std::env::var("VIT_CUDA_MODELS").unwrap_or_else(|_| "b32,b16".into());

@@ -97,14 +97,20 @@ impl Gpu {
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(Error::NoDriver);
         }
-        let count = CudaContext::device_count().map_err(|e| Error::NoDevice {
-            ordinal,
-            reason: format!("the driver reports {e}"),
-        })?;
+        let visible = std::env::var("CUDA_VISIBLE_DEVICES")
+            .map(|v| format!(" (CUDA_VISIBLE_DEVICES={v:?})"))
+            .unwrap_or_default();
+        let count = match CudaContext::device_count() {
+            Ok(n) => n,
+            Err(e) if e.0 == CUresult::CUDA_ERROR_NO_DEVICE => 0,
+            // e.g. CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: a GPU may well be there (see
+            // Error::start_failure).
+            Err(e) => return Err(Error::driver("initialising the CUDA driver (cuInit)")(e)),
+        };
         if ordinal >= count.max(0) as usize {
             return Err(Error::NoDevice {
                 ordinal,
-                reason: format!("{count} CUDA device(s) visible"),
+                reason: format!("{count} CUDA device(s) visible{visible}"),
             });
         }
         let ctx = CudaContext::new(ordinal).map_err(Error::driver(format!(
@@ -206,6 +212,14 @@ impl Gpu {
     /// CUDA version of the driver, e.g. `12.4`.
     pub fn driver_version(&self) -> String {
         driver_version_string(self.driver_version)
+    }
+
+    /// CUDA version of the driver as `(major, minor)`, e.g. `(12, 4)`.
+    pub fn driver_version_number(&self) -> (i32, i32) {
+        (
+            self.driver_version / 1000,
+            (self.driver_version % 1000) / 10,
+        )
     }
 
     /// Where the loaded PTX came from.

@@ -68,6 +68,7 @@ mod checks;
 mod device;
 mod error;
 mod gemm;
+pub mod harness;
 mod launch;
 mod layout;
 mod merge;
@@ -80,7 +81,7 @@ pub use arena::DeviceArena;
 pub use backend::Backend;
 pub use buffer::{DeviceVec, DeviceView, DeviceViewMut};
 pub use device::{Gpu, GpuOptions, PtxSource};
-pub use error::{Error, Result};
+pub use error::{Error, Result, StartFailure};
 pub use gemm::{FragmentLoad, GemmShape, GemmWeights};
 pub use layout::{param_names, ArenaEntry, ArenaLayout, HostArena, ARENA_ALIGN, ARENA_GRANULE};
 pub use ops::{

@@ -173,6 +173,13 @@ pub fn generate_shipped_ptx(src: &KernelSource) -> Result<String> {
     Ok(out)
 }
 
+/// True when an NVRTC of version `nvrtc` is newer than a driver of CUDA version `driver` (both
+/// `(major, minor)`): the PTX it writes then needs a newer driver, which refuses it
+/// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`), so run-time compilation cannot be used there.
+pub fn nvrtc_newer_than_driver(nvrtc: (i32, i32), driver: (i32, i32)) -> bool {
+    nvrtc > driver
+}
+
 /// The virtual architecture to compile for at run time on a device of compute capability
 /// `(major, minor)`: the newest one NVRTC supports that is not newer than the device.
 pub fn runtime_arch(cc: (i32, i32), supported: &[i32]) -> Option<String> {
@@ -205,6 +212,15 @@ mod tests {
             Some("compute_90")
         );
         assert_eq!(runtime_arch((3, 5), &supported), None);
+    }
+
+    #[test]
+    fn nvrtc_newer_than_the_driver() {
+        assert!(nvrtc_newer_than_driver((12, 9), (12, 4)));
+        assert!(nvrtc_newer_than_driver((13, 0), (12, 9)));
+        assert!(!nvrtc_newer_than_driver((12, 4), (12, 4)));
+        assert!(!nvrtc_newer_than_driver((12, 4), (12, 8)));
+        assert!(!nvrtc_newer_than_driver((11, 8), (12, 0)));
     }
 
     #[test]
