@@ -19,71 +19,15 @@
 // (fewer elements than one vector). When a pointer is not 16-byte aligned the whole range
 // goes through the scalar loop. The arena of dawin-kernels aligns every tensor to 256 bytes.
 //
-// No header is included: NVRTC ships none, so half-precision conversions are inline PTX and bit
-// operations. DAWIN_HOST_EMULATION (never set by NVRTC) swaps the two inline-PTX conversions for
-// host code, so that crates/dawin-kernels/emulation/ can run these kernels on the CPU. The exact C signatures are mirrored in crates/dawin-kernels/src/source.rs; keep
-// both in step (a CPU test checks them against this file and the shipped PTX).
+// Element types and half-precision conversions come from half_types.cuh (shared with the
+// forward's kernels). The exact C signatures are mirrored in crates/dawin-kernels/src/source.rs;
+// keep both in step (a CPU test checks them against this file and the shipped PTX).
 
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "half_types.cuh"
 
 // Must match MAX_OUTPUTS / MAX_MODELS in crates/dawin-kernels/src/source.rs.
 #define DAWIN_MAX_OUTPUTS 16
 #define DAWIN_MAX_MODELS 32
-
-// ---------------------------------------------------------------------------------------------
-// Element types: storage type, conversions to and from f32.
-
-__device__ __forceinline__ float f16_to_f32(u16 h) {
-#ifdef DAWIN_HOST_EMULATION
-    return dawin_emu_f16_to_f32(h);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#endif
-}
-
-__device__ __forceinline__ u16 f32_to_f16(float f) {
-#ifdef DAWIN_HOST_EMULATION
-    return dawin_emu_f32_to_f16(f);
-#else
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-#endif
-}
-
-__device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
-
-// Round to nearest even; NaN stays NaN (quiet bit set), like half::bf16::from_f32.
-__device__ __forceinline__ u16 f32_to_bf16(float f) {
-    u32 x = __float_as_uint(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) {
-        return (u16)((x >> 16) | 0x0040u);
-    }
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (u16)(x >> 16);
-}
-
-struct F32 {
-    typedef float T;
-    static __device__ __forceinline__ float to_f32(float x) { return x; }
-    static __device__ __forceinline__ float from_f32(float x) { return x; }
-};
-
-struct F16 {
-    typedef u16 T;
-    static __device__ __forceinline__ float to_f32(u16 x) { return f16_to_f32(x); }
-    static __device__ __forceinline__ u16 from_f32(float x) { return f32_to_f16(x); }
-};
-
-struct BF16 {
-    typedef u16 T;
-    static __device__ __forceinline__ float to_f32(u16 x) { return bf16_to_f32(x); }
-    static __device__ __forceinline__ u16 from_f32(float x) { return f32_to_bf16(x); }
-};
 
 // ---------------------------------------------------------------------------------------------
 // Packs of N elements held as raw 32-bit words, loaded and stored as whole 16-byte vectors.

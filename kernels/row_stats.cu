@@ -19,11 +19,10 @@
 // A row with a non-finite logit gets `bad_col` = its first non-finite column and NaN statistics;
 // the Rust side turns that into the error of the CPU reference (dawin_core::stats).
 //
-// No header is included (NVRTC ships none). The exact C signature is mirrored in
+// The integer typedefs come from half_types.cuh. The exact C signature is mirrored in
 // crates/dawin-kernels/src/source.rs and the output struct in RowStatsRaw there.
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "half_types.cuh"
 
 #define NO_BAD_COL 0xffffffffu
 

@@ -66,17 +66,17 @@ def main():
                 r["file"] = name
                 rows.append(r)
 
-    print(f"{'file':<15} {'kernel':<18} {'arch':<6} {'regs':>4} {'stack':>6} "
+    print(f"{'file':<15} {'kernel':<24} {'arch':<6} {'regs':>4} {'stack':>6} "
           f"{'spill st':>9} {'spill ld':>9}")
     for r in rows:
         spills = r["spill_st"] + r["spill_ld"]
         flag = ""
         if spills and r["file"] in args.no_spills:
-            flag = "  <- FAIL: spills in a merge kernel"
+            flag = "  <- FAIL: spills in a kernel that must not spill"
             failed = True
         elif spills:
             flag = "  <- spills"
-        print(f"{r['file']:<15} {r['kernel']:<18} {r['arch']:<6} {r['regs']!s:>4} "
+        print(f"{r['file']:<15} {r['kernel']:<24} {r['arch']:<6} {r['regs']!s:>4} "
               f"{r['stack']:>6} {r['spill_st']:>9} {r['spill_ld']:>9}{flag}")
     if failed:
         print("kernel check FAILED")

@@ -5,7 +5,7 @@
 #     (`cargo run -p dawin-kernels --example gen_ptx`) and fails when the result differs from
 #     the PTX shipped in crates/dawin-kernels/ptx/ (so the shipped PTX always matches the sources);
 #  3. assembles every shipped PTX file with ptxas for sm_80 and sm_90, prints registers, stack and
-#     spills per kernel, and fails on an assembly error or on spills in the merge and ViT kernels;
+#     spills per kernel, and fails on an assembly error or on spills in the merge and forward kernels;
 #  4. runs the kernels on the CPU through a host emulation of the CUDA built-ins
 #     (crates/dawin-kernels/emulation/, C++20 with address and UB sanitizers) against
 #     independent references: indexing, tails, alignment dispatch and warp reductions.
@@ -68,7 +68,7 @@ echo "shipped PTX matches the sources"
 
 echo "-- ptxas: registers and spills per kernel"
 python3 scripts/check_kernels.py --ptxas "$PTXAS" --archs $ARCHS \
-    --no-spills merge.ptx vit.ptx -- "$SHIPPED"/*.ptx
+    --no-spills merge.ptx gemm.ptx attention.ptx norm.ptx embed.ptx -- "$SHIPPED"/*.ptx
 
 echo "-- host emulation of the kernels (no GPU: logic, tails, alignment, warp reductions)"
 if command -v g++ >/dev/null 2>&1; then
@@ -76,13 +76,14 @@ if command -v g++ >/dev/null 2>&1; then
         -fsanitize=address,undefined -fno-sanitize-recover=all \
         crates/dawin-kernels/emulation/emulate.cpp -o "$GEN/emulate"
     "$GEN/emulate"
-    # The ViT kernels (kernels/vit.cu): every block's threads as OS threads (__syncthreads,
-    # shared memory), the tensor-core mma as a warp-collective function with the PTX ISA's
-    # fragment layout; checked against double-precision references at odd sizes.
+    # The forward's kernels (kernels/gemm.cu, attention.cu, norm.cu, embed.cu): every block's
+    # threads as OS threads (__syncthreads, shared memory), the tensor-core mma as a
+    # warp-collective function with the PTX ISA's fragment layout; checked against
+    # double-precision references at odd sizes.
     g++ -std=c++20 -O1 -ffp-contract=off -pthread -Wno-unknown-pragmas \
         -fsanitize=address,undefined -fno-sanitize-recover=all \
-        crates/dawin-kernels/emulation/emulate_vit.cpp -o "$GEN/emulate_vit"
-    "$GEN/emulate_vit"
+        crates/dawin-kernels/emulation/emulate_forward.cpp -o "$GEN/emulate_forward"
+    "$GEN/emulate_forward"
 else
     echo "SKIPPED: no g++ (C++20): the host emulation of the kernels was not run"
 fi

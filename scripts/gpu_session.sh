@@ -11,8 +11,9 @@
 # .dev-device/bin/ (git-ignored) with the commit they were built from. Carry `.dev-device` to
 # the GPU machine (it is < 64 MiB; the script prints its size).
 #
-# `run` needs an NVIDIA driver R550+ and a GPU of compute capability 8.0+ for the ViT kernels
-# (7.0+ for the merge kernels). It writes every log to $OUT (or .dev-device/out/) and ends with a
+# `run` needs an NVIDIA driver R550+ and a GPU of compute capability 8.0+ for the transformer
+# kernels (7.0+ for the merge kernels); it sets DAWIN_REQUIRE_GPU=1, so a GPU that does not start
+# is a failure, never a SKIPPED pass. It writes every log to $OUT (or .dev-device/out/) and ends with a
 # Markdown summary. Optional: the PyTorch peer bench (benches/peer/clip_forward.py) runs when
 # `python3 -c "import torch"` works there. Env: VIT_CUDA_BATCH, VIT_CUDA_ITERS, VIT_CUDA_MODELS
 # (passed to the vit_cuda bench), PEER_ARGS (passed to the peer script).
@@ -75,6 +76,9 @@ run() {
     mkdir -p "$out"
     test -x "$DEV/bin/vit_cuda_tests" || { echo "no $DEV/bin: run 'bash scripts/gpu_session.sh prepare' where Rust is"; exit 1; }
     export DAWIN_VIT_FIXTURES="$PWD/crates/dawin-vit/tests/fixtures"
+    # A GPU that does not start (no device, old driver, PTX rejected, ...) fails every GPU test
+    # and bench instead of printing SKIPPED and exiting 0 (dawin_kernels::harness).
+    export DAWIN_REQUIRE_GPU=1
     local status=0
     step() {  # name, timeout seconds, command...
         local name="$1" limit="$2"

@@ -13,7 +13,8 @@
 //! reference copies half that many bytes (it reads and writes each). Targets (issue 4): lerp and
 //! multi-lerp at ≥ 85 % of the copy's bandwidth for f16 and bf16.
 //!
-//! Without a CUDA device this prints "SKIPPED: no CUDA device" and exits successfully.
+//! Without a usable CUDA device this prints a `SKIPPED` line naming the cause and exits
+//! successfully, or fails with `DAWIN_REQUIRE_GPU=1` (`dawin_kernels::harness`).
 
 use criterion::{Criterion, Throughput};
 use dawin_kernels::cudarc::driver::sys::CUevent_flags;
@@ -31,12 +32,8 @@ const ROWS: usize = 50_000;
 const CLASSES: usize = 1000;
 
 fn main() {
-    let gpu = match Gpu::new() {
-        Ok(g) => g,
-        Err(e) => {
-            println!("SKIPPED: no CUDA device ({e}); the kernel benches need a GPU");
-            return;
-        }
+    let Some(gpu) = dawin_kernels::harness::gpu_or_skip("the kernel benches not run") else {
+        return;
     };
     let n: usize = std::env::var("DAWIN_BENCH_PARAMS")
         .ok()

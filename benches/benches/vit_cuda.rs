@@ -1,5 +1,6 @@
 //! CUDA forward of CLIP ViT-B/32 and B/16 (random weights) on the hand-written kernels of
-//! `kernels/vit.cu`, in fp16 and bf16, and the exact per-sample blended forward of issue #8.
+//! `dawin-kernels` (gemm.cu, attention.cu, norm.cu, embed.cu), in fp16 and bf16, and the exact
+//! per-sample blended forward of issue #8.
 //!
 //! A bench binary printing a table (no criterion: each configuration is one long GPU run, timed
 //! with a device synchronisation around `VIT_CUDA_ITERS` forwards after 2 warm-up forwards).
@@ -24,13 +25,12 @@
 //!
 //! Run: `cargo bench -p dawin-benches --bench vit_cuda` (env: `VIT_CUDA_BATCH`, default 256;
 //! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`). Without a GPU it prints
-//! a SKIPPED line.
+//! a SKIPPED line naming the cause (`DAWIN_REQUIRE_GPU=1`: it fails instead).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use dawin_kernels::vit::FragmentLoad;
-use dawin_kernels::Gpu;
+use dawin_kernels::{FragmentLoad, GemmShape, GemmWeights, Gpu, Half, Output};
 use dawin_vit::cuda::{CudaVit, Precision};
 use dawin_vit::{ClipWeights, VitConfig};
 
@@ -57,7 +57,7 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-/// Median seconds of one `vit_gemm` launch of `[m, k] × [n, k]ᵀ` with bias and QuickGELU
+/// Median seconds of one GEMM launch of `[m, k] × [n, k]ᵀ` with bias and QuickGELU
 /// (T output), over `iters` launches after a warm-up.
 fn gemm_alone(
     gpu: &Gpu,
@@ -68,51 +68,56 @@ fn gemm_alone(
     iters: usize,
     load: FragmentLoad,
 ) -> f64 {
-    use dawin_kernels::vit::{device_address, GemmParams};
-    let vals = |len: usize| -> Vec<half::f16> {
+    match p {
+        Precision::F16 => gemm_alone_t::<half::f16>(gpu, m, n, k, iters, load),
+        Precision::Bf16 => gemm_alone_t::<half::bf16>(gpu, m, n, k, iters, load),
+    }
+}
+
+fn gemm_alone_t<T: Half>(
+    gpu: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    iters: usize,
+    load: FragmentLoad,
+) -> f64 {
+    let vals = |len: usize| -> Vec<T> {
         (0..len)
-            .map(|i| {
-                half::f16::from_bits(
-                    if p == Precision::F16 { 0x2c00 } else { 0x3d00 } + (i % 97) as u16,
-                )
-            })
+            .map(|i| T::from_f32(0.05 + (i % 97) as f32 * 1e-3))
             .collect()
     };
     let a = gpu.upload(&vals(m * k)).expect("upload");
     let w = gpu.upload(&vals(n * k)).expect("upload");
     let b = gpu.upload(&vals(n)).expect("upload");
-    let out = gpu.zeros::<half::f16>(m * n).expect("alloc");
-    let mut prm = GemmParams {
-        a: device_address(gpu, a.buffer()),
-        out: device_address(gpu, out.buffer()),
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        lda: k as u32,
-        ldo: n as u32,
-        sets: 1,
-        rows_per_coef: 1,
-        gelu: 1,
-        ..Default::default()
+    let mut out = gpu.zeros::<T>(m * n).expect("alloc");
+    let shape = GemmShape {
+        gelu: true,
+        ..GemmShape::new(m, n, k)
     };
-    prm.w[0] = device_address(gpu, w.buffer());
-    prm.bias[0] = device_address(gpu, b.buffer());
-    let dt = p.dtype();
     time(iters, || {
-        // SAFETY: the four buffers above have the shapes given in `prm`.
-        unsafe { gpu.vit_gemm_with(dt, &prm, load) }.expect("gemm");
+        let sets = [GemmWeights {
+            weight: w.view(),
+            bias: Some(b.view()),
+        }];
+        gpu.gemm_with(
+            &shape,
+            &a.view(),
+            &sets,
+            None,
+            Output::Half(out.view_mut()),
+            load,
+        )
+        .expect("gemm");
         gpu.synchronize().expect("sync");
     })
 }
 
 fn main() {
-    let gpu = match Gpu::new() {
-        Ok(g) => Arc::new(g),
-        Err(e) => {
-            println!("SKIPPED: no CUDA device ({e}); vit_cuda bench not run");
-            return;
-        }
+    let Some(gpu) = dawin_kernels::harness::gpu_or_skip("vit_cuda bench not run") else {
+        return;
     };
+    let gpu = Arc::new(gpu);
     let batch = env_usize("VIT_CUDA_BATCH", 256);
     let iters = env_usize("VIT_CUDA_ITERS", 10).max(1);
     let models = std::env::var("VIT_CUDA_MODELS").unwrap_or_else(|_| "b32,b16".into());

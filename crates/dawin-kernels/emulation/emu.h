@@ -69,6 +69,10 @@ inline unsigned short dawin_emu_f32_to_f16(float f) {
     return h;
 }
 
+// The kernels' own element types and conversions (the two f16 conversions above replace their
+// inline PTX under DAWIN_HOST_EMULATION).
+#include "../kernels/half_types.cuh"
+
 // Warp shuffles: the 32 lanes of a warp are 32 threads sharing a slot array and a barrier.
 struct EmuWarp {
     std::barrier<> bar{32};
@@ -123,8 +127,8 @@ inline void emu_launch(unsigned grid, unsigned block, bool warps, const std::fun
 }
 
 // ---------------------------------------------------------------------------------------------
-// Block-level built-ins for kernels/vit.cu: shared memory, __syncthreads, __syncwarp, 3-D grids,
-// and the tensor-core mma as a warp-collective C++ function.
+// Block-level built-ins for the forward's kernels (gemm.cu, attention.cu, norm.cu): shared memory,
+// __syncthreads, __syncwarp, 3-D grids, and the tensor-core mma as a warp-collective C++ function.
 //
 // Blocks run one at a time and every thread of a block is an OS thread, so `__shared__` can be a
 // function-local static (one object per kernel instantiation, reused by the next block, which
@@ -149,7 +153,7 @@ struct EmuMmaSlots {
 inline thread_local EmuMmaSlots* emu_mma = nullptr;
 
 inline float dawin_emu_half_bits_to_f32(bool bf16, unsigned short h) {
-    return bf16 ? __uint_as_float((unsigned)h << 16) : dawin_emu_f16_to_f32(h);
+    return bf16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
 // D = A·B + C for the warp, with the fragment layout of the PTX ISA (groupID g = lane >> 2,

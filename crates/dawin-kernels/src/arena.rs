@@ -1,17 +1,18 @@
 //! [`DeviceArena`]: all tensors of a checkpoint in one device buffer, and whole-model merges
 //! as single launches.
 
+use crate::buffer::{DeviceView, DeviceViewMut};
+use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::gpu::{DeviceView, DeviceViewMut, Gpu};
 use crate::layout::{state_dict_dtype, state_dict_layout, tensor_bytes_as, ArenaLayout, HostArena};
-use cudarc::driver::{CudaSlice, CudaView};
+use cudarc::driver::CudaSlice;
 use dawin_core::{DType, Param, StateDict};
 use half::{bf16, f16};
 
 /// A parameter arena on the device: one buffer of `layout.size_bytes()` bytes, every tensor at
 /// a 256-byte aligned offset, the gaps zero. A merge of two arenas is one launch over the whole
 /// buffer, and a forward pass can read its weights straight from the arena a merge just wrote
-/// ([`DeviceArena::tensor`], [`DeviceArena::tensor_bytes`]).
+/// ([`DeviceArena::tensor`], [`DeviceArena::tensor_at`]).
 pub struct DeviceArena {
     layout: ArenaLayout,
     buf: CudaSlice<u8>,
@@ -101,11 +102,6 @@ impl DeviceArena {
         &self.layout
     }
 
-    /// The device buffer (its first `layout().size_bytes()` bytes are the arena).
-    pub fn buffer(&self) -> &CudaSlice<u8> {
-        &self.buf
-    }
-
     fn check_dtype<T: Param>(&self) -> Result<()> {
         if T::DTYPE != self.layout.dtype() {
             return Err(Error::arg(
@@ -143,11 +139,22 @@ impl DeviceArena {
         ))
     }
 
-    /// One tensor's bytes, whatever the dtype (for kernels of other crates).
-    pub fn tensor_bytes(&self, name: &str) -> Result<CudaView<'_, u8>> {
-        let e = self.layout.entry(name)?;
-        let size = self.layout.dtype().size();
-        Ok(self.buf.slice(e.offset * size..(e.offset + e.len) * size))
+    /// Tensor `index` of the layout ([`ArenaLayout::entries`] order), typed.
+    pub fn tensor_at<T: Param>(&self, index: usize) -> Result<DeviceView<'_, T>> {
+        self.check_dtype::<T>()?;
+        let e = self.layout.entries().get(index).ok_or_else(|| {
+            Error::arg(
+                "index",
+                format!(
+                    "tensor {index} of an arena of {}",
+                    self.layout.entries().len()
+                ),
+            )
+        })?;
+        let size = std::mem::size_of::<T>();
+        Ok(DeviceView::new(
+            self.buf.slice(e.offset * size..(e.offset + e.len) * size),
+        ))
     }
 }
 

@@ -4,8 +4,8 @@
 use crate::checks::{
     check_labels, check_len, check_lerp, check_logits, check_multi_lerp, check_task_arithmetic,
 };
+use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use dawin_core::stats::RowStats;
 use dawin_core::Param;
 

@@ -19,13 +19,14 @@ pub const MAX_MODELS: usize = 32;
 /// JIT-compiled by the driver for every GPU from Volta (sm_70) on, Ampere and Hopper included.
 pub const SHIPPED_ARCH: &str = "compute_70";
 
-/// The virtual architecture of `kernels/vit.cu` (tensor-core `mma.sync.m16n8k16` with f16 and
-/// bf16 inputs needs sm_80: Ampere, Ada, Hopper).
-pub const VIT_ARCH: &str = "compute_80";
+/// The virtual architecture of the transformer kernels (`gemm.cu`, `attention.cu`, `norm.cu`,
+/// `embed.cu`): the GEMM's tensor-core `mma.sync.m16n8k16` with f16 and bf16 inputs needs sm_80
+/// (Ampere, Ada, Hopper), and the others, which only run beside it, are compiled for it too.
+pub const SM80_ARCH: &str = "compute_80";
 
-/// Maximum number of weight sets of one blended ViT launch (`VIT_MAX_SETS` in `vit.cu`): the
-/// base model and up to 7 others.
-pub const VIT_MAX_SETS: usize = 8;
+/// Maximum number of parameter sets of one blended launch (`DAWIN_MAX_SETS` in `blend.cuh`):
+/// the base model and up to 7 others.
+pub const MAX_SETS: usize = 8;
 
 /// NVRTC options used for the shipped PTX (the run-time compile uses the same options with the
 /// device's own architecture).
@@ -107,7 +108,7 @@ pub struct KernelSource {
     /// The PTX shipped with the crate (`crates/dawin-kernels/ptx/<stem>.ptx`).
     pub shipped_ptx: &'static str,
     /// The virtual architecture the shipped PTX is generated for: [`SHIPPED_ARCH`], or
-    /// [`VIT_ARCH`] for kernels that need the tensor-core `mma` of sm_80. A device of a lower
+    /// [`SM80_ARCH`] for the transformer kernels (the tensor-core `mma` of sm_80). A device of a lower
     /// compute capability does not load this file's kernels.
     pub arch: &'static str,
     /// The kernels this file defines.
@@ -120,10 +121,21 @@ impl KernelSource {
         self.file.strip_suffix(".cu").unwrap_or(self.file)
     }
 
-    /// FNV-1a 64 hash of the source with carriage returns removed (so that a checkout with
-    /// CRLF line endings hashes the same).
+    /// The headers of [`HEADERS`] this source includes (`#include "name"`), in include order.
+    pub fn headers(&self) -> Vec<&'static KernelHeader> {
+        included_headers(self.source)
+    }
+
+    /// FNV-1a 64 hash of the source followed by the name and text of every header it includes,
+    /// with carriage returns removed (so that a checkout with CRLF line endings hashes the
+    /// same): editing a header makes the PTX of every file that includes it stale.
     pub fn source_hash(&self) -> u64 {
-        fnv1a64(self.source.bytes().filter(|&b| b != b'\r'))
+        let mut bytes: Vec<u8> = self.source.bytes().collect();
+        for h in self.headers() {
+            bytes.extend(h.name.bytes());
+            bytes.extend(h.source.bytes());
+        }
+        fnv1a64(bytes.into_iter().filter(|&b| b != b'\r'))
     }
 
     /// The source hash recorded in the header of the shipped PTX, if any.
@@ -131,10 +143,54 @@ impl KernelSource {
         recorded_source_hash(self.shipped_ptx)
     }
 
-    /// True when the shipped PTX was generated from the current source.
+    /// True when the shipped PTX was generated from the current source (and headers).
     pub fn shipped_ptx_is_current(&self) -> bool {
         self.shipped_source_hash() == Some(self.source_hash())
     }
+}
+
+/// A header of `kernels/` that kernel sources include by name (`#include "half_types.cuh"`).
+/// NVRTC has no file system: it receives every header's text under its name
+/// (`nvrtcCreateProgram`'s `headers` / `includeNames`); the host emulation includes the file.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelHeader {
+    /// File name inside `kernels/`, as the sources include it.
+    pub name: &'static str,
+    /// The header's text (embedded at build time).
+    pub source: &'static str,
+}
+
+/// `kernels/half_types.cuh`: integer typedefs, f16/bf16 conversions and the element structs.
+pub const HALF_TYPES: KernelHeader = KernelHeader {
+    name: "half_types.cuh",
+    source: include_str!("../kernels/half_types.cuh"),
+};
+
+/// `kernels/blend.cuh`: [`MAX_SETS`] and the per-row blend coefficients of blended launches.
+pub const BLEND: KernelHeader = KernelHeader {
+    name: "blend.cuh",
+    source: include_str!("../kernels/blend.cuh"),
+};
+
+/// Every header a kernel source may include.
+pub const HEADERS: &[KernelHeader] = &[HALF_TYPES, BLEND];
+
+/// The headers of [`HEADERS`] that `source` includes with `#include "name"`, in include order
+/// (each once).
+fn included_headers(source: &str) -> Vec<&'static KernelHeader> {
+    let mut out: Vec<&'static KernelHeader> = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("#include") else {
+            continue;
+        };
+        let name = rest.trim().trim_matches('"');
+        if let Some(h) = HEADERS.iter().find(|h| h.name == name) {
+            if !out.iter().any(|o| o.name == h.name) {
+                out.push(h);
+            }
+        }
+    }
+    out
 }
 
 use ArgKind::{Ptr, F32, U32, U64};
@@ -252,28 +308,28 @@ pub const ROW_STATS: KernelSource = KernelSource {
     }],
 };
 
-/// `struct VitGemmParams` of `vit.cu` (200 bytes).
-pub const VIT_GEMM_PARAMS: ArgKind = ArgKind::Struct {
-    name: "VitGemmParams",
-    size: 8 + 2 * VIT_MAX_SETS * 8 + 3 * 8 + 10 * 4,
+/// `struct GemmParams` of `gemm.cu` (200 bytes).
+pub const GEMM_PARAMS: ArgKind = ArgKind::Struct {
+    name: "GemmParams",
+    size: 8 + 2 * MAX_SETS * 8 + 3 * 8 + 10 * 4,
     align: 8,
 };
 
-/// `struct VitLnParams` of `vit.cu` (184 bytes).
-pub const VIT_LN_PARAMS: ArgKind = ArgKind::Struct {
-    name: "VitLnParams",
-    size: 2 * 8 + 2 * VIT_MAX_SETS * 8 + 8 + 8 * 4,
+/// `struct LayerNormParams` of `norm.cu` (184 bytes).
+pub const LAYER_NORM_PARAMS: ArgKind = ArgKind::Struct {
+    name: "LayerNormParams",
+    size: 2 * 8 + 2 * MAX_SETS * 8 + 8 + 8 * 4,
     align: 8,
 };
 
-/// `struct VitEmbedParams` of `vit.cu` (168 bytes).
-pub const VIT_EMBED_PARAMS: ArgKind = ArgKind::Struct {
-    name: "VitEmbedParams",
-    size: 2 * 8 + 2 * VIT_MAX_SETS * 8 + 8 + 4 * 4,
+/// `struct EmbedParams` of `embed.cu` (168 bytes).
+pub const EMBED_PARAMS: ArgKind = ArgKind::Struct {
+    name: "EmbedParams",
+    size: 2 * 8 + 2 * MAX_SETS * 8 + 8 + 4 * 4,
     align: 8,
 };
 
-macro_rules! vit_struct_sig {
+macro_rules! struct_sig {
     ($name:literal, $s:literal, $kind:expr) => {
         KernelSig {
             name: $name,
@@ -283,61 +339,98 @@ macro_rules! vit_struct_sig {
     };
 }
 
-/// `kernels/vit.cu`: the CLIP ViT forward (im2col, tensor-core GEMM with fused and blended
-/// epilogues, embeddings, layer norm, attention, L2 normalisation), f16 and bf16.
-pub const VIT: KernelSource = KernelSource {
-    file: "vit.cu",
-    source: include_str!("../kernels/vit.cu"),
-    shipped_ptx: include_str!("../ptx/vit.ptx"),
-    arch: VIT_ARCH,
+/// `kernels/gemm.cu`: the tensor-core GEMM with fused epilogues (bias, QuickGELU, residual) and
+/// its blended form over up to [`MAX_SETS`] weight sets, with `ldmatrix` or 32-bit fragment
+/// loads (`_lds`), f16 and bf16.
+pub const GEMM: KernelSource = KernelSource {
+    file: "gemm.cu",
+    source: include_str!("../kernels/gemm.cu"),
+    shipped_ptx: include_str!("../ptx/gemm.ptx"),
+    arch: SM80_ARCH,
+    kernels: &[
+        struct_sig!("gemm_f16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_bf16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_lds_f16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_lds_bf16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_blend_f16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_blend_bf16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_blend_lds_f16", "GemmParams", GEMM_PARAMS),
+        struct_sig!("gemm_blend_lds_bf16", "GemmParams", GEMM_PARAMS),
+    ],
+};
+
+/// `kernels/attention.cu`: multi-head attention, f16 and bf16.
+pub const ATTENTION: KernelSource = KernelSource {
+    file: "attention.cu",
+    source: include_str!("../kernels/attention.cu"),
+    shipped_ptx: include_str!("../ptx/attention.ptx"),
+    arch: SM80_ARCH,
     kernels: &[
         KernelSig {
-            name: "vit_im2col_f16",
-            c_signature: "void vit_im2col_f16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
-            args: &[Ptr, Ptr, U32, U32, U32, U32],
-        },
-        KernelSig {
-            name: "vit_im2col_bf16",
-            c_signature: "void vit_im2col_bf16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
-            args: &[Ptr, Ptr, U32, U32, U32, U32],
-        },
-        vit_struct_sig!("vit_gemm_f16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_blend_f16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_blend_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_lds_f16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_lds_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_blend_lds_f16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_gemm_blend_lds_bf16", "VitGemmParams", VIT_GEMM_PARAMS),
-        vit_struct_sig!("vit_embed_f16", "VitEmbedParams", VIT_EMBED_PARAMS),
-        vit_struct_sig!("vit_embed_bf16", "VitEmbedParams", VIT_EMBED_PARAMS),
-        vit_struct_sig!("vit_layernorm_f16", "VitLnParams", VIT_LN_PARAMS),
-        vit_struct_sig!("vit_layernorm_bf16", "VitLnParams", VIT_LN_PARAMS),
-        KernelSig {
-            name: "vit_attention_f16",
-            c_signature: "void vit_attention_f16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
+            name: "attention_f16",
+            c_signature: "void attention_f16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
             args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
         },
         KernelSig {
-            name: "vit_attention_bf16",
-            c_signature: "void vit_attention_bf16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
+            name: "attention_bf16",
+            c_signature: "void attention_bf16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
             args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
         },
+    ],
+};
+
+/// `kernels/norm.cu`: layer norm (blended over up to [`MAX_SETS`] parameter sets) and L2
+/// normalisation of rows, f16 and bf16.
+pub const NORM: KernelSource = KernelSource {
+    file: "norm.cu",
+    source: include_str!("../kernels/norm.cu"),
+    shipped_ptx: include_str!("../ptx/norm.ptx"),
+    arch: SM80_ARCH,
+    kernels: &[
+        struct_sig!("layer_norm_f16", "LayerNormParams", LAYER_NORM_PARAMS),
+        struct_sig!("layer_norm_bf16", "LayerNormParams", LAYER_NORM_PARAMS),
         KernelSig {
-            name: "vit_l2norm_f16",
-            c_signature: "void vit_l2norm_f16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
+            name: "l2_normalize_f16",
+            c_signature:
+                "void l2_normalize_f16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
             args: &[Ptr, Ptr, Ptr, U32, U32],
         },
         KernelSig {
-            name: "vit_l2norm_bf16",
-            c_signature: "void vit_l2norm_bf16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
+            name: "l2_normalize_bf16",
+            c_signature:
+                "void l2_normalize_bf16(const float* x, float* feats, u16* out, u32 rows, u32 d)",
             args: &[Ptr, Ptr, Ptr, U32, U32],
         },
     ],
 };
 
+/// `kernels/embed.cu`: im2col of images into patch rows and the class and positional
+/// embeddings (blended over up to [`MAX_SETS`] parameter sets), f16 and bf16.
+pub const EMBED: KernelSource = KernelSource {
+    file: "embed.cu",
+    source: include_str!("../kernels/embed.cu"),
+    shipped_ptx: include_str!("../ptx/embed.ptx"),
+    arch: SM80_ARCH,
+    kernels: &[
+        KernelSig {
+            name: "im2col_f16",
+            c_signature:
+                "void im2col_f16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32],
+        },
+        KernelSig {
+            name: "im2col_bf16",
+            c_signature:
+                "void im2col_bf16(const float* img, u16* out, u32 batch, u32 size, u32 ps, u32 ld)",
+            args: &[Ptr, Ptr, U32, U32, U32, U32],
+        },
+        struct_sig!("embed_tokens_f16", "EmbedParams", EMBED_PARAMS),
+        struct_sig!("embed_tokens_bf16", "EmbedParams", EMBED_PARAMS),
+    ],
+};
+
 /// Every kernel source of the crate.
-pub const SOURCES: &[KernelSource] = &[MERGE, ROW_STATS, VIT];
+pub const SOURCES: &[KernelSource] = &[MERGE, ROW_STATS, GEMM, ATTENTION, NORM, EMBED];
 
 /// Looks a kernel up by name.
 pub fn find_kernel(name: &str) -> Option<(&'static KernelSource, &'static KernelSig)> {
@@ -555,7 +648,13 @@ mod tests {
         let text = MERGE.source;
         assert!(text.contains(&format!("#define DAWIN_MAX_OUTPUTS {MAX_OUTPUTS}\n")));
         assert!(text.contains(&format!("#define DAWIN_MAX_MODELS {MAX_MODELS}\n")));
+        assert!(BLEND
+            .source
+            .contains(&format!("#define DAWIN_MAX_SETS {MAX_SETS}\n")));
         assert_eq!(MULTI_LERP_PARAMS.ptx_decl(), ".align 8 .b8 [200]");
+        assert_eq!(GEMM_PARAMS.ptx_decl(), ".align 8 .b8 [200]");
+        assert_eq!(LAYER_NORM_PARAMS.ptx_decl(), ".align 8 .b8 [184]");
+        assert_eq!(EMBED_PARAMS.ptx_decl(), ".align 8 .b8 [168]");
         assert_eq!(TASK_ARITH_PARAMS.ptx_decl(), ".align 8 .b8 [392]");
     }
 
@@ -568,6 +667,34 @@ mod tests {
         let header = ptx_header(&MERGE, (12, 4));
         assert_eq!(recorded_source_hash(&header), Some(MERGE.source_hash()));
         assert!(header.lines().all(|l| l.starts_with("//")));
+    }
+
+    #[test]
+    fn every_include_is_a_registered_header_and_changes_the_hash() {
+        for src in SOURCES {
+            for line in src.source.lines() {
+                if let Some(rest) = line.trim().strip_prefix("#include") {
+                    let name = rest.trim().trim_matches('"');
+                    assert!(
+                        HEADERS.iter().any(|h| h.name == name),
+                        "{}: `{name}` is not in HEADERS (NVRTC would not find it)",
+                        src.file
+                    );
+                }
+            }
+            assert!(
+                src.headers().iter().any(|h| h.name == "half_types.cuh"),
+                "{} does not include half_types.cuh",
+                src.file
+            );
+        }
+        // The hash covers the header: the same source with another header text differs.
+        let plain = fnv1a64(MERGE.source.bytes().filter(|&b| b != b'\r'));
+        assert_ne!(MERGE.source_hash(), plain);
+        // No header defines a kernel.
+        for h in HEADERS {
+            assert!(!h.source.contains("__global__"), "{}", h.name);
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! output dtype (the kernels are designed to be bit-exact; the tolerance is the contract).
 //! Row statistics: exact argmax and max logit, 1e-5 relative elsewhere (see `check_row_stats`).
 //!
-//! This file has its own `main` (harness = false) so that, without a device, the
-//! "SKIPPED: no CUDA device" line is printed by `cargo test` and not captured. The seed is
+//! This file has its own `main` (harness = false) so that, without a device, the `SKIPPED` line
+//! (with its cause; `DAWIN_REQUIRE_GPU=1` makes it a failure, see `dawin_kernels::harness`) is
+//! printed by `cargo test` and not captured. The seed is
 //! printed; `DAWIN_TEST_SEED=<n>` replays a run.
 
 use dawin_core::stats::RowStats;
@@ -45,16 +46,12 @@ const TESTS: &[(&str, Test)] = &[
 ];
 
 fn main() {
-    let gpu = match Gpu::new() {
-        Ok(g) => g,
-        Err(e) => {
-            println!(
-                "SKIPPED: no CUDA device ({e}); {} GPU tests not run: {}",
-                TESTS.len(),
-                TESTS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
-            );
-            return;
-        }
+    let Some(gpu) = dawin_kernels::harness::gpu_or_skip(&format!(
+        "{} GPU tests not run: {}",
+        TESTS.len(),
+        TESTS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+    )) else {
+        return;
     };
     let seed = std::env::var("DAWIN_TEST_SEED")
         .ok()
@@ -770,8 +767,20 @@ fn missing_ordinal_is_an_error(_gpu: &Gpu, _rng: &mut StdRng) {
 }
 
 fn runtime_nvrtc_ptx_gives_the_same_results(gpu: &Gpu, rng: &mut StdRng) {
-    if !dawin_kernels::nvrtc::nvrtc_available() {
+    use dawin_kernels::nvrtc::{nvrtc_available, nvrtc_newer_than_driver, nvrtc_version};
+    if !nvrtc_available() {
         println!("  (NVRTC not on the loader path: run-time compilation not checked)");
+        return;
+    }
+    let nvrtc = nvrtc_version().unwrap();
+    if nvrtc_newer_than_driver(nvrtc, gpu.driver_version_number()) {
+        println!(
+            "  SKIPPED: the NVRTC found ({}.{}) is newer than the driver (CUDA {}): the driver \
+             would reject its PTX; run-time compilation not checked",
+            nvrtc.0,
+            nvrtc.1,
+            gpu.driver_version()
+        );
         return;
     }
     let g2 = Gpu::with_options(GpuOptions {

@@ -28,40 +28,7 @@ use rayon::prelude::*;
 use crate::config::VitConfig;
 use crate::error::{Error, Result};
 use crate::model::ClipClassifier;
-use crate::weights::{ClipWeights, LayerNorm, Linear};
-
-/// A linear layer of M + 1 parameter sets: `stacked.weight` is `[W0; ΔW_1; …; ΔW_M]`
-/// (`[(M+1)·out, in]`), `stacked.bias` `[b0; Δb_1; …]`, `out_dim` the output size of one set.
-#[derive(Clone, Debug)]
-pub(crate) struct StackedLinear {
-    pub(crate) stacked: Linear,
-    pub(crate) out_dim: usize,
-}
-
-/// A vector parameter (norm scale or shift, embedding) as `[v0, Δv_1, …, Δv_M]`, each `len` long.
-#[derive(Clone, Debug)]
-pub(crate) struct StackedVec {
-    pub(crate) data: Vec<f32>,
-    pub(crate) len: usize,
-}
-
-/// A layer norm's stacked scale and shift.
-#[derive(Clone, Debug)]
-pub(crate) struct StackedNorm {
-    pub(crate) weight: StackedVec,
-    pub(crate) bias: StackedVec,
-}
-
-/// One residual block, stacked.
-#[derive(Clone, Debug)]
-pub(crate) struct StackedBlock {
-    pub(crate) ln_1: StackedNorm,
-    pub(crate) attn_in_proj: StackedLinear,
-    pub(crate) attn_out_proj: StackedLinear,
-    pub(crate) ln_2: StackedNorm,
-    pub(crate) mlp_c_fc: StackedLinear,
-    pub(crate) mlp_c_proj: StackedLinear,
-}
+use crate::weights::ClipWeights;
 
 /// A base model θ0 and M other models θ_1 … θ_M of the same config, stored as θ0 and the deltas
 /// `Δθ_j = θ_j − θ0` (every parameter, classification head included), ready for
@@ -89,22 +56,16 @@ pub(crate) struct StackedBlock {
 pub struct BlendedWeights {
     pub(crate) config: VitConfig,
     pub(crate) models: usize,
-    pub(crate) conv1: StackedLinear,
-    pub(crate) class_embedding: StackedVec,
-    pub(crate) positional_embedding: StackedVec,
-    pub(crate) ln_pre: StackedNorm,
-    pub(crate) resblocks: Vec<StackedBlock>,
-    pub(crate) ln_post: StackedNorm,
-    pub(crate) proj: StackedLinear,
-    pub(crate) head: StackedLinear,
+    /// Every tensor of the parameter list as `[θ0; Δθ_1; …; Δθ_M]`, stacked along its first
+    /// dimension (a linear map `[(M+1)·out, in]`, a vector `(M+1)·len` long).
+    pub(crate) stacked: ClipWeights,
 }
 
-/// `[base, others[0] − base, …]`.
-fn stack(base: &[f32], others: &[&[f32]]) -> Vec<f32> {
+/// `dst = [base, others[0] − base, …]`.
+fn stack_into(dst: &mut [f32], base: &[f32], others: &[&[f32]]) {
     let n = base.len();
-    let mut out = vec![0.0f32; n * (others.len() + 1)];
-    out[..n].copy_from_slice(base);
-    for (o, other) in out[n..].chunks_mut(n).zip(others) {
+    dst[..n].copy_from_slice(base);
+    for (o, other) in dst[n..].chunks_mut(n.max(1)).zip(others) {
         o.par_chunks_mut(1 << 16)
             .zip(other.par_chunks(1 << 16).zip(base.par_chunks(1 << 16)))
             .for_each(|(o, (x, b))| {
@@ -112,44 +73,6 @@ fn stack(base: &[f32], others: &[&[f32]]) -> Vec<f32> {
                     *o = x - b;
                 }
             });
-    }
-    out
-}
-
-fn stack_vec(base: &[f32], others: &[&[f32]]) -> StackedVec {
-    StackedVec {
-        data: stack(base, others),
-        len: base.len(),
-    }
-}
-
-fn stack_linear(base: &Linear, others: &[&Linear]) -> StackedLinear {
-    let ws: Vec<&[f32]> = others.iter().map(|l| &l.weight[..]).collect();
-    let bias = base.bias.as_ref().map(|b| {
-        // Presence of every bias was checked against the config.
-        let bs: Vec<&[f32]> = others
-            .iter()
-            .map(|l| l.bias.as_deref().unwrap_or(&[]))
-            .collect();
-        stack(b, &bs)
-    });
-    StackedLinear {
-        stacked: Linear {
-            weight: stack(&base.weight, &ws),
-            bias,
-            out_dim: (others.len() + 1) * base.out_dim,
-            in_dim: base.in_dim,
-        },
-        out_dim: base.out_dim,
-    }
-}
-
-fn stack_norm(base: &LayerNorm, others: &[&LayerNorm]) -> StackedNorm {
-    let ws: Vec<&[f32]> = others.iter().map(|l| &l.weight[..]).collect();
-    let bs: Vec<&[f32]> = others.iter().map(|l| &l.bias[..]).collect();
-    StackedNorm {
-        weight: stack_vec(&base.weight, &ws),
-        bias: stack_vec(&base.bias, &bs),
     }
 }
 
@@ -176,41 +99,17 @@ impl BlendedWeights {
                 )
             })?;
         }
-        let (bv, ov): (_, Vec<_>) = (&base.visual, others.iter().map(|o| &o.visual).collect());
-        let lin = |f: &dyn Fn(&crate::weights::VisionWeights) -> &Linear| {
-            let os: Vec<&Linear> = ov.iter().map(|v| f(v)).collect();
-            stack_linear(f(bv), &os)
-        };
-        let norm = |f: &dyn Fn(&crate::weights::VisionWeights) -> &LayerNorm| {
-            let os: Vec<&LayerNorm> = ov.iter().map(|v| f(v)).collect();
-            stack_norm(f(bv), &os)
-        };
-        let vec = |f: &dyn Fn(&crate::weights::VisionWeights) -> &[f32]| {
-            let os: Vec<&[f32]> = ov.iter().map(|v| f(v)).collect();
-            stack_vec(f(bv), &os)
-        };
-        let resblocks = (0..cfg.layers)
-            .map(|i| StackedBlock {
-                ln_1: norm(&|v| &v.resblocks[i].ln_1),
-                attn_in_proj: lin(&|v| &v.resblocks[i].attn_in_proj),
-                attn_out_proj: lin(&|v| &v.resblocks[i].attn_out_proj),
-                ln_2: norm(&|v| &v.resblocks[i].ln_2),
-                mlp_c_fc: lin(&|v| &v.resblocks[i].mlp_c_fc),
-                mlp_c_proj: lin(&|v| &v.resblocks[i].mlp_c_proj),
-            })
-            .collect();
-        let heads: Vec<&Linear> = others.iter().map(|o| &o.head).collect();
+        let bp = base.params();
+        let ops: Vec<Vec<&[f32]>> = others.iter().map(|o| o.params()).collect();
+        let mut stacked = ClipWeights::build(cfg, others.len() + 1, |_, _| {});
+        for (k, dst) in stacked.params_mut().into_iter().enumerate() {
+            let os: Vec<&[f32]> = ops.iter().map(|p| p[k]).collect();
+            stack_into(dst, bp[k], &os);
+        }
         Ok(BlendedWeights {
             config: cfg.clone(),
             models: others.len(),
-            conv1: lin(&|v| &v.conv1),
-            class_embedding: vec(&|v| &v.class_embedding),
-            positional_embedding: vec(&|v| &v.positional_embedding),
-            ln_pre: norm(&|v| &v.ln_pre),
-            resblocks,
-            ln_post: norm(&|v| &v.ln_post),
-            proj: lin(&|v| &v.proj),
-            head: stack_linear(&base.head, &heads),
+            stacked,
         })
     }
 
@@ -241,11 +140,13 @@ impl BlendedWeights {
                     format!("θ{} does not match the config of θ0: {e}", j + 1),
                 )
             })?;
-            for ((dst, n), (x, b)) in bw
-                .stacked_mut()
+            for (dst, (x, b)) in bw
+                .stacked
+                .params_mut()
                 .into_iter()
                 .zip(w.params().into_iter().zip(&bp))
             {
+                let n = b.len();
                 for ((d, x), b) in dst[(j + 1) * n..(j + 2) * n]
                     .iter_mut()
                     .zip(x)
@@ -256,42 +157,6 @@ impl BlendedWeights {
             }
         }
         Ok(bw)
-    }
-
-    /// Every stacked parameter with the length of one of its sets, in the order of
-    /// [`ClipWeights::params`].
-    fn stacked_mut(&mut self) -> Vec<(&mut [f32], usize)> {
-        fn lin<'a>(l: &'a mut StackedLinear, v: &mut Vec<(&'a mut [f32], usize)>) {
-            let (o, i) = (l.out_dim, l.stacked.in_dim);
-            v.push((&mut l.stacked.weight[..], o * i));
-            if let Some(b) = l.stacked.bias.as_mut() {
-                v.push((&mut b[..], o));
-            }
-        }
-        fn vec<'a>(s: &'a mut StackedVec, v: &mut Vec<(&'a mut [f32], usize)>) {
-            v.push((&mut s.data[..], s.len));
-        }
-        fn norm<'a>(n: &'a mut StackedNorm, v: &mut Vec<(&'a mut [f32], usize)>) {
-            vec(&mut n.weight, v);
-            vec(&mut n.bias, v);
-        }
-        let mut v = Vec::new();
-        lin(&mut self.conv1, &mut v);
-        vec(&mut self.class_embedding, &mut v);
-        vec(&mut self.positional_embedding, &mut v);
-        norm(&mut self.ln_pre, &mut v);
-        for b in &mut self.resblocks {
-            norm(&mut b.ln_1, &mut v);
-            norm(&mut b.ln_2, &mut v);
-            lin(&mut b.attn_in_proj, &mut v);
-            lin(&mut b.attn_out_proj, &mut v);
-            lin(&mut b.mlp_c_fc, &mut v);
-            lin(&mut b.mlp_c_proj, &mut v);
-        }
-        norm(&mut self.ln_post, &mut v);
-        lin(&mut self.proj, &mut v);
-        lin(&mut self.head, &mut v);
-        v
     }
 
     /// [`BlendedWeights::new`] from loaded classifiers; their configs must be equal (else an
@@ -327,29 +192,6 @@ impl BlendedWeights {
 
     /// Bytes held by the stacked parameters, `(M + 1) · 4 · parameter count`.
     pub fn memory_bytes(&self) -> usize {
-        let lin = |l: &StackedLinear| {
-            l.stacked.weight.len() + l.stacked.bias.as_ref().map_or(0, |b| b.len())
-        };
-        let norm = |n: &StackedNorm| n.weight.data.len() + n.bias.data.len();
-        let blocks: usize = self
-            .resblocks
-            .iter()
-            .map(|b| {
-                norm(&b.ln_1)
-                    + norm(&b.ln_2)
-                    + lin(&b.attn_in_proj)
-                    + lin(&b.attn_out_proj)
-                    + lin(&b.mlp_c_fc)
-                    + lin(&b.mlp_c_proj)
-            })
-            .sum();
-        4 * (lin(&self.conv1)
-            + self.class_embedding.data.len()
-            + self.positional_embedding.data.len()
-            + norm(&self.ln_pre)
-            + blocks
-            + norm(&self.ln_post)
-            + lin(&self.proj)
-            + lin(&self.head))
+        4 * self.stacked.params().iter().map(|p| p.len()).sum::<usize>()
     }
 }

@@ -1,6 +1,7 @@
-//! The CLIP ViT forward on a CUDA GPU with the hand-written kernels of `kernels/vit.cu`
-//! (launched through [`dawin_kernels::vit`]): fp16 or bf16 weights and activations, f32
-//! accumulation on the tensor cores, an f32 residual stream and f32 layer-norm statistics.
+//! The CLIP ViT forward on a CUDA GPU with the hand-written kernels of `dawin-kernels` (GEMM
+//! with fused epilogues, layer norm, attention, im2col, token embeddings, L2 normalisation,
+//! launched through its safe launchers): fp16 or bf16 weights and activations, f32 accumulation
+//! on the tensor cores, an f32 residual stream and f32 layer-norm statistics.
 //!
 //! Per image batch (B images, T tokens, rows = B·T), exactly the layers of [`crate::cpu`]:
 //!
@@ -19,24 +20,34 @@
 //! `c_ij = w_ij` (= `op(θ0; h_i) + Σ_j w_ij (op(θ_j; h_i) − op(θ0; h_i))`), each GEMM over the
 //! M + 1 weight sets in one launch with the blend in its epilogue.
 //!
-//! Each model's parameters live in one [`DeviceArena`] (names as the OpenAI checkpoint spells
-//! them, `proj` stored transposed as `[E, W]`, `conv1.weight` flattened to `[W, K']`), so a
-//! merge on the GPU writes a model that this forward then reads, with no copy through the host
-//! ([`CudaVit::merge_into`]; [`CudaVit::arena_mut`] for other kernels).
+//! Each model's parameters live in one [`DeviceArena`] laid out as the parameter list
+//! ([`crate::ParamList`]: names as the OpenAI checkpoint spells them, `proj` as `[E, W]`,
+//! `conv1.weight` flattened to `[W, K']`), so a merge on the GPU writes a model that this
+//! forward then reads, with no copy through the host ([`CudaVit::merge_into`];
+//! [`CudaVit::arena_mut`] for other kernels). A forward is a plan of launches over named
+//! buffers (`plan.rs`), run by the launchers (`exec.rs`) or, in the tests, by a host
+//! interpreter of the kernels' formulas (`host.rs`).
 //!
 //! Requirements (checked, errors name the config field): width, mlp_dim and embed_dim
 //! multiples of 8, head dimension even and ≤ 64, a GPU of compute capability ≥ 8.0.
 
 use std::sync::Arc;
 
-use dawin_kernels::vit::{device_address, EmbedParams, GemmParams, LnParams, VIT_MAX_SETS};
-use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, HostArena, Param};
+use dawin_kernels::source::MAX_SETS;
+use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, Half, HostArena, Param};
 use half::{bf16, f16};
 
 use crate::config::VitConfig;
 use crate::cpu::check_images;
 use crate::model::ForwardOutput;
+use crate::params::{Module, ParamKey, ParamList, Part};
 use crate::weights::ClipWeights;
+
+mod exec;
+mod plan;
+
+use exec::Exec;
+use plan::{patch_dim_padded, Work};
 
 /// Errors of the CUDA forward: the GPU side (no driver, no device, a launch) or the model side
 /// (config, shapes, arguments).
@@ -112,86 +123,26 @@ pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
     Ok(())
 }
 
-/// `K' = ⌈3P² / 8⌉·8`, the padded patch dimension.
-fn patch_dim_padded(cfg: &VitConfig) -> usize {
-    cfg.patch_dim().div_ceil(8) * 8
-}
-
-/// The arena of one model: `(name, shape, values)` in f32, converted by the caller.
+/// The arena of one model: `(name, shape, values)` in f32, converted by the caller: every
+/// tensor of the parameter list in list order, named as [`crate::ParamDef::name`] says, the patch
+/// embedding's columns padded with zeros from `3P²` to `K'`.
 fn arena_tensors(cfg: &VitConfig, w: &ClipWeights) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let v = &w.visual;
-    let (wd, e, pd, kp) = (
-        cfg.width,
-        cfg.embed_dim,
-        cfg.patch_dim(),
-        patch_dim_padded(cfg),
-    );
-    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut conv = vec![0.0f32; wd * kp];
-    for (o, r) in conv.chunks_mut(kp).zip(v.conv1.weight.chunks(pd)) {
-        o[..pd].copy_from_slice(r);
-    }
-    t.push(("conv1.weight".into(), vec![wd, kp], conv));
-    t.push((
-        "class_embedding".into(),
-        vec![wd],
-        v.class_embedding.clone(),
-    ));
-    t.push((
-        "positional_embedding".into(),
-        vec![cfg.num_tokens(), wd],
-        v.positional_embedding.clone(),
-    ));
-    let ln = |t: &mut Vec<_>, name: &str, l: &crate::weights::LayerNorm| {
-        t.push((format!("{name}.weight"), vec![wd], l.weight.clone()));
-        t.push((format!("{name}.bias"), vec![wd], l.bias.clone()));
-    };
-    ln(&mut t, "ln_pre", &v.ln_pre);
-    let lin = |t: &mut Vec<_>, w: &str, b: &str, l: &crate::weights::Linear| {
-        t.push((w.to_string(), vec![l.out_dim, l.in_dim], l.weight.clone()));
-        if let Some(bias) = &l.bias {
-            t.push((b.to_string(), vec![l.out_dim], bias.clone()));
-        }
-    };
-    for (i, blk) in v.resblocks.iter().enumerate() {
-        let p = format!("transformer.resblocks.{i}");
-        ln(&mut t, &format!("{p}.ln_1"), &blk.ln_1);
-        lin(
-            &mut t,
-            &format!("{p}.attn.in_proj_weight"),
-            &format!("{p}.attn.in_proj_bias"),
-            &blk.attn_in_proj,
-        );
-        lin(
-            &mut t,
-            &format!("{p}.attn.out_proj.weight"),
-            &format!("{p}.attn.out_proj.bias"),
-            &blk.attn_out_proj,
-        );
-        ln(&mut t, &format!("{p}.ln_2"), &blk.ln_2);
-        lin(
-            &mut t,
-            &format!("{p}.mlp.c_fc.weight"),
-            &format!("{p}.mlp.c_fc.bias"),
-            &blk.mlp_c_fc,
-        );
-        lin(
-            &mut t,
-            &format!("{p}.mlp.c_proj.weight"),
-            &format!("{p}.mlp.c_proj.bias"),
-            &blk.mlp_c_proj,
-        );
-    }
-    ln(&mut t, "ln_post", &v.ln_post);
-    // visual.proj is [W, E] in the checkpoint; Linear holds it as [E, W] (out, in).
-    t.push(("proj".into(), vec![e, wd], v.proj.weight.clone()));
-    lin(
-        &mut t,
-        "classification_head.weight",
-        "classification_head.bias",
-        &w.head,
-    );
-    t
+    let (pd, kp) = (cfg.patch_dim(), patch_dim_padded(cfg));
+    ParamList::new(cfg)
+        .iter()
+        .zip(w.params())
+        .map(|(def, data)| {
+            if def.key == ParamKey::new(Module::PatchEmbedding, Part::Weight) {
+                let mut conv = vec![0.0f32; def.shape[0] * kp];
+                for (o, r) in conv.chunks_mut(kp).zip(data.chunks(pd)) {
+                    o[..pd].copy_from_slice(r);
+                }
+                (def.name(), vec![def.shape[0], kp], conv)
+            } else {
+                (def.name(), def.shape.clone(), data.to_vec())
+            }
+        })
+        .collect()
 }
 
 fn host_arena<T: Param>(
@@ -210,83 +161,6 @@ fn host_arena<T: Param>(
     Ok(HostArena::from_slices(&refs)?)
 }
 
-/// Device addresses of one model's parameters.
-#[derive(Clone, Debug)]
-struct ModelPtrs {
-    conv1: u64,
-    cls: u64,
-    pos: u64,
-    ln_pre: (u64, u64),
-    blocks: Vec<BlockPtrs>,
-    ln_post: (u64, u64),
-    proj: u64,
-    head: (u64, u64),
-}
-
-#[derive(Clone, Debug)]
-struct BlockPtrs {
-    ln_1: (u64, u64),
-    qkv: (u64, u64),
-    out: (u64, u64),
-    ln_2: (u64, u64),
-    fc: (u64, u64),
-    proj: (u64, u64),
-}
-
-/// Addresses of one model's tensors in an arena of `layout` starting at address `base`.
-fn model_ptrs(base: u64, layout: &ArenaLayout, layers: usize) -> CudaResult<ModelPtrs> {
-    let size = layout.dtype().size() as u64;
-    let at =
-        |name: &str| -> CudaResult<u64> { Ok(base + layout.entry(name)?.offset as u64 * size) };
-    // A Linear without a bias has no arena entry: address 0 (the kernel adds nothing).
-    let opt = |name: &str| -> u64 {
-        layout
-            .get(name)
-            .map_or(0, |e| base + e.offset as u64 * size)
-    };
-    let ln = |p: &str| -> CudaResult<(u64, u64)> {
-        Ok((at(&format!("{p}.weight"))?, at(&format!("{p}.bias"))?))
-    };
-    let blocks = (0..layers)
-        .map(|i| {
-            let p = format!("transformer.resblocks.{i}");
-            Ok(BlockPtrs {
-                ln_1: ln(&format!("{p}.ln_1"))?,
-                qkv: (
-                    at(&format!("{p}.attn.in_proj_weight"))?,
-                    opt(&format!("{p}.attn.in_proj_bias")),
-                ),
-                out: (
-                    at(&format!("{p}.attn.out_proj.weight"))?,
-                    opt(&format!("{p}.attn.out_proj.bias")),
-                ),
-                ln_2: ln(&format!("{p}.ln_2"))?,
-                fc: (
-                    at(&format!("{p}.mlp.c_fc.weight"))?,
-                    opt(&format!("{p}.mlp.c_fc.bias")),
-                ),
-                proj: (
-                    at(&format!("{p}.mlp.c_proj.weight"))?,
-                    opt(&format!("{p}.mlp.c_proj.bias")),
-                ),
-            })
-        })
-        .collect::<CudaResult<Vec<_>>>()?;
-    Ok(ModelPtrs {
-        conv1: at("conv1.weight")?,
-        cls: at("class_embedding")?,
-        pos: at("positional_embedding")?,
-        ln_pre: ln("ln_pre")?,
-        blocks,
-        ln_post: ln("ln_post")?,
-        proj: at("proj")?,
-        head: (
-            at("classification_head.weight")?,
-            opt("classification_head.bias"),
-        ),
-    })
-}
-
 /// The largest batch one forward takes (32-bit element indices of the biggest activation).
 fn check_batch(cfg: &VitConfig, batch: usize) -> CudaResult<()> {
     let rows = batch * cfg.num_tokens();
@@ -299,327 +173,6 @@ fn check_batch(cfg: &VitConfig, batch: usize) -> CudaResult<()> {
     Ok(())
 }
 
-/// Addresses of the activation buffers of one forward (element counts in [`work_sizes`]).
-#[derive(Clone, Copy, Debug, Default)]
-struct WorkAddrs {
-    img: u64,
-    cols: u64,
-    patches: u64,
-    emb: u64,
-    x: u64,
-    h: u64,
-    qkv: u64,
-    att: u64,
-    mlp: u64,
-    pooled: u64,
-    feat_raw: u64,
-    feats: u64,
-    feat_t: u64,
-    logits: u64,
-    coef: u64,
-}
-
-/// `(name, elements, f32?)` of every activation buffer of a forward of `batch` images, in
-/// the order of [`WorkAddrs`] (`coef`: `[batch, sets]`, only for a blended forward).
-#[cfg(test)]
-fn work_sizes(cfg: &VitConfig, batch: usize, sets: usize) -> Vec<(&'static str, usize, bool)> {
-    let rows = batch * cfg.num_tokens();
-    let np = batch * cfg.num_patches();
-    vec![
-        ("img", batch * cfg.image_numel(), true),
-        ("cols", np * patch_dim_padded(cfg), false),
-        ("patches", np * cfg.width, true),
-        ("emb", rows * cfg.width, true),
-        ("x", rows * cfg.width, true),
-        ("h", rows * cfg.width, false),
-        ("qkv", rows * 3 * cfg.width, false),
-        ("att", rows * cfg.width, false),
-        ("mlp", rows * cfg.mlp_dim, false),
-        ("pooled", batch * cfg.width, false),
-        ("feat_raw", batch * cfg.embed_dim, true),
-        ("feats", batch * cfg.embed_dim, true),
-        ("feat_t", batch * cfg.embed_dim, false),
-        ("logits", batch * cfg.num_classes, true),
-        ("coef", batch * sets, true),
-    ]
-}
-
-/// One kernel launch of a forward, with its device addresses.
-#[derive(Clone, Debug)]
-enum Op {
-    Im2col {
-        img: u64,
-        out: u64,
-        batch: u32,
-        size: u32,
-        patch: u32,
-        ld: u32,
-    },
-    Gemm(GemmParams),
-    Embed(EmbedParams),
-    LayerNorm(LnParams),
-    Attention {
-        qkv: u64,
-        out: u64,
-        batch: u32,
-        seq: u32,
-        heads: u32,
-        hd: u32,
-        scale: f32,
-    },
-    L2Norm {
-        x: u64,
-        feats: u64,
-        out: u64,
-        rows: u32,
-        d: u32,
-    },
-}
-
-/// The launches of one forward of `batch` images over the weight sets `models` (one: a plain
-/// forward; several: the blend with coefficients at `wa.coef`), in order (see the module docs).
-fn plan(cfg: &VitConfig, batch: usize, models: &[ModelPtrs], wa: &WorkAddrs) -> Vec<Op> {
-    let u = |v: usize| v as u32;
-    let (w, e, c, t) = (cfg.width, cfg.embed_dim, cfg.num_classes, cfg.num_tokens());
-    let (kp, np) = (patch_dim_padded(cfg), cfg.num_patches());
-    let rows = batch * t;
-    let nsets = u(models.len());
-    let coef = if models.len() > 1 { wa.coef } else { 0 };
-    let mut ops = Vec::with_capacity(6 + 7 * cfg.layers);
-    // One GEMM over the sets: `pick` gives (weight, bias) of a model.
-    #[allow(clippy::too_many_arguments)]
-    let gemm = |a: u64,
-                m: usize,
-                k: usize,
-                n: usize,
-                pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
-                out: u64,
-                out_f32: bool,
-                res: u64,
-                gelu: bool,
-                rows_per_coef: usize|
-     -> Op {
-        let mut p = GemmParams {
-            a,
-            out,
-            res,
-            coef,
-            m: u(m),
-            n: u(n),
-            k: u(k),
-            lda: u(k),
-            ldo: u(n),
-            sets: nsets,
-            rows_per_coef: u(rows_per_coef),
-            gelu: u32::from(gelu),
-            out_f32: u32::from(out_f32),
-            ..Default::default()
-        };
-        for (s, mp) in models.iter().enumerate() {
-            (p.w[s], p.bias[s]) = pick(mp);
-        }
-        Op::Gemm(p)
-    };
-    let ln = |input: u64,
-              rows: usize,
-              in_stride: usize,
-              out: u64,
-              out_f32: bool,
-              pick: &dyn Fn(&ModelPtrs) -> (u64, u64),
-              rows_per_coef: usize|
-     -> Op {
-        let mut p = LnParams {
-            input,
-            out,
-            coef,
-            rows: u(rows),
-            d: u(w),
-            in_stride: u(in_stride),
-            out_stride: u(w),
-            rows_per_coef: u(rows_per_coef),
-            sets: nsets,
-            out_f32: u32::from(out_f32),
-            eps: cfg.layer_norm_eps,
-            ..Default::default()
-        };
-        for (s, mp) in models.iter().enumerate() {
-            (p.gamma[s], p.beta[s]) = pick(mp);
-        }
-        Op::LayerNorm(p)
-    };
-
-    ops.push(Op::Im2col {
-        img: wa.img,
-        out: wa.cols,
-        batch: u(batch),
-        size: u(cfg.image_size),
-        patch: u(cfg.patch_size),
-        ld: u(kp),
-    });
-    ops.push(gemm(
-        wa.cols,
-        batch * np,
-        kp,
-        w,
-        &|m| (m.conv1, 0),
-        wa.patches,
-        true,
-        0,
-        false,
-        np,
-    ));
-    let mut ep = EmbedParams {
-        patches: wa.patches,
-        out: wa.emb,
-        coef,
-        batch: u(batch),
-        np: u(np),
-        width: u(w),
-        sets: nsets,
-        ..Default::default()
-    };
-    for (s, mp) in models.iter().enumerate() {
-        ep.cls[s] = mp.cls;
-        ep.pos[s] = mp.pos;
-    }
-    ops.push(Op::Embed(ep));
-    ops.push(ln(wa.emb, rows, w, wa.x, true, &|m| m.ln_pre, t));
-    let scale = 1.0 / (cfg.head_dim() as f32).sqrt();
-    for l in 0..cfg.layers {
-        ops.push(ln(wa.x, rows, w, wa.h, false, &|m| m.blocks[l].ln_1, t));
-        ops.push(gemm(
-            wa.h,
-            rows,
-            w,
-            3 * w,
-            &|m| m.blocks[l].qkv,
-            wa.qkv,
-            false,
-            0,
-            false,
-            t,
-        ));
-        ops.push(Op::Attention {
-            qkv: wa.qkv,
-            out: wa.att,
-            batch: u(batch),
-            seq: u(t),
-            heads: u(cfg.heads),
-            hd: u(cfg.head_dim()),
-            scale,
-        });
-        ops.push(gemm(
-            wa.att,
-            rows,
-            w,
-            w,
-            &|m| m.blocks[l].out,
-            wa.x,
-            true,
-            wa.x,
-            false,
-            t,
-        ));
-        ops.push(ln(wa.x, rows, w, wa.h, false, &|m| m.blocks[l].ln_2, t));
-        ops.push(gemm(
-            wa.h,
-            rows,
-            w,
-            cfg.mlp_dim,
-            &|m| m.blocks[l].fc,
-            wa.mlp,
-            false,
-            0,
-            true,
-            t,
-        ));
-        ops.push(gemm(
-            wa.mlp,
-            rows,
-            cfg.mlp_dim,
-            w,
-            &|m| m.blocks[l].proj,
-            wa.x,
-            true,
-            wa.x,
-            false,
-            t,
-        ));
-    }
-    // Class tokens: rows b·T of x.
-    ops.push(ln(wa.x, batch, t * w, wa.pooled, false, &|m| m.ln_post, 1));
-    ops.push(gemm(
-        wa.pooled,
-        batch,
-        w,
-        e,
-        &|m| (m.proj, 0),
-        wa.feat_raw,
-        true,
-        0,
-        false,
-        1,
-    ));
-    ops.push(Op::L2Norm {
-        x: wa.feat_raw,
-        feats: wa.feats,
-        out: wa.feat_t,
-        rows: u(batch),
-        d: u(e),
-    });
-    ops.push(gemm(
-        wa.feat_t,
-        batch,
-        e,
-        c,
-        &|m| m.head,
-        wa.logits,
-        true,
-        0,
-        false,
-        1,
-    ));
-    ops
-}
-
-/// Launches one op of a [`plan`].
-///
-/// # Safety
-/// The op's addresses must be live device buffers of the shapes the op names.
-unsafe fn launch(gpu: &Gpu, dt: DType, op: &Op) -> CudaResult<()> {
-    match *op {
-        Op::Im2col {
-            img,
-            out,
-            batch,
-            size,
-            patch,
-            ld,
-        } => gpu.vit_im2col(dt, img, out, batch, size, patch, ld)?,
-        Op::Gemm(ref p) => gpu.vit_gemm(dt, p)?,
-        Op::Embed(ref p) => gpu.vit_embed(dt, p)?,
-        Op::LayerNorm(ref p) => gpu.vit_layernorm(dt, p)?,
-        Op::Attention {
-            qkv,
-            out,
-            batch,
-            seq,
-            heads,
-            hd,
-            scale,
-        } => gpu.vit_attention(dt, qkv, out, batch, seq, heads, hd, scale)?,
-        Op::L2Norm {
-            x,
-            feats,
-            out,
-            rows,
-            d,
-        } => gpu.vit_l2norm(dt, x, feats, out, rows, d)?,
-    }
-    Ok(())
-}
-
-/// `[batch, M + 1]`: `c_i0 = 1 − Σ_j w_ij`, `c_ij = w_ij`, after checking `coeffs`.
 /// Checks the arguments of [`CudaVit::merge_into`] for a `CudaVit` of `n` models; no GPU
 /// needed.
 pub fn check_merge(
@@ -665,6 +218,7 @@ pub fn check_merge(
     Ok(())
 }
 
+/// `[batch, M + 1]`: `c_i0 = 1 − Σ_j w_ij`, `c_ij = w_ij`, after checking `coeffs`.
 fn blend_coefficients(models: usize, batch: usize, coeffs: &[f32]) -> CudaResult<Vec<f32>> {
     let m = models - 1;
     if m == 0 {
@@ -723,6 +277,8 @@ pub struct CudaVit {
     /// The layout each arena was uploaded with; a forward refuses an arena that no longer has
     /// it (see [`CudaVit::arena_mut`]).
     layouts: Vec<ArenaLayout>,
+    /// The parameter list of `cfg`: tensor i of every arena is its tensor i.
+    list: ParamList,
 }
 
 impl std::fmt::Debug for CudaVit {
@@ -736,28 +292,6 @@ impl std::fmt::Debug for CudaVit {
     }
 }
 
-/// Activation buffers of one forward.
-struct Work {
-    cols: DeviceVec<f16>,
-    patches: DeviceVec<f32>,
-    emb: DeviceVec<f32>,
-    x: DeviceVec<f32>,
-    h: DeviceVec<f16>,
-    qkv: DeviceVec<f16>,
-    att: DeviceVec<f16>,
-    mlp: DeviceVec<f16>,
-    pooled: DeviceVec<f16>,
-    feat_raw: DeviceVec<f32>,
-    feats: DeviceVec<f32>,
-    feat_t: DeviceVec<f16>,
-    logits: DeviceVec<f32>,
-    coef: Option<DeviceVec<f32>>,
-}
-
-fn addr<T: Param>(gpu: &Gpu, v: &DeviceVec<T>) -> u64 {
-    device_address(gpu, v.buffer())
-}
-
 impl CudaVit {
     /// Uploads `models` (θ0 first; more for [`CudaVit::forward_blended`]) of config `cfg` in
     /// `precision`. Errors: no model, more than 8, a config the kernels cannot run or weights
@@ -769,13 +303,10 @@ impl CudaVit {
         precision: Precision,
     ) -> CudaResult<Self> {
         check_config(cfg)?;
-        if models.is_empty() || models.len() > VIT_MAX_SETS {
+        if models.is_empty() || models.len() > MAX_SETS {
             return Err(arg_err(
                 "models",
-                format!(
-                    "{} models given, 1 ..= {VIT_MAX_SETS} supported",
-                    models.len()
-                ),
+                format!("{} models given, 1 ..= {MAX_SETS} supported", models.len()),
             ));
         }
         for (j, m) in models.iter().enumerate() {
@@ -811,6 +342,7 @@ impl CudaVit {
             precision,
             layouts: arenas.iter().map(|a| a.layout().clone()).collect(),
             arenas,
+            list: ParamList::new(cfg),
         })
     }
 
@@ -968,29 +500,6 @@ impl CudaVit {
         self.forward_blended_device(&img, batch, coeffs, features)
     }
 
-    fn alloc(&self, batch: usize, coef: Option<&[f32]>) -> CudaResult<Work> {
-        let cfg = &self.cfg;
-        let g = &self.gpu;
-        let rows = batch * cfg.num_tokens();
-        let np = batch * cfg.num_patches();
-        Ok(Work {
-            cols: g.zeros(np * patch_dim_padded(cfg))?,
-            patches: g.zeros(np * cfg.width)?,
-            emb: g.zeros(rows * cfg.width)?,
-            x: g.zeros(rows * cfg.width)?,
-            h: g.zeros(rows * cfg.width)?,
-            qkv: g.zeros(rows * 3 * cfg.width)?,
-            att: g.zeros(rows * cfg.width)?,
-            mlp: g.zeros(rows * cfg.mlp_dim)?,
-            pooled: g.zeros(batch * cfg.width)?,
-            feat_raw: g.zeros(batch * cfg.embed_dim)?,
-            feats: g.zeros(batch * cfg.embed_dim)?,
-            feat_t: g.zeros(batch * cfg.embed_dim)?,
-            logits: g.zeros(batch * cfg.num_classes)?,
-            coef: coef.map(|c| g.upload(c)).transpose()?,
-        })
-    }
-
     /// Seconds spent per kind of kernel (`gemm`, `attention`, `layernorm`, `other`) in one
     /// forward of images already on the device: model 0, or the blend over all models with
     /// `coeffs` (`[batch, M]`) when given. Every launch is timed alone (the stream is
@@ -1037,7 +546,7 @@ impl CudaVit {
         sets: &[usize],
         coef: Option<&[f32]>,
         features: bool,
-        mut profile: Option<&mut Vec<(&'static str, f64)>>,
+        profile: Option<&mut Vec<(&'static str, f64)>>,
     ) -> CudaResult<ForwardOutput> {
         let cfg = &self.cfg;
         if batch == 0 || images.len() != batch * cfg.image_numel() {
@@ -1053,28 +562,7 @@ impl CudaVit {
             ));
         }
         check_batch(cfg, batch)?;
-        let gpu = &*self.gpu;
-        let wk = self.alloc(batch, coef)?;
-        let wa = WorkAddrs {
-            img: addr(gpu, images),
-            cols: addr(gpu, &wk.cols),
-            patches: addr(gpu, &wk.patches),
-            emb: addr(gpu, &wk.emb),
-            x: addr(gpu, &wk.x),
-            h: addr(gpu, &wk.h),
-            qkv: addr(gpu, &wk.qkv),
-            att: addr(gpu, &wk.att),
-            mlp: addr(gpu, &wk.mlp),
-            pooled: addr(gpu, &wk.pooled),
-            feat_raw: addr(gpu, &wk.feat_raw),
-            feats: addr(gpu, &wk.feats),
-            feat_t: addr(gpu, &wk.feat_t),
-            logits: addr(gpu, &wk.logits),
-            coef: wk.coef.as_ref().map_or(0, |v| addr(gpu, v)),
-        };
-        // Addresses are taken now, from arenas whose layout is checked: the kernels read
-        // exactly the tensors of that layout.
-        let mut ptrs = Vec::with_capacity(sets.len());
+        // The plan reads exactly the tensors of the layout each arena was uploaded with.
         for &s in sets {
             if self.arenas[s].layout() != &self.layouts[s] {
                 return Err(arg_err(
@@ -1082,45 +570,58 @@ impl CudaVit {
                     format!("the arena of model {s} was replaced by one of another layout"),
                 ));
             }
-            let base = device_address(gpu, self.arenas[s].buffer());
-            ptrs.push(model_ptrs(base, self.arenas[s].layout(), cfg.layers)?);
         }
-        let dt = self.precision.dtype();
-        if profile.is_some() {
-            gpu.synchronize()?;
-        }
-        for op in plan(cfg, batch, &ptrs, &wa) {
-            let t0 = std::time::Instant::now();
-            // SAFETY: every address of the plan is a buffer of `wk` (sized by `alloc` from the
-            // same config and batch), the images (length checked above) or a tensor of an arena
-            // held by `self` whose layout was checked above; the shapes are those of `plan`.
-            unsafe { launch(gpu, dt, &op)? };
-            if let Some(times) = profile.as_deref_mut() {
-                gpu.synchronize()?;
-                let kind = match op {
-                    Op::Gemm(_) => 0,
-                    Op::Attention { .. } => 1,
-                    Op::LayerNorm(_) => 2,
-                    _ => 3,
-                };
-                times[kind].1 += t0.elapsed().as_secs_f64();
-            }
-        }
-        let logits = gpu.download(&wk.logits.view())?;
-        let feats = if features {
-            Some(gpu.download(&wk.feats.view())?)
-        } else {
-            None
+        let ops = plan::plan(cfg, &self.list, batch, sets.len());
+        let arenas: Vec<&DeviceArena> = sets.iter().map(|&s| &self.arenas[s]).collect();
+        let run = Run {
+            images,
+            batch,
+            coef,
+            ops: &ops,
+            features,
+        };
+        let (logits, features) = match self.precision {
+            Precision::F16 => self.execute::<f16>(arenas, run, profile)?,
+            Precision::Bf16 => self.execute::<bf16>(arenas, run, profile)?,
         };
         Ok(ForwardOutput {
             logits,
-            features: feats,
+            features,
             batch,
             num_classes: cfg.num_classes,
         })
     }
+
+    /// Runs a plan with T activations; returns the logits and, when asked, the features.
+    fn execute<T: Half>(
+        &self,
+        arenas: Vec<&DeviceArena>,
+        run: Run<'_>,
+        profile: Option<&mut Vec<(&'static str, f64)>>,
+    ) -> CudaResult<(Vec<f32>, Option<Vec<f32>>)> {
+        let mut ex = Exec::<T>::new(
+            &self.gpu, &self.cfg, arenas, run.images, run.batch, run.coef,
+        )?;
+        ex.run(run.ops, profile)?;
+        let logits = ex.download(Work::Logits)?;
+        let features = if run.features {
+            Some(ex.download(Work::Feats)?)
+        } else {
+            None
+        };
+        Ok((logits, features))
+    }
+}
+
+/// What one forward runs on.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    images: &'a DeviceVec<f32>,
+    batch: usize,
+    coef: Option<&'a [f32]>,
+    ops: &'a [plan::Op],
+    features: bool,
 }
 
 #[cfg(test)]
-#[path = "cuda_host.rs"]
 mod host;

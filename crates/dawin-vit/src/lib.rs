@@ -1,21 +1,42 @@
 //! CLIP ViT image classifier for DaWin.
 //!
 //! DaWin runs three forwards per sample (θ0, θ1 and their per-sample merge), so this crate gives
-//! the CLIP ViT image tower plus a linear classification head as plain f32 weights
-//! ([`ClipWeights`]), loaded from safetensors checkpoints in the Hugging Face or the
-//! OpenAI / open_clip naming or built from tensors in memory, a batched multi-threaded CPU
-//! forward that is the reference ([`cpu`]), CLIP's preprocessing ([`preprocess`]) and datasets
-//! ([`dataset`]): image-folder trees, safetensors files, WebDataset `.tar` shards
-//! ([`webdataset`]), and the conventions of the paper's ImageNet benchmarks ([`benchmarks`]:
-//! class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled mapping and border crop).
+//! the CLIP ViT image tower plus a linear classification head as plain f32 weights, a batched
+//! multi-threaded CPU forward that is the reference, an exact per-sample blended forward, and a
+//! CUDA forward on the kernels of `dawin-kernels`.
 //!
-//! Layout: [`VitConfig`] and [`ClipWeights`] are backend-independent; [`cpu`] holds the forward
-//! as small layer functions (`embed`, `layer_norm`, `linear`, `attention`, `quick_gelu`,
-//! `residual_block`) that variants reuse: [`cpu::blended`] runs a batch in which every sample has
-//! its own interpolation coefficients, exactly and without merging a model per sample, over
-//! [`BlendedWeights`] (θ0 and the deltas θ_j − θ0 stacked). [`cuda`] is the GPU forward
-//! (hand-written fp16/bf16 tensor-core kernels of `dawin-kernels`, plain and blended), taking
-//! the same config and weights and tested against [`cpu::forward`].
+//! # A guide
+//!
+//! **Models.** [`VitConfig`] is the shape; [`ClipWeights`] the tensors (as PyTorch stores them:
+//! a linear map `[out, in]`); [`ClipClassifier`] a config with its weights and the CPU forward.
+//! Load a safetensors checkpoint in the Hugging Face or the OpenAI / open_clip naming with
+//! [`ClipClassifier::from_files`] (naming detected: [`CheckpointNaming`], config inferred from
+//! the shapes: [`infer_config`], what shapes cannot tell: [`LoadOptions`]), or build one from
+//! tensors in memory ([`TensorMap`], any [`TensorSource`]).
+//!
+//! **The parameter list.** The tower's tensors are listed once ([`ParamList`]: per tensor its
+//! [`ParamKey`], [`Role`], [`Group`], shape, and how each naming stores it, [`Stored`]); loading,
+//! saving ([`ClipWeights::to_tensor_map`]), merging ([`ClipWeights::params`],
+//! [`ClipWeights::encoder_params`], [`ClipWeights::encoder_specs`]), the blended stacks and the
+//! CUDA parameter arena are all derived from it.
+//!
+//! **Forwards.** [`cpu`] is the reference, written as small layer functions (`embed`,
+//! `layer_norm`, `linear`, `attention`, `quick_gelu`, `residual_block`) that variants reuse;
+//! [`cpu::blended`] runs a batch in which every sample has its own interpolation coefficients,
+//! exactly and without merging a model per sample, over [`BlendedWeights`] (θ0 and the deltas
+//! θ_j − θ0 stacked). [`cuda`] is the GPU forward (hand-written fp16/bf16 tensor-core kernels,
+//! plain and blended), taking the same config and weights and tested against [`cpu::forward`].
+//!
+//! **Inputs.** [`preprocess`] is CLIP's preprocessing, pixel for pixel what Pillow and
+//! torchvision give (JPEG through libjpeg-turbo's decoder, Pillow's bicubic resize, centre crop,
+//! normalisation); [`ImageDataset`] reads image-folder trees, safetensors files and WebDataset
+//! `.tar` shards ([`webdataset`]) in batches; [`benchmarks`] knows the conventions of the
+//! paper's ImageNet benchmarks (class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled
+//! mapping and border crop).
+//!
+//! **Text.** [`tokenizer`] is CLIP's BPE tokenizer, id for id open_clip's; [`prompts`] holds the
+//! zero-shot template sets and ImageNet's class names.
+//! Errors ([`Error`]) name the file, the tensor or the argument at fault.
 //!
 //! ```
 //! use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
@@ -34,20 +55,21 @@
 #![warn(missing_docs)]
 
 pub mod benchmarks;
-pub mod blended;
-pub mod config;
+mod blended;
+mod config;
 pub mod cpu;
 pub mod cuda;
-pub mod dataset;
-pub mod error;
-pub mod model;
+mod dataset;
+mod error;
+mod model;
+mod params;
 pub mod preprocess;
 pub mod prompts;
 pub mod source;
-pub mod tensors;
+mod tensors;
 pub mod tokenizer;
 pub mod webdataset;
-pub mod weights;
+mod weights;
 
 pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
@@ -55,6 +77,9 @@ pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
+pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};
+// Also reachable as `preprocess::…`: left as they are while preprocessing is being rewritten
+// (another change owns `preprocess.rs` and its tests, which use both paths).
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use prompts::PromptError;
 pub use source::{Crop, FileSource, ImageSource};

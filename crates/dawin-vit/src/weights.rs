@@ -21,10 +21,13 @@
 
 use crate::config::VitConfig;
 use crate::error::{Error, Result};
-use crate::tensors::{fetch, shape_of, TensorSource, HEADS_METADATA_KEY};
+use crate::params::{
+    Group, Module, ParamDef, ParamList, Part, Role, Scope, Stored, TensorKind, KINDS,
+};
+use crate::tensors::{fetch, shape_of, TensorMap, TensorSource, HEADS_METADATA_KEY};
 
 /// A linear map `y = x Wᵀ + b` with `W` stored row-major as `[out_dim, in_dim]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Linear {
     /// `[out_dim, in_dim]`, row-major.
     pub weight: Vec<f32>,
@@ -38,7 +41,7 @@ pub struct Linear {
 
 /// Layer norm `y = (x − mean) / sqrt(var + eps) · weight + bias` over the last dimension
 /// (biased variance, as PyTorch).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LayerNorm {
     /// Scale, `[width]`.
     pub weight: Vec<f32>,
@@ -47,7 +50,7 @@ pub struct LayerNorm {
 }
 
 /// One residual attention block: `x += attn(ln_1(x)); x += mlp(ln_2(x))`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResidualBlock {
     /// `ln_1` / `layer_norm1`.
     pub ln_1: LayerNorm,
@@ -64,7 +67,7 @@ pub struct ResidualBlock {
 }
 
 /// The image tower: patch embedding, transformer, final norm and projection.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct VisionWeights {
     /// Patch embedding as a linear map `[W, 3·P·P]` without bias (conv weight `[W,3,P,P]` flattened
     /// in `(channel, row, column)` order).
@@ -84,7 +87,7 @@ pub struct VisionWeights {
 }
 
 /// Everything the classifier's forward reads.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClipWeights {
     /// The image tower.
     pub visual: VisionWeights,
@@ -107,12 +110,18 @@ pub enum CheckpointNaming {
     },
 }
 
-const OPENAI_MARK: &str = "visual.conv1.weight";
-const HF_MARK: &str = "vision_model.embeddings.patch_embedding.weight";
+/// The patch embedding's kind of tensor: its name in either naming marks a checkpoint.
+fn patch_kind() -> &'static TensorKind {
+    &KINDS[0]
+}
 
 impl CheckpointNaming {
-    /// Detects the naming from the tensor names (the shortest matching prefix wins).
+    /// Detects the naming from the tensor names (the shortest matching prefix wins): OpenAI when
+    /// a tensor ends in `visual.conv1.weight`, Hugging Face when one ends in
+    /// `vision_model.embeddings.patch_embedding.weight`.
     pub fn detect(src: &dyn TensorSource) -> Result<Self> {
+        let openai_mark = format!("visual.{}", patch_kind().openai.name());
+        let hf_mark = patch_kind().hf.name();
         let names = src.tensor_names();
         let shortest = |mark: &str| {
             names
@@ -124,72 +133,61 @@ impl CheckpointNaming {
                 .min_by_key(|n| n.len())
                 .map(|n| n[..n.len() - mark.len()].to_string())
         };
-        if let Some(root) = shortest(OPENAI_MARK) {
+        if let Some(root) = shortest(&openai_mark) {
             return Ok(CheckpointNaming::OpenAi {
                 prefix: format!("{root}visual."),
             });
         }
-        if let Some(root) = shortest(HF_MARK) {
+        if let Some(root) = shortest(hf_mark) {
             return Ok(CheckpointNaming::HuggingFace { root });
         }
         Err(Error::NotClipVision {
             source_name: src.source_name(),
             reason: format!(
-                "found neither `{OPENAI_MARK}` (OpenAI / open_clip) nor `{HF_MARK}` (Hugging Face) among its {} tensors",
+                "found neither `{openai_mark}` (OpenAI / open_clip) nor `{hf_mark}` (Hugging Face) among its {} tensors",
                 names.len()
             ),
         })
     }
 
-    fn patch(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}conv1.weight"),
-            Self::HuggingFace { root } => format!("{root}{HF_MARK}"),
-        }
-    }
-    fn class_embedding(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}class_embedding"),
-            Self::HuggingFace { root } => format!("{root}vision_model.embeddings.class_embedding"),
-        }
-    }
-    fn positional(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}positional_embedding"),
-            Self::HuggingFace { root } => {
-                format!("{root}vision_model.embeddings.position_embedding.weight")
-            }
-        }
-    }
-    fn ln_pre(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}ln_pre"),
-            Self::HuggingFace { root } => format!("{root}vision_model.pre_layrnorm"),
-        }
-    }
-    fn ln_post(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}ln_post"),
-            Self::HuggingFace { root } => format!("{root}vision_model.post_layernorm"),
-        }
-    }
-    fn proj(&self) -> String {
-        match self {
-            Self::OpenAi { prefix } => format!("{prefix}proj"),
-            Self::HuggingFace { root } => format!("{root}visual_projection.weight"),
-        }
-    }
-    fn block_prefix(&self) -> String {
+    /// What comes before a block's index in its tensors' names.
+    pub(crate) fn block_prefix(&self) -> String {
         match self {
             Self::OpenAi { prefix } => format!("{prefix}transformer.resblocks."),
             Self::HuggingFace { root } => format!("{root}vision_model.encoder.layers."),
         }
     }
-    fn mlp_in(&self, i: usize) -> String {
-        match self {
-            Self::OpenAi { .. } => format!("{}{i}.mlp.c_fc", self.block_prefix()),
-            Self::HuggingFace { .. } => format!("{}{i}.mlp.fc1", self.block_prefix()),
-        }
+
+    /// The checkpoint name of a tensor of the tower or of block 0 (a tensor stored as one
+    /// checkpoint tensor), from the list; needs no config.
+    fn name_of(&self, module: Module, part: Part) -> String {
+        let kind = KINDS
+            .iter()
+            .find(|k| k.module == module && k.part == part)
+            .expect("a kind of the list");
+        let stored = match self {
+            Self::OpenAi { .. } => kind.openai,
+            Self::HuggingFace { .. } => kind.hf,
+        };
+        let prefix = match (kind.scope, self) {
+            (Scope::Block, n) => format!("{}0.", n.block_prefix()),
+            (_, Self::OpenAi { prefix }) => prefix.clone(),
+            (_, Self::HuggingFace { root }) => root.clone(),
+        };
+        format!("{prefix}{}", stored.name())
+    }
+
+    /// Whether this naming stores tensor `(module, part)` transposed.
+    fn transposed(&self, module: Module, part: Part) -> bool {
+        let kind = KINDS
+            .iter()
+            .find(|k| k.module == module && k.part == part)
+            .expect("a kind of the list");
+        let stored = match self {
+            Self::OpenAi { .. } => kind.openai,
+            Self::HuggingFace { .. } => kind.hf,
+        };
+        matches!(stored, Stored::Transposed(_))
     }
 }
 
@@ -221,16 +219,16 @@ fn dim(src: &dyn TensorSource, name: &str, shape: &[usize], rank: usize) -> Resu
     Ok(())
 }
 
-/// Finds `classification_head.weight` in `src` (top level first, then under any prefix).
-fn head_names(src: &dyn TensorSource) -> Option<(String, String)> {
+/// Where `classification_head.weight` is in `src` (top level first, then under any prefix):
+/// the prefix of the head's tensor names.
+fn head_root(src: &dyn TensorSource) -> Option<String> {
     const W: &str = "classification_head.weight";
     let names = src.tensor_names();
     let found = names
         .iter()
         .filter(|n| n.as_str() == W || n.ends_with(&format!(".{W}")))
         .min_by_key(|n| n.len())?;
-    let root = &found[..found.len() - W.len()];
-    Some((found.clone(), format!("{root}classification_head.bias")))
+    Some(found[..found.len() - W.len()].to_string())
 }
 
 /// Infers the configuration of the checkpoint `src` from its tensor shapes:
@@ -243,7 +241,7 @@ pub fn infer_config(
     opts: &LoadOptions,
 ) -> Result<(VitConfig, CheckpointNaming)> {
     let naming = CheckpointNaming::detect(src)?;
-    let pname = naming.patch();
+    let pname = naming.name_of(Module::PatchEmbedding, Part::Weight);
     let ps = shape_of(src, &pname)?;
     if ps.len() != 4 || ps[1] != 3 || ps[2] != ps[3] || ps[0] == 0 || ps[2] == 0 {
         return Err(Error::TensorShape {
@@ -254,7 +252,7 @@ pub fn infer_config(
         });
     }
     let (width, patch) = (ps[0], ps[2]);
-    let posname = naming.positional();
+    let posname = naming.name_of(Module::PositionalEmbedding, Part::Weight);
     let pos = shape_of(src, &posname)?;
     let grid = pos
         .first()
@@ -284,24 +282,28 @@ pub fn infer_config(
             reason: format!("no transformer block (no tensor named `{bp}0.…`)"),
         });
     }
-    let fc = format!("{}.weight", naming.mlp_in(0));
+    let fc = naming.name_of(Module::MlpFc, Part::Weight);
     let fcs = shape_of(src, &fc)?;
     dim(src, &fc, &fcs, 2)?;
     let mlp_dim = fcs[0];
 
-    let projname = naming.proj();
+    let projname = naming.name_of(Module::Proj, Part::Weight);
     let prs = shape_of(src, &projname)?;
     dim(src, &projname, &prs, 2)?;
-    let embed_dim = match naming {
-        CheckpointNaming::OpenAi { .. } => prs[1],
-        CheckpointNaming::HuggingFace { .. } => prs[0],
+    // [out, in] as ClipWeights stores it, or its transpose.
+    let embed_dim = if naming.transposed(Module::Proj, Part::Weight) {
+        prs[1]
+    } else {
+        prs[0]
     };
 
     let hsrc = head.unwrap_or(src);
-    let (hw, _) = head_names(hsrc).ok_or_else(|| Error::MissingTensor {
-        name: "classification_head.weight".into(),
-        source_name: hsrc.source_name(),
-    })?;
+    let hw = head_root(hsrc)
+        .map(|root| format!("{root}classification_head.weight"))
+        .ok_or_else(|| Error::MissingTensor {
+            name: "classification_head.weight".into(),
+            source_name: hsrc.source_name(),
+        })?;
     let hs = shape_of(hsrc, &hw)?;
     dim(hsrc, &hw, &hs, 2)?;
     let num_classes = hs[0];
@@ -350,30 +352,10 @@ pub fn infer_config(
     Ok((cfg, naming))
 }
 
-fn linear(
-    src: &dyn TensorSource,
-    wname: &str,
-    bname: Option<&str>,
-    out_dim: usize,
-    in_dim: usize,
-) -> Result<Linear> {
-    let weight = fetch(src, wname, &[out_dim, in_dim])?;
-    let bias = match bname {
-        Some(b) => Some(fetch(src, b, &[out_dim])?),
-        None => None,
-    };
-    Ok(Linear {
-        weight,
-        bias,
-        out_dim,
-        in_dim,
-    })
-}
-
-/// Where one encoder parameter (a slice of [`ClipWeights::params`]) lives in a checkpoint: one
+/// Where one parameter (a slice of [`ClipWeights::params`]) lives in a checkpoint: one
 /// tensor; several stacked row-wise (Hugging Face `q_proj`, `k_proj`, `v_proj` → the packed
 /// `[3W, W]` projection); or one transposed (OpenAI `visual.proj` `[W, E]` → `[E, W]`).
-/// Built by [`ClipWeights::encoder_specs`].
+/// Built from the parameter list by [`ClipWeights::encoder_specs`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamSpec {
     parts: Vec<(String, Vec<usize>)>,
@@ -381,6 +363,13 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
+    fn new(def: &ParamDef, naming: &CheckpointNaming, head_root: &str) -> Self {
+        ParamSpec {
+            parts: def.checkpoint_tensors(naming, head_root),
+            transpose: matches!(def.stored(naming), Stored::Transposed(_)),
+        }
+    }
+
     /// The checkpoint tensors it reads, in stacking order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().map(|(n, _)| n.as_str())
@@ -457,320 +446,187 @@ impl ClipWeights {
         naming: &CheckpointNaming,
     ) -> Result<Self> {
         cfg.validate()?;
-        let mut weights = Self::zeros(cfg);
-        for (dst, spec) in weights
-            .params_mut()
-            .into_iter()
-            .zip(Self::encoder_specs(cfg, naming))
-        {
-            dst.copy_from_slice(&spec.load(src)?);
-        }
+        let list = ParamList::new(cfg);
         let hsrc = head.unwrap_or(src);
-        let (hw, hb) = head_names(hsrc).ok_or_else(|| Error::MissingTensor {
+        let head_root = head_root(hsrc).ok_or_else(|| Error::MissingTensor {
             name: "classification_head.weight".into(),
             source_name: hsrc.source_name(),
         })?;
-        weights.head = linear(hsrc, &hw, Some(&hb), cfg.num_classes, cfg.embed_dim)?;
+        let mut weights = Self::zeros(cfg);
+        for (dst, def) in weights.params_mut().into_iter().zip(&list) {
+            let (from, spec) = match def.group {
+                Group::Encoder => (src, ParamSpec::new(def, naming, "")),
+                Group::Head => (hsrc, ParamSpec::new(def, naming, &head_root)),
+            };
+            dst.copy_from_slice(&spec.load(from)?);
+        }
         weights.check(cfg)?;
         Ok(weights)
     }
 
     /// Where each encoder parameter comes from in a checkpoint of `naming`: one [`ParamSpec`]
-    /// per slice of [`ClipWeights::params`], in that order, the head excluded. Reading a model
-    /// parameter by parameter through these (e.g. from a memory-mapped file) never holds more
-    /// than one converted tensor: a merge of M checkpoints can run as one pass over them.
+    /// per slice of [`ClipWeights::encoder_params`], in that order. Reading a model parameter
+    /// by parameter through these (e.g. from a memory-mapped file) never holds more than one
+    /// converted tensor: a merge of M checkpoints can run as one pass over them.
     pub fn encoder_specs(cfg: &VitConfig, naming: &CheckpointNaming) -> Vec<ParamSpec> {
-        let (w, m, e, p) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.patch_size);
-        let one = |name: String, shape: &[usize]| ParamSpec {
-            parts: vec![(name, shape.to_vec())],
-            transpose: false,
-        };
-        let norm = |prefix: &str| {
-            [
-                one(format!("{prefix}.weight"), &[w]),
-                one(format!("{prefix}.bias"), &[w]),
-            ]
-        };
-        let lin = |prefix: &str, out_dim: usize, in_dim: usize| {
-            [
-                one(format!("{prefix}.weight"), &[out_dim, in_dim]),
-                one(format!("{prefix}.bias"), &[out_dim]),
-            ]
-        };
-        let mut v = vec![
-            one(naming.patch(), &[w, 3, p, p]),
-            one(naming.class_embedding(), &[w]),
-            one(naming.positional(), &[cfg.num_tokens(), w]),
-        ];
-        v.extend(norm(&naming.ln_pre()));
-        let bp = naming.block_prefix();
-        for i in 0..cfg.layers {
-            let b = format!("{bp}{i}");
-            match naming {
-                CheckpointNaming::OpenAi { .. } => {
-                    v.extend(norm(&format!("{b}.ln_1")));
-                    v.extend(norm(&format!("{b}.ln_2")));
-                    v.push(one(format!("{b}.attn.in_proj_weight"), &[3 * w, w]));
-                    v.push(one(format!("{b}.attn.in_proj_bias"), &[3 * w]));
-                    v.extend(lin(&format!("{b}.attn.out_proj"), w, w));
-                    v.extend(lin(&format!("{b}.mlp.c_fc"), m, w));
-                    v.extend(lin(&format!("{b}.mlp.c_proj"), w, m));
-                }
-                CheckpointNaming::HuggingFace { .. } => {
-                    v.extend(norm(&format!("{b}.layer_norm1")));
-                    v.extend(norm(&format!("{b}.layer_norm2")));
-                    let qkv = |what: &str, shape: &[usize]| ParamSpec {
-                        parts: ["q", "k", "v"]
-                            .iter()
-                            .map(|q| (format!("{b}.self_attn.{q}_proj.{what}"), shape.to_vec()))
-                            .collect(),
-                        transpose: false,
-                    };
-                    v.push(qkv("weight", &[w, w]));
-                    v.push(qkv("bias", &[w]));
-                    v.extend(lin(&format!("{b}.self_attn.out_proj"), w, w));
-                    v.extend(lin(&format!("{b}.mlp.fc1"), m, w));
-                    v.extend(lin(&format!("{b}.mlp.fc2"), w, m));
-                }
-            }
-        }
-        v.extend(norm(&naming.ln_post()));
-        v.push(match naming {
-            CheckpointNaming::OpenAi { .. } => ParamSpec {
-                parts: vec![(naming.proj(), vec![w, e])],
-                transpose: true,
-            },
-            CheckpointNaming::HuggingFace { .. } => one(naming.proj(), &[e, w]),
-        });
-        v
+        ParamList::new(cfg)
+            .group(Group::Encoder)
+            .map(|d| ParamSpec::new(d, naming, ""))
+            .collect()
     }
 
-    /// Zero weights of shape `cfg` (every bias present), to be filled by [`ClipWeights::load`].
-    fn zeros(cfg: &VitConfig) -> Self {
-        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
-        let lin = |out_dim: usize, in_dim: usize, bias: bool| Linear {
-            weight: vec![0.0; out_dim * in_dim],
-            bias: bias.then(|| vec![0.0; out_dim]),
-            out_dim,
-            in_dim,
-        };
-        let norm = || LayerNorm {
-            weight: vec![0.0; w],
-            bias: vec![0.0; w],
-        };
-        ClipWeights {
+    /// Weights of shape `cfg` (every tensor the config has present) with every tensor `sets`
+    /// times as long, stacked along its first dimension (a linear map's `out_dim` times
+    /// `sets`); `fill(def, stacked values)` gives the values. `sets = 1` is a plain model.
+    pub(crate) fn build(
+        cfg: &VitConfig,
+        sets: usize,
+        mut fill: impl FnMut(&ParamDef, &mut [f32]),
+    ) -> Self {
+        let mut w = ClipWeights {
             visual: VisionWeights {
-                conv1: lin(w, cfg.patch_dim(), false),
-                class_embedding: vec![0.0; w],
-                positional_embedding: vec![0.0; cfg.num_tokens() * w],
-                ln_pre: norm(),
-                resblocks: (0..cfg.layers)
-                    .map(|_| ResidualBlock {
-                        ln_1: norm(),
-                        attn_in_proj: lin(3 * w, w, true),
-                        attn_out_proj: lin(w, w, true),
-                        ln_2: norm(),
-                        mlp_c_fc: lin(m, w, true),
-                        mlp_c_proj: lin(w, m, true),
-                    })
-                    .collect(),
-                ln_post: norm(),
-                proj: lin(e, w, false),
+                resblocks: vec![ResidualBlock::default(); cfg.layers],
+                ..Default::default()
             },
-            head: lin(c, e, true),
+            head: Linear::default(),
+        };
+        let kinds = crate::params::expand(cfg.layers);
+        for (mut slot, (kind, layer)) in w.slots_mut().into_iter().zip(kinds) {
+            if !(kind.present)(cfg) {
+                slot.data.set(None);
+                continue;
+            }
+            let def = crate::params::def(cfg, kind, layer);
+            debug_assert_eq!(slot.key, def.key);
+            let mut v = vec![0.0f32; sets * def.numel()];
+            fill(&def, &mut v);
+            slot.data.set(Some(v));
+            if let Some((o, i)) = slot.dims {
+                (*o, *i) = (sets * def.shape[0], def.shape[1]);
+            }
         }
+        w
+    }
+
+    /// Zero weights of shape `cfg`, to be filled by [`ClipWeights::load`].
+    fn zeros(cfg: &VitConfig) -> Self {
+        Self::build(cfg, 1, |_, _| {})
     }
 
     /// Random weights of shape `cfg` (for benches and tests): matrices `N(0, 1/in)`, biases and
-    /// embeddings `N(0, 0.02²)`, identity norms; deterministic for a given `seed`.
+    /// embeddings `N(0, 0.02²)`, identity norms; deterministic for a given `seed`. The linear
+    /// maps are drawn first (weight then bias, in list order), then the embeddings.
     pub fn random(cfg: &VitConfig, seed: u64) -> Result<Self> {
         use rand::{RngExt, SeedableRng};
         cfg.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut normal = move || -> f32 { rng.sample(rand_distr::StandardNormal) };
-        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
-        let mut lin = |out_dim: usize, in_dim: usize, bias: bool| {
-            let s = 1.0 / (in_dim as f32).sqrt();
-            Linear {
-                weight: (0..out_dim * in_dim).map(|_| s * normal()).collect(),
-                bias: bias.then(|| (0..out_dim).map(|_| 0.02 * normal()).collect()),
-                out_dim,
-                in_dim,
+        let mut w = Self::build(cfg, 1, |def, v| {
+            if def.role == Role::LayerNorm && def.key.part == Part::Weight {
+                v.fill(1.0);
             }
-        };
-        let conv1 = lin(w, cfg.patch_dim(), false);
-        let mut resblocks = Vec::new();
-        for _ in 0..cfg.layers {
-            resblocks.push(ResidualBlock {
-                ln_1: LayerNorm::identity(w),
-                attn_in_proj: lin(3 * w, w, true),
-                attn_out_proj: lin(w, w, true),
-                ln_2: LayerNorm::identity(w),
-                mlp_c_fc: lin(m, w, true),
-                mlp_c_proj: lin(w, m, true),
-            });
+        });
+        let list = ParamList::new(cfg);
+        for role in [Role::Linear, Role::Embedding] {
+            for (p, def) in w.params_mut().into_iter().zip(&list) {
+                if def.role != role {
+                    continue;
+                }
+                let s = match (role, def.key.part) {
+                    (Role::Linear, Part::Weight) => 1.0 / (def.shape[1] as f32).sqrt(),
+                    _ => 0.02,
+                };
+                p.iter_mut().for_each(|x| *x = s * normal());
+            }
         }
-        let proj = lin(e, w, false);
-        let head = lin(c, e, true);
-        let class_embedding = (0..w).map(|_| 0.02 * normal()).collect();
-        let positional_embedding = (0..cfg.num_tokens() * w).map(|_| 0.02 * normal()).collect();
-        Ok(ClipWeights {
-            visual: VisionWeights {
-                conv1,
-                class_embedding,
-                positional_embedding,
-                ln_pre: LayerNorm::identity(w),
-                resblocks,
-                ln_post: LayerNorm::identity(w),
-                proj,
-            },
-            head,
-        })
+        Ok(w)
     }
 
-    /// Checks every tensor's length against `cfg`; errors name the field.
+    /// Checks every tensor against `cfg` (presence, length, the dimensions of linear maps);
+    /// errors name the tensor (OpenAI naming).
     pub fn check(&self, cfg: &VitConfig) -> Result<()> {
-        let (w, m, e, c) = (cfg.width, cfg.mlp_dim, cfg.embed_dim, cfg.num_classes);
+        if self.visual.resblocks.len() != cfg.layers {
+            return Err(Error::Config(format!(
+                "weights hold {} blocks (`resblocks`), config wants {}",
+                self.visual.resblocks.len(),
+                cfg.layers
+            )));
+        }
         let bad = |what: String, got: usize, want: usize| {
             Err(Error::Config(format!(
                 "weights `{what}` hold {got} values, config wants {want}"
             )))
         };
-        let check_lin =
-            |what: &str, l: &Linear, out_dim: usize, in_dim: usize, bias: bool| -> Result<()> {
-                if l.out_dim != out_dim || l.in_dim != in_dim || l.weight.len() != out_dim * in_dim
-                {
-                    return bad(format!("{what}.weight"), l.weight.len(), out_dim * in_dim);
-                }
-                match (&l.bias, bias) {
-                    (Some(b), true) if b.len() == out_dim => Ok(()),
-                    (None, false) => Ok(()),
-                    (b, _) => bad(
-                        format!("{what}.bias"),
-                        b.as_ref().map_or(0, |b| b.len()),
-                        if bias { out_dim } else { 0 },
-                    ),
-                }
-            };
-        let check_ln = |what: &str, l: &LayerNorm| -> Result<()> {
-            if l.weight.len() != w || l.bias.len() != w {
-                return bad(what.to_string(), l.weight.len().min(l.bias.len()), w);
+        for (slot, (kind, layer)) in self
+            .slots()
+            .into_iter()
+            .zip(crate::params::expand(cfg.layers))
+        {
+            let def = crate::params::def(cfg, kind, layer);
+            debug_assert_eq!(slot.key, def.key);
+            let want = if (kind.present)(cfg) { def.numel() } else { 0 };
+            let got = slot.data.map_or(0, |d| d.len());
+            if got != want || slot.data.is_some() != (kind.present)(cfg) {
+                return bad(def.name(), got, want);
             }
-            Ok(())
-        };
-        let v = &self.visual;
-        check_lin("conv1", &v.conv1, w, cfg.patch_dim(), false)?;
-        if v.class_embedding.len() != w {
-            return bad("class_embedding".into(), v.class_embedding.len(), w);
+            if let Some((o, i)) = slot.dims {
+                if (o, i) != (def.shape[0], def.shape[1]) {
+                    return Err(Error::Config(format!(
+                        "weights `{}` are a [{o}, {i}] map, config wants {:?}",
+                        def.name(),
+                        def.shape
+                    )));
+                }
+            }
         }
-        if v.positional_embedding.len() != cfg.num_tokens() * w {
-            return bad(
-                "positional_embedding".into(),
-                v.positional_embedding.len(),
-                cfg.num_tokens() * w,
-            );
-        }
-        check_ln("ln_pre", &v.ln_pre)?;
-        check_ln("ln_post", &v.ln_post)?;
-        if v.resblocks.len() != cfg.layers {
-            return bad("resblocks".into(), v.resblocks.len(), cfg.layers);
-        }
-        for (i, b) in v.resblocks.iter().enumerate() {
-            check_ln(&format!("resblocks.{i}.ln_1"), &b.ln_1)?;
-            check_ln(&format!("resblocks.{i}.ln_2"), &b.ln_2)?;
-            check_lin(
-                &format!("resblocks.{i}.attn.in_proj"),
-                &b.attn_in_proj,
-                3 * w,
-                w,
-                true,
-            )?;
-            check_lin(
-                &format!("resblocks.{i}.attn.out_proj"),
-                &b.attn_out_proj,
-                w,
-                w,
-                true,
-            )?;
-            check_lin(&format!("resblocks.{i}.mlp.c_fc"), &b.mlp_c_fc, m, w, true)?;
-            check_lin(
-                &format!("resblocks.{i}.mlp.c_proj"),
-                &b.mlp_c_proj,
-                w,
-                m,
-                true,
-            )?;
-        }
-        check_lin("proj", &v.proj, e, w, false)?;
-        check_lin("classification_head", &self.head, c, e, true)
+        Ok(())
     }
 }
 
 impl ClipWeights {
-    /// Every parameter tensor as a flat slice, in a fixed order (the order of
-    /// [`ClipWeights::to_tensor_map`] with the OpenAI naming, head last). Two weight sets of one
+    /// Every parameter tensor as a flat slice, in the order of the parameter list
+    /// ([`crate::ParamList`]: tower, blocks, `ln_post`, `proj`, head). Two weight sets of one
     /// config line up slice by slice, e.g. to merge them: `θ = (1 − λ) θ0 + λ θ1`.
     pub fn params(&self) -> Vec<&[f32]> {
-        let mut v: Vec<&[f32]> = Vec::new();
-        let w = &self.visual;
-        v.push(&w.conv1.weight);
-        v.push(&w.class_embedding);
-        v.push(&w.positional_embedding);
-        v.push(&w.ln_pre.weight);
-        v.push(&w.ln_pre.bias);
-        for b in &w.resblocks {
-            for l in [&b.ln_1, &b.ln_2] {
-                v.push(&l.weight);
-                v.push(&l.bias);
-            }
-            for l in [
-                &b.attn_in_proj,
-                &b.attn_out_proj,
-                &b.mlp_c_fc,
-                &b.mlp_c_proj,
-            ] {
-                v.push(&l.weight);
-                v.extend(l.bias.as_deref());
-            }
-        }
-        v.push(&w.ln_post.weight);
-        v.push(&w.ln_post.bias);
-        v.push(&w.proj.weight);
-        v.push(&self.head.weight);
-        v.extend(self.head.bias.as_deref());
-        v
+        self.slots().into_iter().filter_map(|s| s.data).collect()
     }
 
     /// [`ClipWeights::params`], mutable.
     pub fn params_mut(&mut self) -> Vec<&mut [f32]> {
-        let mut v: Vec<&mut [f32]> = Vec::new();
-        let w = &mut self.visual;
-        v.push(&mut w.conv1.weight);
-        v.push(&mut w.class_embedding);
-        v.push(&mut w.positional_embedding);
-        v.push(&mut w.ln_pre.weight);
-        v.push(&mut w.ln_pre.bias);
-        for b in &mut w.resblocks {
-            for l in [&mut b.ln_1, &mut b.ln_2] {
-                v.push(&mut l.weight);
-                v.push(&mut l.bias);
-            }
-            for l in [
-                &mut b.attn_in_proj,
-                &mut b.attn_out_proj,
-                &mut b.mlp_c_fc,
-                &mut b.mlp_c_proj,
-            ] {
-                v.push(&mut l.weight);
-                v.extend(l.bias.as_deref_mut());
-            }
-        }
-        v.push(&mut w.ln_post.weight);
-        v.push(&mut w.ln_post.bias);
-        v.push(&mut w.proj.weight);
-        v.push(&mut self.head.weight);
-        v.extend(self.head.bias.as_deref_mut());
-        v
+        self.slots_mut()
+            .into_iter()
+            .filter_map(|s| s.data.into_slice())
+            .collect()
+    }
+
+    /// The parameters of the image encoder ([`Group::Encoder`]: everything but the
+    /// classification head), in list order: what the multi-task methods merge, aligned with
+    /// [`ClipWeights::encoder_specs`].
+    pub fn encoder_params(&self) -> Vec<&[f32]> {
+        self.slots()
+            .into_iter()
+            .filter(|s| s.scope.group() == Group::Encoder)
+            .filter_map(|s| s.data)
+            .collect()
+    }
+
+    /// [`ClipWeights::encoder_params`], mutable.
+    pub fn encoder_params_mut(&mut self) -> Vec<&mut [f32]> {
+        self.slots_mut()
+            .into_iter()
+            .filter(|s| s.scope.group() == Group::Encoder)
+            .filter_map(|s| s.data.into_slice())
+            .collect()
+    }
+
+    /// The group of each slice of [`ClipWeights::params`], in order (which are the encoder's and
+    /// which the head's).
+    pub fn param_groups(&self) -> Vec<Group> {
+        self.slots()
+            .into_iter()
+            .filter(|s| s.data.is_some())
+            .map(|s| s.scope.group())
+            .collect()
     }
 
     /// The weights as checkpoint tensors in `naming` (the inverse of [`ClipWeights::load`]):
@@ -778,97 +634,31 @@ impl ClipWeights {
     /// splits q, k, v. The head is `classification_head.weight` / `.bias`; the map carries the
     /// [`HEADS_METADATA_KEY`] metadata with `cfg.heads`. Use it to convert a checkpoint from one
     /// naming to the other.
-    pub fn to_tensor_map(
-        &self,
-        cfg: &VitConfig,
-        naming: &CheckpointNaming,
-    ) -> Result<crate::tensors::TensorMap> {
+    pub fn to_tensor_map(&self, cfg: &VitConfig, naming: &CheckpointNaming) -> Result<TensorMap> {
         self.check(cfg)?;
-        let mut m = crate::tensors::TensorMap::new();
-        let (w, e, p) = (cfg.width, cfg.embed_dim, cfg.patch_size);
-        let v = &self.visual;
-        let ln = |m: &mut crate::tensors::TensorMap, name: String, l: &LayerNorm| -> Result<()> {
-            m.insert(format!("{name}.weight"), vec![w], l.weight.clone())?;
-            m.insert(format!("{name}.bias"), vec![w], l.bias.clone())
-        };
-        let lin = |m: &mut crate::tensors::TensorMap, name: String, l: &Linear| -> Result<()> {
-            m.insert(
-                format!("{name}.weight"),
-                vec![l.out_dim, l.in_dim],
-                l.weight.clone(),
-            )?;
-            if let Some(b) = &l.bias {
-                m.insert(format!("{name}.bias"), vec![l.out_dim], b.clone())?;
-            }
-            Ok(())
-        };
-        m.insert(naming.patch(), vec![w, 3, p, p], v.conv1.weight.clone())?;
-        m.insert(naming.class_embedding(), vec![w], v.class_embedding.clone())?;
-        m.insert(
-            naming.positional(),
-            vec![cfg.num_tokens(), w],
-            v.positional_embedding.clone(),
-        )?;
-        ln(&mut m, naming.ln_pre(), &v.ln_pre)?;
-        ln(&mut m, naming.ln_post(), &v.ln_post)?;
-        let bp = naming.block_prefix();
-        for (i, blk) in v.resblocks.iter().enumerate() {
-            let b = format!("{bp}{i}");
-            match naming {
-                CheckpointNaming::OpenAi { .. } => {
-                    ln(&mut m, format!("{b}.ln_1"), &blk.ln_1)?;
-                    ln(&mut m, format!("{b}.ln_2"), &blk.ln_2)?;
-                    let ip = &blk.attn_in_proj;
+        let mut m = TensorMap::new();
+        for (data, def) in self.params().into_iter().zip(&ParamList::new(cfg)) {
+            let parts = def.checkpoint_tensors(naming, "");
+            match def.stored(naming) {
+                Stored::Transposed(_) => {
+                    let (name, shape) = &parts[0];
                     m.insert(
-                        format!("{b}.attn.in_proj_weight"),
-                        vec![3 * w, w],
-                        ip.weight.clone(),
+                        name.clone(),
+                        shape.clone(),
+                        transpose(data, shape[1], shape[0]),
                     )?;
-                    m.insert(
-                        format!("{b}.attn.in_proj_bias"),
-                        vec![3 * w],
-                        ip.bias.clone().unwrap_or_default(),
-                    )?;
-                    lin(&mut m, format!("{b}.attn.out_proj"), &blk.attn_out_proj)?;
-                    lin(&mut m, format!("{b}.mlp.c_fc"), &blk.mlp_c_fc)?;
-                    lin(&mut m, format!("{b}.mlp.c_proj"), &blk.mlp_c_proj)?;
                 }
-                CheckpointNaming::HuggingFace { .. } => {
-                    ln(&mut m, format!("{b}.layer_norm1"), &blk.ln_1)?;
-                    ln(&mut m, format!("{b}.layer_norm2"), &blk.ln_2)?;
-                    let ip = &blk.attn_in_proj;
-                    let bias = ip.bias.clone().unwrap_or_default();
-                    for (j, q) in ["q", "k", "v"].iter().enumerate() {
-                        m.insert(
-                            format!("{b}.self_attn.{q}_proj.weight"),
-                            vec![w, w],
-                            ip.weight[j * w * w..(j + 1) * w * w].to_vec(),
-                        )?;
-                        m.insert(
-                            format!("{b}.self_attn.{q}_proj.bias"),
-                            vec![w],
-                            bias[j * w..(j + 1) * w].to_vec(),
-                        )?;
+                _ => {
+                    // One tensor, or q, k, v: consecutive row blocks of the stacked matrix.
+                    let mut off = 0;
+                    for (name, shape) in parts {
+                        let n: usize = shape.iter().product();
+                        m.insert(name, shape, data[off..off + n].to_vec())?;
+                        off += n;
                     }
-                    lin(
-                        &mut m,
-                        format!("{b}.self_attn.out_proj"),
-                        &blk.attn_out_proj,
-                    )?;
-                    lin(&mut m, format!("{b}.mlp.fc1"), &blk.mlp_c_fc)?;
-                    lin(&mut m, format!("{b}.mlp.fc2"), &blk.mlp_c_proj)?;
                 }
             }
         }
-        match naming {
-            CheckpointNaming::OpenAi { .. } => {
-                m.insert(naming.proj(), vec![w, e], transpose(&v.proj.weight, e, w))?
-            }
-            CheckpointNaming::HuggingFace { .. } => {
-                m.insert(naming.proj(), vec![e, w], v.proj.weight.clone())?
-            }
-        }
-        lin(&mut m, "classification_head".into(), &self.head)?;
         m.set_metadata(HEADS_METADATA_KEY, cfg.heads.to_string());
         Ok(m)
     }

@@ -1,7 +1,8 @@
 //! The pipeline on a GPU (`dawin::cuda::CudaClassifier`) against the same pipeline on the CPU, on
 //! the embedded demo: every method's accuracy within 3 points (f16 rounding may flip a few of the
 //! 200 predictions per dataset). Own `main`: without a CUDA device it prints a visible SKIPPED
-//! line. Prebuilt binaries on another machine find the demo through `DAWIN_DEMO_DIR`.
+//! line with the cause (`DAWIN_REQUIRE_GPU=1`: a failure instead). Prebuilt binaries on another
+//! machine find the demo through `DAWIN_DEMO_DIR`.
 use dawin::cuda::CudaClassifier;
 use dawin::eval::{evaluate, EvalConfig, Method, Named};
 use dawin::vit::cuda::Precision;
@@ -18,16 +19,12 @@ fn demo(p: &str) -> PathBuf {
 }
 
 fn main() {
-    let gpu = match dawin::kernels::Gpu::new() {
-        Ok(g) => Arc::new(g),
-        Err(e) if e.is_no_gpu() => {
-            println!(
-                "SKIPPED: no CUDA device ({e}); 1 GPU test not run: cuda_pipeline_matches_cpu"
-            );
-            return;
-        }
-        Err(e) => panic!("GPU present but unusable: {e}"),
+    let Some(gpu) =
+        dawin::kernels::harness::gpu_or_skip("1 GPU test not run: cuda_pipeline_matches_cpu")
+    else {
+        return;
     };
+    let gpu = Arc::new(gpu);
     let o = LoadOptions::default();
     let m0 = ClipClassifier::from_files(demo("theta0.safetensors"), None, &o).unwrap();
     let m1 = ClipClassifier::from_files(demo("theta1.safetensors"), None, &o).unwrap();

@@ -22,8 +22,9 @@
 use rayon::prelude::*;
 
 use super::{attention, check_images, im2col, l2_normalize_rows, layer_norm_row_with, quick_gelu};
-use crate::blended::{BlendedWeights, StackedLinear, StackedNorm, StackedVec};
+use crate::blended::BlendedWeights;
 use crate::error::{Error, Result};
+use crate::weights::{LayerNorm, Linear};
 
 /// Logits `[batch, C]` and normalised features `[batch, E]` of `images` `[batch, 3, S, S]`, sample
 /// `i` through the model `θ(x_i) = θ0 + Σ_j w_ij (θ_j − θ0)` with `w_ij = coeffs[i · M + j]`
@@ -52,7 +53,7 @@ pub fn forward(
         &feats,
         batch,
         1,
-        &bw.head,
+        &bw.stacked.head,
         coeffs,
         bw.models,
         &mut tmp,
@@ -131,15 +132,16 @@ pub fn encode_images(
         &cols,
         batch * np,
         np,
-        &bw.conv1,
+        &bw.stacked.visual.conv1,
         coeffs,
         m,
         &mut tmp,
         &mut patches,
         false,
     );
-    let class = blend_vec(&bw.class_embedding, coeffs, m, batch);
-    let pos = blend_vec(&bw.positional_embedding, coeffs, m, batch);
+    let sv = &bw.stacked.visual;
+    let class = blend_vec(&sv.class_embedding, coeffs, m, batch);
+    let pos = blend_vec(&sv.positional_embedding, coeffs, m, batch);
     let mut x = vec![0.0f32; batch * t * w];
     x.par_chunks_mut(t * w).enumerate().for_each(|(b, xb)| {
         let pb = &pos[b * t * w..(b + 1) * t * w];
@@ -155,14 +157,14 @@ pub fn encode_images(
         }
     });
     let mut h = vec![0.0f32; x.len()];
-    blended_layer_norm(&x, t, &bw.ln_pre, eps, coeffs, m, &mut h);
+    blended_layer_norm(&x, t, &sv.ln_pre, eps, coeffs, m, &mut h);
     std::mem::swap(&mut x, &mut h);
 
     let rows = batch * t;
     let mut qkv = vec![0.0f32; rows * 3 * w];
     let mut attn = vec![0.0f32; rows * w];
     let mut mlp = vec![0.0f32; rows * cfg.mlp_dim];
-    for blk in &bw.resblocks {
+    for blk in &sv.resblocks {
         blended_layer_norm(&x, t, &blk.ln_1, eps, coeffs, m, &mut h);
         blended_linear(
             &h,
@@ -214,8 +216,8 @@ pub fn encode_images(
     }
 
     // ln_post on the class token of each sample, then the blended projection.
-    let gamma = blend_vec(&bw.ln_post.weight, coeffs, m, batch);
-    let beta = blend_vec(&bw.ln_post.bias, coeffs, m, batch);
+    let gamma = blend_vec(&sv.ln_post.weight, coeffs, m, batch);
+    let beta = blend_vec(&sv.ln_post.bias, coeffs, m, batch);
     let mut pooled = vec![0.0f32; batch * w];
     pooled.par_chunks_mut(w).enumerate().for_each(|(b, o)| {
         layer_norm_row_with(
@@ -228,21 +230,21 @@ pub fn encode_images(
     });
     let mut feats = vec![0.0f32; batch * cfg.embed_dim];
     blended_linear(
-        &pooled, batch, 1, &bw.proj, coeffs, m, &mut tmp, &mut feats, false,
+        &pooled, batch, 1, &sv.proj, coeffs, m, &mut tmp, &mut feats, false,
     );
     feats
 }
 
-/// Per-sample vectors `[batch, len]`: `v_i = v0 + Σ_j w_ij Δv_j` (a zero coefficient skips its
-/// term).
-fn blend_vec(v: &StackedVec, coeffs: &[f32], m: usize, batch: usize) -> Vec<f32> {
-    let n = v.len;
+/// Per-sample vectors `[batch, len]` from a stacked `v = [v0; Δv_1; …; Δv_M]`:
+/// `v_i = v0 + Σ_j w_ij Δv_j` (a zero coefficient skips its term).
+fn blend_vec(v: &[f32], coeffs: &[f32], m: usize, batch: usize) -> Vec<f32> {
+    let n = v.len() / (m + 1);
     let mut out = vec![0.0f32; batch * n];
     out.par_chunks_mut(n).enumerate().for_each(|(i, o)| {
-        o.copy_from_slice(&v.data[..n]);
+        o.copy_from_slice(&v[..n]);
         for (j, &wj) in coeffs[i * m..(i + 1) * m].iter().enumerate() {
             if wj != 0.0 {
-                let d = &v.data[(j + 1) * n..(j + 2) * n];
+                let d = &v[(j + 1) * n..(j + 2) * n];
                 o.iter_mut().zip(d).for_each(|(o, d)| *o += wj * d);
             }
         }
@@ -255,13 +257,13 @@ fn blend_vec(v: &StackedVec, coeffs: &[f32], m: usize, batch: usize) -> Vec<f32>
 fn blended_layer_norm(
     x: &[f32],
     per_sample: usize,
-    ln: &StackedNorm,
+    ln: &LayerNorm,
     eps: f32,
     coeffs: &[f32],
     m: usize,
     out: &mut [f32],
 ) {
-    let w = ln.weight.len;
+    let w = ln.weight.len() / (m + 1);
     let batch = x.len() / (w * per_sample);
     let gamma = blend_vec(&ln.weight, coeffs, m, batch);
     let beta = blend_vec(&ln.bias, coeffs, m, batch);
@@ -289,18 +291,18 @@ fn blended_linear(
     x: &[f32],
     rows: usize,
     per_sample: usize,
-    lin: &StackedLinear,
+    lin: &Linear,
     coeffs: &[f32],
     m: usize,
     tmp: &mut Vec<f32>,
     out: &mut [f32],
     residual: bool,
 ) {
-    let n = lin.out_dim;
+    let n = lin.out_dim / (m + 1);
     let stride = (m + 1) * n;
     assert_eq!(out.len(), rows * n, "blended_linear: out length");
     tmp.resize(rows * stride, 0.0);
-    super::linear(x, rows, &lin.stacked, tmp);
+    super::linear(x, rows, lin, tmp);
     out.par_chunks_mut(n)
         .zip(tmp.par_chunks(stride))
         .enumerate()

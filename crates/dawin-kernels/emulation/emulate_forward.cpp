@@ -1,4 +1,4 @@
-// Runs the ViT kernels (kernels/vit.cu) on the CPU through emu.h and checks them against small
+// Runs the kernels of the forward (kernels/gemm.cu, attention.cu, norm.cu, embed.cu) on the CPU through emu.h and checks them against small
 // independent references in double precision: every element written, nothing written outside
 // the output, results as the formulas say. Sizes are chosen to hit the tails: M and N not
 // multiples of the 128×128 GEMM tile (N not even a multiple of 8), K not a multiple of the
@@ -7,7 +7,7 @@
 // coefficients that select one set exactly (λ = 0 and 1) and random ones, head dims 64, 32, 8.
 //
 //   g++ -std=c++20 -O1 -ffp-contract=off -pthread -Wno-unknown-pragmas \
-//       -fsanitize=address,undefined -fno-sanitize-recover=all emulate_vit.cpp -o emulate_vit
+//       -fsanitize=address,undefined -fno-sanitize-recover=all emulate_forward.cpp -o emulate_forward
 //
 // Called by scripts/check_kernels.sh. Prints the number of checks and the largest errors;
 // exit status 1 on the first failure.
@@ -15,7 +15,10 @@
 #define DAWIN_HOST_EMULATION 1
 #include "emu.h"
 
-#include "../kernels/vit.cu"
+#include "../kernels/gemm.cu"
+#include "../kernels/attention.cu"
+#include "../kernels/norm.cu"
+#include "../kernels/embed.cu"
 
 #include <algorithm>
 #include <cstdio>
@@ -98,8 +101,8 @@ static void test_im2col(bool bf) {
     Guarded<u16> out((size_t)batch * g * g * ld, SENT16);
     for (unsigned grid : {1u, 7u}) {
         emu_launch_blocks({grid, 1, 1}, 64, [&] {
-            if (bf) vit_im2col_bf16(img.data(), out.ptr(), batch, size, ps, ld);
-            else vit_im2col_f16(img.data(), out.ptr(), batch, size, ps, ld);
+            if (bf) im2col_bf16(img.data(), out.ptr(), batch, size, ps, ld);
+            else im2col_f16(img.data(), out.ptr(), batch, size, ps, ld);
         });
         out.guards("im2col");
         for (u32 b = 0; b < batch; ++b)
@@ -156,7 +159,7 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     if (c.residual) {
         for (size_t i = 0; i < (size_t)c.m * ldo; ++i) outf[i] = res[i];
     }
-    VitGemmParams p{};
+    GemmParams p{};
     p.a = (u64)a.data();
     for (u32 s = 0; s < nsets; ++s) {
         p.w[s] = (u64)w[s].data();
@@ -174,14 +177,14 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     p.rows_per_coef = std::max(c.rows_per_coef, 1u);
     p.gelu = c.gelu;
     p.out_f32 = c.out_f32;
-    const EmuDim3 grid{(c.n + VIT_BN - 1) / VIT_BN, (c.m + VIT_BM - 1) / VIT_BM, 1};
-    emu_launch_blocks(grid, VIT_GEMM_THREADS, [&] {
+    const EmuDim3 grid{(c.n + GEMM_BN - 1) / GEMM_BN, (c.m + GEMM_BM - 1) / GEMM_BM, 1};
+    emu_launch_blocks(grid, GEMM_THREADS, [&] {
         if (c.sets) {
-            if (lds) bf ? vit_gemm_blend_lds_bf16(p) : vit_gemm_blend_lds_f16(p);
-            else bf ? vit_gemm_blend_bf16(p) : vit_gemm_blend_f16(p);
+            if (lds) bf ? gemm_blend_lds_bf16(p) : gemm_blend_lds_f16(p);
+            else bf ? gemm_blend_bf16(p) : gemm_blend_f16(p);
         } else {
-            if (lds) bf ? vit_gemm_lds_bf16(p) : vit_gemm_lds_f16(p);
-            else bf ? vit_gemm_bf16(p) : vit_gemm_f16(p);
+            if (lds) bf ? gemm_lds_bf16(p) : gemm_lds_f16(p);
+            else bf ? gemm_bf16(p) : gemm_f16(p);
         }
     });
     outf.guards("gemm f32 out");
@@ -238,7 +241,7 @@ static void test_embed(bool bf, u32 sets) {
     std::vector<float> coef((size_t)batch * sets);
     for (auto& x : coef) x = uniform(-0.5f, 1.0f);
     Guarded<float> out((size_t)batch * seq * width, SENTF);
-    VitEmbedParams p{};
+    EmbedParams p{};
     p.patches = (u64)patches.data();
     p.out = (u64)out.ptr();
     for (u32 s = 0; s < sets; ++s) {
@@ -251,8 +254,8 @@ static void test_embed(bool bf, u32 sets) {
     p.width = width;
     p.sets = sets;
     emu_launch_blocks({2, 1, 1}, 64, [&] {
-        if (bf) vit_embed_bf16(p);
-        else vit_embed_f16(p);
+        if (bf) embed_tokens_bf16(p);
+        else embed_tokens_f16(p);
     });
     out.guards("embed");
     for (u32 b = 0; b < batch; ++b)
@@ -286,7 +289,7 @@ static void test_layernorm(bool bf, u32 rows, u32 d, u32 in_stride, bool out_f32
     for (auto& v : coef) v = uniform(-0.3f, 1.0f);
     Guarded<float> outf((size_t)rows * out_stride, SENTF);
     Guarded<u16> outh((size_t)rows * out_stride, SENT16);
-    VitLnParams p{};
+    LayerNormParams p{};
     p.in = (u64)x.data();
     p.out = out_f32 ? (u64)outf.ptr() : (u64)outh.ptr();
     for (u32 s = 0; s < sets; ++s) {
@@ -303,8 +306,8 @@ static void test_layernorm(bool bf, u32 rows, u32 d, u32 in_stride, bool out_f32
     p.out_f32 = out_f32;
     p.eps = 1e-5f;
     emu_launch_blocks({(rows + 7) / 8, 1, 1}, 256, [&] {
-        if (bf) vit_layernorm_bf16(p);
-        else vit_layernorm_f16(p);
+        if (bf) layer_norm_bf16(p);
+        else layer_norm_f16(p);
     });
     outf.guards("layernorm");
     outh.guards("layernorm");
@@ -342,10 +345,10 @@ static void test_attention(bool bf, u32 batch, u32 seq, u32 heads, u32 hd) {
     const float scale = 0.125f;
     auto qkv = random_half(bf, (size_t)batch * seq * ld, 1.5f);
     Guarded<u16> out((size_t)batch * seq * width, SENT16);
-    const EmuDim3 grid{(seq + VIT_ATT_QB - 1) / VIT_ATT_QB, heads, batch};
-    emu_launch_blocks(grid, VIT_ATT_THREADS, [&] {
-        if (bf) vit_attention_bf16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
-        else vit_attention_f16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
+    const EmuDim3 grid{(seq + ATT_QB - 1) / ATT_QB, heads, batch};
+    emu_launch_blocks(grid, ATT_THREADS, [&] {
+        if (bf) attention_bf16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
+        else attention_f16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
     });
     out.guards("attention");
     auto at = [&](u32 b, u32 t, u32 col) { return (double)ref_from_half(bf, qkv[((size_t)b * seq + t) * ld + col]); };
@@ -386,8 +389,8 @@ static void test_l2norm(bool bf) {
     Guarded<float> feats((size_t)rows * d, SENTF);
     Guarded<u16> out((size_t)rows * d, SENT16);
     emu_launch_blocks({(rows + 7) / 8, 1, 1}, 256, [&] {
-        if (bf) vit_l2norm_bf16(x.data(), feats.ptr(), out.ptr(), rows, d);
-        else vit_l2norm_f16(x.data(), feats.ptr(), out.ptr(), rows, d);
+        if (bf) l2_normalize_bf16(x.data(), feats.ptr(), out.ptr(), rows, d);
+        else l2_normalize_f16(x.data(), feats.ptr(), out.ptr(), rows, d);
     });
     feats.guards("l2norm");
     out.guards("l2norm");
@@ -432,7 +435,7 @@ int main() {
         test_attention(bf, 1, 5, 2, 8);
         test_l2norm(bf);
     }
-    std::printf("vit emulation: %d checks passed; largest error / tolerance per group:\n", g_checks);
+    std::printf("forward kernels emulation: %d checks passed; largest error / tolerance per group:\n", g_checks);
     for (auto& [k, v] : g_max_err) std::printf("  %-24s %.3f\n", k.c_str(), v);
     return 0;
 }

@@ -1,285 +1,292 @@
 //! Host check of the CUDA forward's orchestration, with no GPU: the arenas are built exactly as
-//! [`super::CudaVit::new`] builds them (host side), the activation buffers get fake device
-//! addresses, and the launch [`super::plan`] of a forward is executed by a small interpreter of
-//! the kernels' documented formulas (f32 arithmetic, f16/bf16 rounding on every T store, as the
-//! kernels do) over that memory, with every access bounds-checked against its buffer. The
-//! result is compared with the CPU f32 forward (`cpu::forward`, `cpu::blended::forward`).
+//! [`super::CudaVit::new`] builds them (host side), every activation buffer of the forward is a
+//! host buffer poisoned with NaN, and the launch [`plan`] of a forward is executed by a small
+//! interpreter of the kernels' documented formulas (f32 arithmetic, f16/bf16 rounding on every T
+//! store, as the kernels do) over that memory, each op first passing the same shape and length
+//! checks as the launchers of `dawin-kernels` and every access bounds-checked. The result is
+//! compared with the CPU f32 forward (`cpu::forward`, `cpu::blended::forward`).
 //!
 //! This checks what the GPU tests check on the host side (tensor names and layouts in the
-//! arena, padding of the patch dimension, every launch's shapes, strides, addresses and
-//! epilogue flags, the blend coefficients); the kernels themselves are checked by the host
-//! emulation of `crates/dawin-kernels/emulation/emulate_vit.cpp`.
+//! arena, padding of the patch dimension, every launch's shapes, strides, buffers and epilogue
+//! flags, the blend coefficients); the kernels themselves are checked by the host emulation of
+//! `crates/dawin-kernels/emulation/emulate_forward.cpp`.
 
+use std::collections::HashMap;
+
+use super::plan::{plan, Buf, Op, Work};
 use super::*;
 use crate::cpu;
 use crate::BlendedWeights;
-use dawin_kernels::vit::check_gemm;
 
-/// Buffers at fake device addresses (each 256-byte aligned, with gaps between them).
+/// One buffer: values as f32, rounded to the forward's 16-bit type on every store when `half`.
+struct HostBuf {
+    data: Vec<f32>,
+    half: bool,
+}
+
+/// Every buffer of one forward, by name.
 struct Mem {
-    regions: Vec<(u64, Vec<u8>, &'static str)>,
-    next: u64,
+    bufs: HashMap<Buf, HostBuf>,
+    dt: DType,
 }
 
 impl Mem {
-    fn new() -> Self {
-        Mem {
-            regions: Vec::new(),
-            next: 0x1000_0000,
-        }
+    fn get(&self, b: Buf) -> &[f32] {
+        &self
+            .bufs
+            .get(&b)
+            .unwrap_or_else(|| panic!("{b:?} is no buffer"))
+            .data
     }
 
-    fn add(&mut self, bytes: Vec<u8>, name: &'static str) -> u64 {
-        let a = self.next;
-        self.next += (bytes.len() as u64).div_ceil(256) * 256 + 4096;
-        self.regions.push((a, bytes, name));
-        a
+    /// A T buffer (a parameter or a half activation).
+    fn half(&self, b: Buf, need: usize) -> &[f32] {
+        let hb = &self.bufs[&b];
+        assert!(hb.half, "{b:?} is f32, the op reads T");
+        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
+        &hb.data
     }
 
-    fn find(&mut self, addr: u64, bytes: usize) -> &mut [u8] {
-        for (base, buf, name) in &mut self.regions {
-            if addr >= *base && addr < *base + buf.len() as u64 {
-                let off = (addr - *base) as usize;
-                assert!(
-                    off + bytes <= buf.len(),
-                    "access of {bytes} bytes at offset {off} overruns buffer {name} ({} bytes)",
-                    buf.len()
-                );
-                return &mut buf[off..off + bytes];
-            }
-        }
-        panic!("address {addr:#x} is in no buffer");
+    /// An f32 buffer.
+    fn f32(&self, b: Buf, need: usize) -> &[f32] {
+        let hb = &self.bufs[&b];
+        assert!(!hb.half, "{b:?} is T, the op reads f32");
+        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
+        &hb.data
     }
 
-    fn f32(&mut self, addr: u64, i: usize) -> f32 {
-        f32::from_le_bytes(self.find(addr + 4 * i as u64, 4).try_into().unwrap())
+    fn coef(&self, c: Option<Buf>, need: usize) -> Option<&[f32]> {
+        c.map(|c| self.f32(c, need))
     }
-    fn set_f32(&mut self, addr: u64, i: usize, v: f32) {
-        self.find(addr + 4 * i as u64, 4)
-            .copy_from_slice(&v.to_le_bytes());
+
+    fn take(&mut self, b: Buf, need: usize) -> HostBuf {
+        let hb = self.bufs.remove(&b).expect("a buffer to write");
+        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
+        hb
     }
-    fn half(&mut self, dt: DType, addr: u64, i: usize) -> f32 {
-        let b = u16::from_le_bytes(self.find(addr + 2 * i as u64, 2).try_into().unwrap());
-        match dt {
-            DType::F16 => f16::from_bits(b).to_f32(),
-            _ => bf16::from_bits(b).to_f32(),
+
+    fn put(&mut self, b: Buf, hb: HostBuf) {
+        self.bufs.insert(b, hb);
+    }
+
+    fn round(&self, v: f32) -> f32 {
+        match self.dt {
+            DType::F16 => f16::from_f32(v).to_f32(),
+            _ => bf16::from_f32(v).to_f32(),
         }
-    }
-    fn set_half(&mut self, dt: DType, addr: u64, i: usize, v: f32) {
-        let b = match dt {
-            DType::F16 => f16::from_f32(v).to_bits(),
-            _ => bf16::from_f32(v).to_bits(),
-        };
-        self.find(addr + 2 * i as u64, 2)
-            .copy_from_slice(&b.to_le_bytes());
     }
 }
 
-fn coef(mem: &mut Mem, addr: u64, sets: u32, row: u32, rows_per: u32, s: u32) -> f32 {
-    if addr == 0 {
-        1.0
-    } else {
-        mem.f32(addr, ((row / rows_per) * sets + s) as usize)
+impl HostBuf {
+    fn store(&mut self, i: usize, v: f32, mem_round: impl Fn(f32) -> f32) {
+        self.data[i] = if self.half { mem_round(v) } else { v };
     }
 }
 
-/// The kernels' formulas (kernels/vit.cu, dawin_kernels::vit module docs).
-fn exec(mem: &mut Mem, dt: DType, op: &Op) {
-    match *op {
-        Op::Im2col {
-            img,
-            out,
-            batch,
-            size,
-            patch,
-            ld,
-        } => {
+fn coef_at(c: Option<&[f32]>, sets: usize, row: usize, rows_per: usize, s: usize) -> f32 {
+    c.map_or(1.0, |c| c[(row / rows_per) * sets + s])
+}
+
+/// The kernels' formulas (kernels/*.cu, the module docs of dawin_kernels' launchers), after the
+/// launchers' own checks of the shape and of every buffer's length.
+fn exec(mem: &mut Mem, op: &Op) {
+    let dt = mem.dt;
+    let round = move |v: f32| match dt {
+        DType::F16 => f16::from_f32(v).to_f32(),
+        _ => bf16::from_f32(v).to_f32(),
+    };
+    match op {
+        Op::Im2col { shape, images, out } => {
+            shape.check().unwrap();
+            let mut o = mem.take(*out, shape.out_len());
+            assert!(o.half);
+            let img = mem.f32(*images, shape.images_len());
+            let (size, patch, ld) = (shape.image_size, shape.patch, shape.ld);
             let (g, k) = (size / patch, 3 * patch * patch);
-            for row in 0..batch * g * g {
+            for row in 0..shape.batch * g * g {
                 let (b, pi) = (row / (g * g), row % (g * g));
                 let (gy, gx) = (pi / g, pi % g);
                 for col in 0..ld {
                     let v = if col < k {
                         let (c, r) = (col / (patch * patch), col % (patch * patch));
                         let (ky, kx) = (r / patch, r % patch);
-                        let i = ((b * 3 + c) * size + gy * patch + ky) * size + gx * patch + kx;
-                        mem.f32(img, i as usize)
+                        img[((b * 3 + c) * size + gy * patch + ky) * size + gx * patch + kx]
                     } else {
                         0.0
                     };
-                    mem.set_half(dt, out, (row * ld + col) as usize, v);
+                    o.store(row * ld + col, v, round);
                 }
             }
+            mem.put(*out, o);
         }
-        Op::Gemm(ref p) => {
-            check_gemm(p).unwrap();
-            let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| mem.half(dt, p.a, (i / k) * p.lda as usize + i % k))
-                .collect();
+        Op::Gemm {
+            shape: p,
+            a,
+            sets,
+            coef,
+            out,
+        } => {
+            let mut o = mem.take(*out, p.out_len());
+            p.check(sets.len(), coef.is_some(), !o.half).unwrap();
+            let (m, n, k) = (p.m, p.n, p.k);
+            let a = mem.half(*a, p.a_len());
+            let c = mem.coef(*coef, p.coef_len(sets.len()));
             let mut tot = vec![0.0f64; m * n];
-            for s in 0..p.sets as usize {
-                let w: Vec<f32> = (0..n * k).map(|i| mem.half(dt, p.w[s], i)).collect();
-                let bias: Vec<f32> = (0..n)
-                    .map(|j| {
-                        if p.bias[s] != 0 {
-                            mem.half(dt, p.bias[s], j)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+            for (s, &(w, b)) in sets.iter().enumerate() {
+                let w = mem.half(w, p.weight_len());
+                let bias = b.map(|b| mem.half(b, p.bias_len()));
                 for i in 0..m {
-                    let c = f64::from(coef(
-                        mem,
-                        p.coef,
-                        p.sets,
-                        i as u32,
-                        p.rows_per_coef,
-                        s as u32,
-                    ));
+                    let cf = f64::from(coef_at(c, sets.len(), i, p.rows_per_coef, s));
                     for j in 0..n {
-                        let y: f64 = a[i * k..(i + 1) * k]
+                        let y: f64 = a[i * p.lda..i * p.lda + k]
                             .iter()
                             .zip(&w[j * k..(j + 1) * k])
                             .map(|(x, y)| f64::from(*x) * f64::from(*y))
                             .sum::<f64>()
-                            + f64::from(bias[j]);
-                        tot[i * n + j] += c * y;
+                            + f64::from(bias.map_or(0.0, |b| b[j]));
+                        tot[i * n + j] += cf * y;
                     }
                 }
             }
             for i in 0..m {
                 for j in 0..n {
                     let mut v = tot[i * n + j] as f32;
-                    if p.gelu == 1 {
+                    if p.gelu {
                         v /= 1.0 + (-1.702 * v).exp();
                     }
-                    let o = i * p.ldo as usize + j;
-                    if p.res != 0 {
-                        v += mem.f32(p.res, o);
+                    let idx = i * p.ldo + j;
+                    if p.accumulate {
+                        v += o.data[idx];
                     }
-                    if p.out_f32 == 1 {
-                        mem.set_f32(p.out, o, v);
-                    } else {
-                        mem.set_half(dt, p.out, o, v);
-                    }
+                    o.store(idx, v, round);
                 }
             }
+            mem.put(*out, o);
         }
-        Op::Embed(ref p) => {
-            let seq = p.np + 1;
+        Op::Embed {
+            shape: p,
+            patches,
+            sets,
+            coef,
+            out,
+        } => {
+            p.check(sets.len(), coef.is_some()).unwrap();
+            let mut o = mem.take(*out, p.out_len());
+            assert!(!o.half);
+            let patches = mem.f32(*patches, p.patches_len());
+            let c = mem.coef(*coef, p.coef_len(sets.len()));
+            let (seq, w) = (p.patches + 1, p.width);
             for b in 0..p.batch {
                 for t in 0..seq {
-                    for col in 0..p.width {
+                    for col in 0..w {
                         let mut add = 0.0f32;
-                        for s in 0..p.sets {
-                            let c = coef(mem, p.coef, p.sets, b, 1, s);
-                            let mut v =
-                                mem.half(dt, p.pos[s as usize], (t * p.width + col) as usize);
+                        for (s, &(cls, pos)) in sets.iter().enumerate() {
+                            let cf = coef_at(c, sets.len(), b, 1, s);
+                            let mut v = mem.half(pos, p.positional_len())[t * w + col];
                             if t == 0 {
-                                v += mem.half(dt, p.cls[s as usize], col as usize);
+                                v += mem.half(cls, p.class_len())[col];
                             }
-                            add += c * v;
+                            add += cf * v;
                         }
                         let patch = if t == 0 {
                             0.0
                         } else {
-                            mem.f32(p.patches, ((b * p.np + t - 1) * p.width + col) as usize)
+                            patches[(b * p.patches + t - 1) * w + col]
                         };
-                        mem.set_f32(p.out, ((b * seq + t) * p.width + col) as usize, patch + add);
+                        o.store((b * seq + t) * w + col, patch + add, round);
                     }
                 }
             }
+            mem.put(*out, o);
         }
-        Op::LayerNorm(ref p) => {
+        Op::LayerNorm {
+            shape: p,
+            x,
+            sets,
+            coef,
+            out,
+        } => {
+            p.check(sets.len(), coef.is_some()).unwrap();
+            let mut o = mem.take(*out, p.out_len());
+            let xs = mem.f32(*x, p.in_len());
+            let c = mem.coef(*coef, p.coef_len(sets.len()));
             for r in 0..p.rows {
-                let x: Vec<f32> = (0..p.d)
-                    .map(|c| mem.f32(p.input, (r * p.in_stride + c) as usize))
-                    .collect();
+                let x = &xs[r * p.in_stride..r * p.in_stride + p.d];
                 let mean = x.iter().sum::<f32>() / p.d as f32;
                 let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / p.d as f32;
                 let rstd = 1.0 / (var + p.eps).sqrt();
-                for c in 0..p.d {
-                    let n = (x[c as usize] - mean) * rstd;
+                for (col, &xc) in x.iter().enumerate() {
+                    let nrm = (xc - mean) * rstd;
                     let mut y = 0.0f32;
-                    for s in 0..p.sets {
-                        let cf = coef(mem, p.coef, p.sets, r, p.rows_per_coef, s);
-                        let g = mem.half(dt, p.gamma[s as usize], c as usize);
-                        let b = mem.half(dt, p.beta[s as usize], c as usize);
-                        y += cf * (g * n + b);
+                    for (s, &(g, b)) in sets.iter().enumerate() {
+                        let cf = coef_at(c, sets.len(), r, p.rows_per_coef, s);
+                        y += cf * (mem.half(g, p.d)[col] * nrm + mem.half(b, p.d)[col]);
                     }
-                    let o = (r * p.out_stride + c) as usize;
-                    if p.out_f32 == 1 {
-                        mem.set_f32(p.out, o, y);
-                    } else {
-                        mem.set_half(dt, p.out, o, y);
-                    }
+                    o.store(r * p.out_stride + col, y, round);
                 }
             }
+            mem.put(*out, o);
         }
-        Op::Attention {
-            qkv,
-            out,
-            batch,
-            seq,
-            heads,
-            hd,
-            scale,
-        } => {
-            let (width, ld) = (heads * hd, 3 * heads * hd);
-            let all: Vec<f32> = (0..(batch * seq * ld) as usize)
-                .map(|i| mem.half(dt, qkv, i))
-                .collect();
-            for b in 0..batch {
-                for h in 0..heads {
-                    let at = |t: u32, col: u32| all[((b * seq + t) * ld + col) as usize];
+        Op::Attention { shape: p, qkv, out } => {
+            p.check().unwrap();
+            let mut o = mem.take(*out, p.out_len());
+            assert!(o.half);
+            let all = mem.half(*qkv, p.qkv_len());
+            let (hd, seq) = (p.head_dim, p.seq);
+            let (width, ld) = (p.heads * hd, 3 * p.heads * hd);
+            for b in 0..p.batch {
+                for h in 0..p.heads {
+                    let at = |t: usize, col: usize| all[(b * seq + t) * ld + col];
                     for q in 0..seq {
                         let s: Vec<f32> = (0..seq)
                             .map(|j| {
                                 (0..hd)
                                     .map(|d| at(q, h * hd + d) * at(j, width + h * hd + d))
                                     .sum::<f32>()
-                                    * scale
+                                    * p.scale
                             })
                             .collect();
                         let m = s.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                        let p: Vec<f32> = s.iter().map(|v| (v - m).exp()).collect();
-                        let z: f32 = p.iter().sum();
+                        let e: Vec<f32> = s.iter().map(|v| (v - m).exp()).collect();
+                        let z: f32 = e.iter().sum();
                         for d in 0..hd {
-                            let o: f32 = (0..seq)
-                                .map(|j| p[j as usize] * at(j, 2 * width + h * hd + d))
+                            let v: f32 = (0..seq)
+                                .map(|j| e[j] * at(j, 2 * width + h * hd + d))
                                 .sum::<f32>()
                                 / z;
-                            mem.set_half(dt, out, ((b * seq + q) * width + h * hd + d) as usize, o);
+                            o.store((b * seq + q) * width + h * hd + d, v, round);
                         }
                     }
                 }
             }
+            mem.put(*out, o);
         }
         Op::L2Norm {
+            shape: p,
             x,
             feats,
             out,
-            rows,
-            d,
         } => {
-            for r in 0..rows {
-                let v: Vec<f32> = (0..d).map(|c| mem.f32(x, (r * d + c) as usize)).collect();
+            p.check().unwrap();
+            let mut o = mem.take(*out, p.len());
+            let mut f = mem.take(*feats, p.len());
+            assert!(o.half && !f.half);
+            let xs = mem.f32(*x, p.len());
+            for r in 0..p.rows {
+                let v = &xs[r * p.d..(r + 1) * p.d];
                 let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
                 let inv = if n > 0.0 { 1.0 / n } else { 1.0 };
-                for c in 0..d {
-                    let f = v[c as usize] * inv;
-                    mem.set_f32(feats, (r * d + c) as usize, f);
-                    mem.set_half(dt, out, (r * d + c) as usize, f);
+                for (c, &vc) in v.iter().enumerate() {
+                    f.store(r * p.d + c, vc * inv, round);
+                    o.store(r * p.d + c, vc * inv, round);
                 }
             }
+            mem.put(*out, o);
+            mem.put(*feats, f);
         }
     }
 }
 
-/// Runs the plan of a forward over `models` (several: blended with `coeffs` `[batch, M]`) on
-/// the host; returns (logits, features).
 /// The arena [`CudaVit::new`] uploads for `w`.
 fn model_arena(cfg: &VitConfig, w: &ClipWeights, p: Precision) -> HostArena {
     let tensors = arena_tensors(cfg, w);
@@ -289,6 +296,8 @@ fn model_arena(cfg: &VitConfig, w: &ClipWeights, p: Precision) -> HostArena {
     }
 }
 
+/// Runs the plan of a forward over `models` (several: blended with `coeffs` `[batch, M]`) on
+/// the host; returns (logits, features).
 fn host_forward(
     cfg: &VitConfig,
     models: &[&ClipWeights],
@@ -302,6 +311,21 @@ fn host_forward(
     host_forward_arenas(cfg, &refs, p, images, batch, coeffs)
 }
 
+/// Tensor `i` of a host arena as f32 values.
+fn arena_tensor(host: &HostArena, i: usize, p: Precision) -> Vec<f32> {
+    let e = &host.layout().entries()[i];
+    match p {
+        Precision::F16 => host.as_slice::<f16>().unwrap()[e.range()]
+            .iter()
+            .map(|v| v.to_f32())
+            .collect(),
+        Precision::Bf16 => host.as_slice::<bf16>().unwrap()[e.range()]
+            .iter()
+            .map(|v| v.to_f32())
+            .collect(),
+    }
+}
+
 /// The forward's launch plan interpreted over given parameter arenas.
 fn host_forward_arenas(
     cfg: &VitConfig,
@@ -312,63 +336,50 @@ fn host_forward_arenas(
     coeffs: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
     check_config(cfg).unwrap();
-    let mut mem = Mem::new();
-    let mut ptrs = Vec::new();
-    for host in arenas {
-        let base = mem.add(host.bytes().to_vec(), "arena");
-        ptrs.push(model_ptrs(base, host.layout(), cfg.layers).unwrap());
-    }
     let sets = arenas.len();
-    let sizes = work_sizes(cfg, batch, sets);
-    let mut a = Vec::new();
-    for (name, n, is_f32) in sizes {
-        let bytes = if is_f32 { 4 * n } else { 2 * n };
-        // Poison: NaN in f32 buffers, 0xffff (NaN) in half ones, so a value read before it is
-        // written shows up in the result.
-        let mut buf = vec![0xffu8; bytes];
-        if name == "img" {
-            for (c, v) in buf.chunks_mut(4).zip(images) {
-                c.copy_from_slice(&v.to_le_bytes());
-            }
+    let mut bufs = HashMap::new();
+    for (s, host) in arenas.iter().enumerate() {
+        for i in 0..host.layout().entries().len() {
+            let data = arena_tensor(host, i, p);
+            bufs.insert(
+                Buf::Param { set: s, tensor: i },
+                HostBuf { data, half: true },
+            );
         }
-        if name == "coef" {
-            if let Some(w) = coeffs {
-                let c = blend_coefficients(sets, batch, w).unwrap();
-                for (o, v) in buf.chunks_mut(4).zip(c) {
-                    o.copy_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
-        a.push(if bytes == 0 { 0 } else { mem.add(buf, name) });
     }
-    let wa = WorkAddrs {
-        img: a[0],
-        cols: a[1],
-        patches: a[2],
-        emb: a[3],
-        x: a[4],
-        h: a[5],
-        qkv: a[6],
-        att: a[7],
-        mlp: a[8],
-        pooled: a[9],
-        feat_raw: a[10],
-        feats: a[11],
-        feat_t: a[12],
-        logits: a[13],
-        coef: a[14],
+    for w in Work::ALL {
+        let (n, is_f32) = w.size(cfg, batch, sets);
+        // Poison: NaN, so that a value read before it is written shows up in the result.
+        let mut data = vec![f32::NAN; n];
+        if w == Work::Images {
+            data.copy_from_slice(images);
+        }
+        if w == Work::Coef {
+            match coeffs {
+                Some(c) => data = blend_coefficients(sets, batch, c).unwrap(),
+                None => continue,
+            }
+        }
+        bufs.insert(
+            Buf::Work(w),
+            HostBuf {
+                data,
+                half: !is_f32,
+            },
+        );
+    }
+    let mut mem = Mem {
+        bufs,
+        dt: p.dtype(),
     };
-    let dt = p.dtype();
-    for op in plan(cfg, batch, &ptrs, &wa) {
-        exec(&mut mem, dt, &op);
+    assert_eq!(mem.round(0.1), mem.round(mem.round(0.1)));
+    for op in plan(cfg, &ParamList::new(cfg), batch, sets) {
+        exec(&mut mem, &op);
     }
-    let logits = (0..batch * cfg.num_classes)
-        .map(|i| mem.f32(wa.logits, i))
-        .collect();
-    let feats = (0..batch * cfg.embed_dim)
-        .map(|i| mem.f32(wa.feats, i))
-        .collect();
-    (logits, feats)
+    (
+        mem.get(Buf::Work(Work::Logits)).to_vec(),
+        mem.get(Buf::Work(Work::Feats)).to_vec(),
+    )
 }
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -545,5 +556,24 @@ fn plan_over_a_merged_arena_matches_the_cpu_merge() {
             let e = rel_err(&l, &want);
             assert!(e < tol(p), "{p:?} {} inputs, w = {w:?}: {e:.2e}", inputs);
         }
+    }
+}
+
+/// The CUDA arena is the parameter list: the same tensors, names, order and shapes (the patch
+/// embedding padded to `K'` columns), and every address the forward reads is a tensor of it.
+#[test]
+fn arena_layout_agrees_with_the_parameter_list() {
+    let (c, w) = (cfg(), weights(2));
+    let list = ParamList::new(&c);
+    let host = model_arena(&c, &w, Precision::F16);
+    let entries = host.layout().entries();
+    assert_eq!(entries.len(), list.len());
+    for (e, d) in entries.iter().zip(&list) {
+        assert_eq!(e.name, d.name());
+        let mut shape = d.shape.clone();
+        if d.key == ParamKey::new(Module::PatchEmbedding, Part::Weight) {
+            shape[1] = patch_dim_padded(&c);
+        }
+        assert_eq!(e.shape, shape, "{}", e.name);
     }
 }
