@@ -2,6 +2,42 @@
 
 use crate::error::{Error, Result};
 
+/// The activation between the two linear maps of a transformer block's MLP.
+///
+/// OpenAI's CLIP towers (and open_clip's `-quickgelu` models) use QuickGELU; open_clip's
+/// LAION/DataComp towers use exact GELU. Nothing in a state dict says which, so it is resolved
+/// from flags, config files or a stated default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Activation {
+    /// `x · σ(1.702 x)` (OpenAI CLIP, `open_clip` with `quick_gelu = true`).
+    #[default]
+    QuickGelu,
+    /// `x · Φ(x) = ½ x (1 + erf(x / √2))` (PyTorch's `nn.GELU()`, `approximate='none'`).
+    Gelu,
+}
+
+impl Activation {
+    /// The name used on the command line and in reports: `quick-gelu` or `gelu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::QuickGelu => "quick-gelu",
+            Activation::Gelu => "gelu",
+        }
+    }
+
+    /// Parses `quick-gelu` (also `quick_gelu`, `quickgelu`) or `gelu`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "quick-gelu" | "quick_gelu" | "quickgelu" => Ok(Activation::QuickGelu),
+            "gelu" => Ok(Activation::Gelu),
+            other => Err(Error::arg(
+                "activation",
+                format!("`{other}`: expected `gelu` or `quick-gelu`"),
+            )),
+        }
+    }
+}
+
 /// Shape hyper-parameters of a CLIP ViT image encoder with a linear classification head.
 ///
 /// Tokens: `T = (image_size / patch_size)² + 1` (the class token first). Every block is

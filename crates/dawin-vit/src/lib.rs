@@ -73,7 +73,7 @@ mod weights;
 
 pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
-pub use config::VitConfig;
+pub use config::{Activation, VitConfig};
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
