@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod blended;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod cuda;
@@ -43,6 +44,10 @@ pub mod tensors;
 pub mod weights;
 
 pub use blended::BlendedWeights;
+pub use checkpoint::{
+    complete_vision_tower, embed_width, encoder_params, encoder_params_mut, load_head,
+    open_checkpoint, Checkpoint, CheckpointEncoder,
+};
 pub use config::VitConfig;
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
