@@ -261,7 +261,8 @@ fn head_tensor_names(sd: &StateDict) -> Option<(String, String)> {
 }
 
 /// Loads a classification head `logits = W f + b`, `W` `[C, E]` (+ optional bias `[C]`), from a
-/// safetensors file ([`head_tensor_names`]' names). Errors name the file and the tensor.
+/// safetensors file: `classification_head.weight` / `.bias` (at the top level or under a
+/// prefix), else `weight` / `bias`. Errors name the file and the tensor.
 pub fn load_head(path: &Path) -> Result<Linear> {
     if !path.exists() {
         return Err(missing(path, "no such file"));

@@ -15,8 +15,16 @@
 use super::params::{check_aligned, check_out, ParamSource};
 use crate::error::{Error, Result};
 
-/// TIES' merged task vector `τ_m` of flat task vectors `taus` (M of one length), see the
-/// [module docs](self). Errors: no task vector, ragged lengths, `top ∉ (0, 1]`.
+/// TIES-merging's merged task vector `τ_m` (Yadav et al., 2023) of flat task vectors `taus`
+/// (M of one length):
+///
+/// 1. trim: in each τ_j keep the `ceil(top · n)` entries of largest |τ_j| (entries tied with the
+///    smallest kept magnitude are kept too), zero the rest → τ̂_j;
+/// 2. elect: `γ = sign(Σ_j τ̂_j)` per parameter (where the sum is exactly 0, the sign of the sum
+///    of all γ, as the reference code's "majority" rule);
+/// 3. disjoint mean: `τ_m = Σ_{j: τ̂_j ≠ 0, sign τ̂_j = γ} τ̂_j / #{those j}` (0 when none).
+///
+/// The merged model is `θ0 + s·τ_m`. Errors: no task vector, ragged lengths, `top ∉ (0, 1]`.
 pub fn ties_task_vector(taus: &[&[f32]], top: f32) -> Result<Vec<f32>> {
     let n = taus
         .first()
