@@ -178,7 +178,7 @@ pub(crate) fn run(
             }
         })
         .collect();
-    let refs: Vec<(String, &dawin::mtl::CheckpointEncoder)> =
+    let refs: Vec<(String, &dawin::vit::CheckpointEncoder)> =
         loaded.models.iter().map(|(n, m)| (n.clone(), m)).collect();
     let cfg = MtlConfig {
         methods,
