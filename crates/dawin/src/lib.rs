@@ -76,7 +76,9 @@ pub use model::{Interpolate, Model, PerSampleForward};
 pub mod eval {
     pub use crate::pipeline::baselines::grid;
     pub use crate::pipeline::clustering::{fit_mixture, MixtureKind, MixtureSummary};
-    pub use crate::pipeline::coefficients::{coefficients_from_logits, CoefOutput};
+    pub use crate::pipeline::coefficients::{
+        coefficients_from_logits, fit_temperatures, CoefOutput,
+    };
     pub use crate::pipeline::config::{Coefficient, EvalConfig, Method, Named};
     pub use crate::pipeline::eval::evaluate;
     pub use crate::pipeline::logits::{forward_dataset, restrict_logits, CACHE_VERSION};

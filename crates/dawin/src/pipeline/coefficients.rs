@@ -13,7 +13,10 @@
 //!
 //! [`coefficients_from_logits`] is the same stage on logits read from files (`dawin coef`).
 use super::config::Coefficient;
+use super::logits::{classes_of, logits_of};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::model::Model;
 use dawin_core::expertise::{
     ensemble_targets, expertise_by_name, merged_targets, Needs, NegCrossEntropy, PseudoSource,
 };
@@ -35,6 +38,24 @@ pub(crate) fn temperatures(
             true,
         ),
     })
+}
+
+/// `(T0, T1)` fitted on the labelled validation set `val` (minimum NLL): θ0's and θ1's logits
+/// computed in batches of `batch` (restricted to its class subset), each model's temperature
+/// fitted on its own.
+pub fn fit_temperatures<M: Model>(
+    m0: &M,
+    m1: &M,
+    val: &dyn Dataset,
+    batch: usize,
+    progress: bool,
+) -> Result<(f32, f32)> {
+    let c = classes_of(val, m0.num_classes());
+    let fit = |m: &M| -> Result<f32> {
+        let z = logits_of(m, "T", val, batch, progress)?;
+        Ok(temperature::fit_temperature(&z, c, val.labels())?.temperature)
+    };
+    Ok((fit(m0)?, fit(m1)?))
 }
 
 /// How λ(x) is computed: the expertise metric, Eq. 1 or 2, the WiSE-FT plug-in's α.
