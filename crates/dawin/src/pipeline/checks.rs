@@ -1,6 +1,7 @@
 //! Stage 0, the inputs: every check that runs before any forward, so that a bad argument, a
-//! dataset that does not fit the model or a θ1 fine-tuned from another base is an error naming
-//! it, never a quiet wrong number (the multi-task checks: `mtl/checks.rs`).
+//! dataset that does not fit the model or a θ1 fine-tuned from another base
+//! (`‖θ1 − θ0‖/‖θ0‖ > max_distance`) is an error naming it, never a quiet wrong number (the
+//! multi-task checks: `mtl/checks.rs`).
 use super::config::EvalConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};

@@ -10,14 +10,16 @@
 //! | baselines | `baselines.rs` | WiSE-FT, output ensemble, DCS, DOE, the oracles' grid |
 //! | 5 report | `report.rs` | rows, per-sample arrays, timings, files |
 //!
-//! `config.rs` holds the settings and methods, `eval.rs` the two-model [`evaluate`](eval)
-//! that calls the stages in order, `streaming.rs` the same stages batch by batch, and `mtl/`
+//! `config.rs` holds the settings and methods, `eval.rs` the two-model `evaluate` that calls
+//! the stages in order, `streaming.rs` the same stages batch by batch, and `mtl/`
 //! the multi-task evaluation on the same stages with its own parts: `mtl/lambda.rs`
 //! (`λ_j(x) = softmax_j(−H_j(x))` and the heat map's means), `mtl/task_arithmetic.rs`
 //! (task arithmetic, TIES, the task-vector distance) and `mtl/report.rs`.
 //!
-//! Dependencies point down this list only: `config` ← `checks`, `logits` ← `coefficients`,
-//! `clustering`, `merged` ← `baselines`, `report` ← `eval`, `streaming`, `mtl`.
+//! No import circle: `config` and `clustering` import no stage; `logits` imports `config`;
+//! `checks`, `coefficients` and `merged` import `logits`; `report` imports `config` and
+//! `clustering`; `baselines` imports `logits` and `report`; `eval`, `streaming` and `mtl` import
+//! the stages (docs/architecture.md lists every edge).
 pub(crate) mod baselines;
 pub(crate) mod checks;
 pub(crate) mod clustering;
