@@ -11,7 +11,9 @@
 //! * [`temperature`]: temperature scaling fitted on labelled validation logits;
 //! * [`metrics`]: accuracy (with class subsets), Pearson correlation, TT/TF/FT/FF splits;
 //! * [`state_dict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
-//!   merges (lerp, multi-lerp, task arithmetic) in f32/f16/bf16 with f32 arithmetic;
+//!   merges (lerp, multi-lerp, task arithmetic) in f32/f16/bf16 with f32 arithmetic; whole-model
+//!   merges read parameter by parameter ([`merge::ParamSource`]: task arithmetic, TIES-merging)
+//!   and the task-vector distance `‖θ − θ0‖/‖θ0‖`;
 //! * [`npy`]: `.npy` arrays to and from NumPy;
 //! * [`torch`]: PyTorch checkpoints read without Python and without running their code.
 //!

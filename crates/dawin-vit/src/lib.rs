@@ -56,6 +56,7 @@
 
 pub mod benchmarks;
 mod blended;
+mod checkpoint;
 mod config;
 pub mod cpu;
 pub mod cuda;
@@ -73,6 +74,9 @@ mod weights;
 
 pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
+pub use checkpoint::{
+    complete_vision_tower, embed_width, load_head, open_checkpoint, Checkpoint, CheckpointEncoder,
+};
 pub use config::{Activation, VitConfig};
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};

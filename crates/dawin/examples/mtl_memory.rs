@@ -137,10 +137,7 @@ fn main() {
         let owned: Vec<(String, ClipClassifier)> = loaded
             .models
             .iter()
-            .map(|(n, c)| {
-                use dawin::mtl::Encoder;
-                (n.clone(), c.classifier().expect("load").into_owned())
-            })
+            .map(|(n, c)| (n.clone(), c.classifier().expect("load").into_owned()))
             .collect();
         let named: Vec<_> = owned.iter().map(|(n, c)| (n.clone(), c)).collect();
         evaluate_mtl(&loaded.base, &named, &tasks, &config)

@@ -3,8 +3,8 @@
 //! The one crate to `cargo add` for [DaWin](https://openreview.net/forum?id=L8e7tBf4pP)
 //! (ICLR 2025): training-free, per-sample dynamic weight interpolation between a pre-trained
 //! model θ0 and a fine-tuned model θ1. It re-exports the building blocks as modules
-//! ([`core`], [`mixture`], [`vit`]) and holds the evaluation pipeline ([`eval`]) that the
-//! `dawin` command-line tool drives: logits of θ0 and θ1 cached on disk, temperatures fitted on
+//! ([`core`], [`mixture`], [`vit`]) and holds the evaluation pipeline ([`eval`], [`report`])
+//! that the `dawin` command-line tool drives: logits of θ0 and θ1 cached on disk, temperatures fitted on
 //! an ID validation set, λ(x) per dataset (Eq. 2 by default), the Beta mixture, one merge per
 //! cluster, and the paper's baselines (ZS, FT, WiSE-FT, output ensemble, DCS, DOE, oracles).
 //! [`mtl`] is the multi-task setting: M fine-tuned encoders, one head per dataset, DaWin's
@@ -45,17 +45,96 @@ pub use dawin_kernels as kernels;
 pub use dawin_mixture as mixture;
 pub use dawin_vit as vit;
 
-pub mod cache;
 pub mod cuda;
 pub mod data;
 mod error;
-pub mod eval;
 pub mod model;
-pub mod mtl;
+mod pipeline;
 pub mod plot;
 pub mod progress;
-pub mod report;
 
 pub use data::{read_class_subset, Dataset, ImageFolderDataset, InMemoryDataset, WithClassSubset};
 pub use error::{Error, Result};
 pub use model::{Interpolate, Model, PerSampleForward};
+
+/// The two-model evaluation: the paper's stages in order, and each stage's public pieces.
+///
+/// ```text
+///  images ──(1) logits: forward_dataset, the on-disk cache──▶ z_0, z_1
+///         ──(2) coefficients: T_j, e_j = exp(score_j), λ(x) by Eq. 1 / Eq. 2, α·λ──▶ λ(x)
+///         ──(3) clustering: Beta mixture, k_i, λ_k = a_k / (a_k + b_k)──▶ K coefficients
+///         ──(4) merged forwards: forward_by_lambda (K merges), forward_blended──▶ predictions
+///         ──(5) report: Row, PerSample, Report──▶ the table
+/// ```
+///
+/// [`evaluate`](eval::evaluate) runs them on an ID validation set (temperatures, WiSE-FT's λ,
+/// the ensemble's weight), an ID test set and shifted test sets, beside the baselines (ZS, FT,
+/// WiSE-FT, output ensemble, DCS, DOE, the oracles); [`evaluate_streaming`](eval::evaluate_streaming)
+/// runs them batch by batch. [`coefficients_from_logits`](eval::coefficients_from_logits) and
+/// [`fit_mixture`](eval::fit_mixture) are stages 2 and 3 on arrays read from files (`dawin coef`,
+/// `dawin mixture`).
+pub mod eval {
+    pub use crate::pipeline::baselines::grid;
+    pub use crate::pipeline::clustering::{fit_mixture, MixtureKind, MixtureSummary};
+    pub use crate::pipeline::coefficients::{
+        coefficients_from_logits, fit_temperatures, CoefOutput,
+    };
+    pub use crate::pipeline::config::{Coefficient, EvalConfig, Method, Named};
+    pub use crate::pipeline::eval::evaluate;
+    pub use crate::pipeline::logits::{forward_dataset, restrict_logits, CACHE_VERSION};
+    pub use crate::pipeline::merged::{
+        forward_blended, forward_by_lambda, forward_per_sample_loop,
+    };
+    pub use crate::pipeline::report::{EvalOutput, PairArrays, PerSample};
+    pub use crate::pipeline::streaming::{evaluate_streaming, StreamingResult};
+}
+
+/// The report of an evaluation (stage 5): table rows, the JSON report, the JSONL results file
+/// and the per-sample `.npy` arrays; the mixtures as report data. Accuracies are in percent.
+pub mod report {
+    pub use crate::pipeline::clustering::{DirichletFitReport, MixtureReport};
+    pub use crate::pipeline::report::{
+        append_results_db, methods_of, write_outputs, IdOod, MethodRow, Report, Row, WisePoint,
+    };
+}
+
+/// Multi-task evaluation with M fine-tuned models (the paper's §4.3 / Table 6 setting).
+///
+/// A base CLIP image encoder θ0 and M fine-tuned encoders θ_j (task vectors τ_j = θ_j − θ0);
+/// every evaluation dataset `D` has its own classification head, which is never merged: only the
+/// image encoder is. On `D` each fine-tuned model's entropy `H_j(x)` (temperature 1) is computed
+/// with `D`'s head and
+///
+/// ```text
+/// λ_j(x) = softmax_j(−H_j(x)),     θ(x) = θ0 + s Σ_j λ_j(x) τ_j,     s = 0.3·M by default.
+/// ```
+///
+/// Methods ([`MtlMethod`](mtl::MtlMethod)): each fine-tuned model alone, `individual†` (model j
+/// on dataset j, by name), the base (zero-shot with each head), weight averaging
+/// (`θ0 + (1/M) Σ τ_j`), task arithmetic (`θ0 + 0.3 Σ τ_j`), TIES-merging
+/// ([`dawin_core::merge::ties_task_vector`]), `dawin` (a K-component Dirichlet mixture over each
+/// dataset's λ vectors, one merge per component with its mean λ; K = 1 gives one merge per
+/// dataset with the mean λ vector) and `dawin-sample` (one λ vector per sample, run exactly with
+/// [`dawin_vit::cpu::blended::forward`], coefficients `s·λ_ij`).
+///
+/// The fine-tuned encoders are [`ParamSource`](dawin_core::merge::ParamSource)s: a
+/// [`ClipClassifier`](dawin_vit::ClipClassifier) in memory, or a memory-mapped
+/// [`CheckpointEncoder`](dawin_vit::CheckpointEncoder) ([`load_mtl`](mtl::load_mtl)): each model
+/// is read whole only to be evaluated (one at a time), and every merge is one pass over the
+/// M + 1 encoders, parameter by parameter, so memory holds θ0, the merged encoder and one
+/// parameter per model, whatever M (`examples/mtl_memory.rs` measures it). Only `dawin-sample`
+/// holds all M + 1 encoders, as its blended forward must.
+pub mod mtl {
+    pub use crate::pipeline::clustering::DirichletReport;
+    pub use crate::pipeline::logits::apply_head;
+    pub use crate::pipeline::mtl::config::{MtlConfig, MtlMethod, MtlTask};
+    pub use crate::pipeline::mtl::lambda::lambda_vectors;
+    pub use crate::pipeline::mtl::report::{
+        file_safe, write_mtl_outputs, MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow,
+    };
+    pub use crate::pipeline::mtl::task_arithmetic::{
+        merge_encoders, relative_distance, ties_merge,
+    };
+    pub use crate::pipeline::mtl::{evaluate_mtl, evaluate_mtl_full, load_mtl, MtlModels};
+    pub use crate::pipeline::report::TaskArrays;
+}

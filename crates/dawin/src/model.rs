@@ -1,4 +1,7 @@
-//! What the pipeline needs from a model: a batched forward, and weight interpolation.
+//! What the pipeline needs from a model: a batched forward ([`Model`]), and weight
+//! interpolation `θ(λ) = (1 − λ)θ0 + λθ1` ([`Interpolate`], with an optional per-sample
+//! blended forward, [`PerSampleForward`]). Models merged as M task vectors are read parameter by
+//! parameter instead ([`dawin_core::merge::ParamSource`], see [`crate::mtl`]).
 use crate::error::{Error, Result};
 use dawin_vit::ClipClassifier;
 
@@ -126,11 +129,12 @@ impl Interpolate for ClipClassifier {
         )
     }
 
-    /// Over the encoder (the head excluded: a fine-tuned head may start from zero).
+    /// Over the encoder (the head excluded: a fine-tuned head may start from zero), by
+    /// [`dawin_core::merge::relative_distance`].
     fn relative_distance(&self, other: &Self) -> Option<f64> {
         if self.config() != other.config() {
             return None;
         }
-        crate::mtl::relative_distance(self, other).ok()
+        dawin_core::merge::relative_distance(&self.weights().encoder_params(), other).ok()
     }
 }

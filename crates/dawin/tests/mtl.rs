@@ -1,11 +1,12 @@
 //! Multi-task evaluation tests: merges against hand-computed values, TIES on a hand-worked
 //! example, the K = 1 Dirichlet mixture, and the per-sample blended forward against an explicit
 //! merge-per-sample loop, on the embedded demo (crates/dawin-cli/demo/mtl).
+use dawin::core::merge::ties_task_vector;
 use dawin::mtl::{
     apply_head, evaluate_mtl, file_safe, lambda_vectors, load_mtl, merge_encoders, ties_merge,
-    ties_task_vector, CheckpointEncoder, Encoder, MtlConfig, MtlMethod, MtlModels, MtlTask,
+    MtlConfig, MtlMethod, MtlModels, MtlTask,
 };
-use dawin::vit::{cpu, ClipClassifier, LoadOptions};
+use dawin::vit::{cpu, CheckpointEncoder, ClipClassifier, LoadOptions};
 use dawin::{Dataset, InMemoryDataset};
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! the SVG parses as XML and carries the titles, axis descriptions and legend entries as
 //! `<text>`; bad input is an error naming it.
 use super::*;
-use crate::eval::PerSample;
+use crate::eval::{PairArrays, PerSample};
 use crate::mtl::MtlReport;
 use crate::report::Report;
 use serde_json::json;
@@ -59,11 +59,13 @@ fn sample(name: &str, lambda: &[f32]) -> PerSample {
     PerSample {
         dataset: name.into(),
         labels: vec![0; lambda.len()],
-        h0: vec![0.0; lambda.len()],
-        h1: vec![0.0; lambda.len()],
-        lambda: lambda.to_vec(),
         cluster: vec![-1; lambda.len()],
         predictions: Default::default(),
+        arrays: PairArrays {
+            h0: vec![0.0; lambda.len()],
+            h1: vec![0.0; lambda.len()],
+            lambda: lambda.to_vec(),
+        },
     }
 }
 
@@ -216,7 +218,7 @@ fn id_vs_ood_without_ood_says_so_and_refuses_nan() {
     png(&path, (780, 540), 100);
     // (JSON has no NaN: the values are set after parsing.)
     let mut r = report(&[("dawin", 1.0, Some(1.0))], &[]);
-    r.methods[0].id = f64::NAN;
+    r.methods[0].summary.id = f64::NAN;
     let e = id_vs_ood(&r, &path).unwrap_err().to_string();
     assert!(e.contains("method dawin") && e.contains("NaN"), "{e}");
     let mut r = report(&[], &[(1.0, Some(1.0)), (1.0, Some(1.0))]);

@@ -10,8 +10,22 @@
 //! ([`lerp_state_dicts`], [`multi_lerp_state_dicts`], [`task_arithmetic_state_dicts`]) check the
 //! checkpoints are compatible, merge every floating-point tensor (classification head included)
 //! and copy integer tensors, which must be identical.
+//!
+//! Merges of whole models read parameter by parameter ([`ParamSource`]: in memory or from a
+//! memory-mapped checkpoint, one pass over the M + 1 models):
+//!
+//! * [`task_arithmetic_params`]: θ0 + Σ_j w_j τ_j, τ_j = θ_j − θ0, parameter by parameter;
+//! * [`ties_merge_params`] / [`ties_task_vector`]: TIES-merging, θ0 + s·τ_m with τ_m the
+//!   trimmed, sign-elected disjoint mean of the task vectors;
+//! * [`relative_distance`]: ‖θ − θ0‖₂ / ‖θ0‖₂, how far a model lies from its base.
 
 use rayon::prelude::*;
+
+mod params;
+mod ties;
+
+pub use params::{check_aligned, relative_distance, task_arithmetic_params, ParamSource};
+pub use ties::{ties_merge_params, ties_task_vector};
 
 use crate::dtype::{DType, Param};
 use crate::error::{Error, Result};

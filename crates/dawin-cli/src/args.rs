@@ -1,0 +1,292 @@
+//! Options shared by several subcommands, each defined once and flattened where it is used
+//! (`#[command(flatten)]`); a subcommand whose option reads differently overrides only its help
+//! text (`mut_arg`), so every flag and help line stays as it was.
+use clap::{Args, ValueEnum};
+use dawin::eval::{Coefficient, EvalConfig, Method};
+use dawin::vit::LoadOptions;
+use dawin::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// `--methods`, by name; the list in the help is `eval`'s (`eval-mtl` overrides it).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct MethodsArg {
+    /// Methods, comma-separated: zs, ft, wise, ensemble, dcs, doe, dawin, dawin-sample,
+    /// oracle-sample, oracle-domain (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
+}
+
+impl MethodsArg {
+    /// The named methods parsed by `parse`, or `all` when none is named.
+    pub fn parse<M: Copy>(&self, all: &[M], parse: fn(&str) -> Result<M>) -> Result<Vec<M>> {
+        match &self.methods {
+            None => Ok(all.to_vec()),
+            Some(v) => v.iter().map(|s| parse(s.trim())).collect(),
+        }
+    }
+}
+
+/// `--batch-size`.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct BatchArg {
+    /// Samples per forward batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+}
+
+/// `--out`, an output directory; the help is `eval`'s (`eval-mtl` overrides it).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct OutDirArg {
+    /// Directory for report.json, per-sample .npy arrays and the plots (each as .png and .svg).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl OutDirArg {
+    /// `--out`, else `default`.
+    pub fn or(&self, default: Option<&Path>) -> Option<PathBuf> {
+        self.out.clone().or_else(|| default.map(Path::to_path_buf))
+    }
+}
+
+/// `--device`; the help is `eval`'s (`logits` overrides it).
+#[derive(Args, Clone, Debug)]
+pub(crate) struct DeviceArg {
+    /// Device: auto (the GPU if one works, else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// How a checkpoint is read (`--heads`); the help is `eval`'s (`logits` overrides it).
+#[derive(Args, Clone, Debug)]
+pub(crate) struct LoadArgs {
+    /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
+    #[arg(long)]
+    pub heads: Option<usize>,
+}
+
+impl LoadArgs {
+    /// The library's load options.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            heads: self.heads,
+            layer_norm_eps: None,
+        }
+    }
+}
+
+/// `--eq`: the coefficient formula.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Eq {
+    /// λ = e1 / (e0 + e1).
+    #[value(name = "1")]
+    One,
+    /// λ = (e1 + O/T) / (e0 + e1 + O), the domain-offset form (default).
+    #[value(name = "2")]
+    Two,
+}
+
+impl Eq {
+    /// The library's formula.
+    pub fn coefficient(self) -> Coefficient {
+        match self {
+            Eq::One => Coefficient::Eq1,
+            Eq::Two => Coefficient::Eq2,
+        }
+    }
+}
+
+/// `--precision` of the CUDA forward.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum CliPrecision {
+    Bf16,
+    F16,
+}
+
+impl CliPrecision {
+    /// The library's precision.
+    pub fn get(self) -> dawin::vit::cuda::Precision {
+        match self {
+            CliPrecision::Bf16 => dawin::vit::cuda::Precision::Bf16,
+            CliPrecision::F16 => dawin::vit::cuda::Precision::F16,
+        }
+    }
+}
+
+/// Options shared by `eval` and `demo`.
+#[derive(Args, Clone)]
+pub(crate) struct Common {
+    #[command(flatten)]
+    pub methods: MethodsArg,
+    /// Components of the Beta mixture for `dawin`.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// Expertise metric: entropy, ce-oracle, pl-ensemble-soft, pl-ensemble-hard, pl-merged-soft,
+    /// pl-merged-hard, max-logit, max-prob, top-gap.
+    #[arg(long, default_value = "entropy")]
+    pub expertise: String,
+    /// Coefficient formula: 1 (Eq. 1) or 2 (Eq. 2, with the domain offset).
+    #[arg(long, value_enum, default_value = "2")]
+    pub eq: Eq,
+    /// WiSE-FT plug-in: scale λ(x) by α ∈ [0, 1] (dawin, dawin-sample, doe).
+    #[arg(long)]
+    pub wise_alpha: Option<f32>,
+    /// Temperatures T0,T1 (default: fitted on the validation set).
+    #[arg(long, value_delimiter = ',', value_name = "T0,T1")]
+    pub temperatures: Option<Vec<f32>>,
+    #[command(flatten)]
+    pub batch: BatchArg,
+    /// Seed of the mixture fit.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub out: OutDirArg,
+    /// Logits cache directory (default: <out>/.dawin-cache).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache logits.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Append the JSON report as one line to this JSONL file.
+    #[arg(long)]
+    pub results_db: Option<PathBuf>,
+    /// Evaluate WiSE-FT's grid on every dataset (the curve of the ID-vs-OOD plot).
+    #[arg(long)]
+    pub wise_curve: bool,
+    /// Skip the plots.
+    #[arg(long)]
+    pub no_plots: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// dawin-sample / oracle-sample: merge θ(λ) once per distinct λ instead of the blended
+    /// per-sample forward (for checking it).
+    #[arg(long)]
+    pub exact_loop: bool,
+    /// Refuse θ1 farther than this from θ0 in ‖θ1 − θ0‖/‖θ0‖ over the encoder (the demo's θ1:
+    /// 0.16; unrelated weight sets of similar norm: about 1.41).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_distance: f64,
+    /// With --device cuda: weights and activations in bf16 or f16 (f32 accumulation).
+    #[arg(long, value_enum, default_value = "bf16")]
+    pub precision: CliPrecision,
+}
+
+/// `--temperatures T0,T1`: exactly two positive finite values.
+pub(crate) fn temperatures(t: &Option<Vec<f32>>) -> Result<Option<(f32, f32)>> {
+    match t {
+        None => Ok(None),
+        Some(v) if v.len() == 2 && v.iter().all(|x| x.is_finite() && *x > 0.0) => {
+            Ok(Some((v[0], v[1])))
+        }
+        Some(v) => Err(Error::invalid(
+            "--temperatures",
+            format!("expected two positive values T0,T1, got {v:?}"),
+        )),
+    }
+}
+
+impl Common {
+    /// The pipeline's settings on `device` and the output directory (`--out`, else
+    /// `default_out`).
+    pub fn eval_config(
+        &self,
+        device: String,
+        default_out: Option<&Path>,
+    ) -> Result<(EvalConfig, Option<PathBuf>)> {
+        let methods = self.methods.parse(&Method::ALL, Method::parse)?;
+        let out = self.out.or(default_out);
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(|| out.as_ref().map(|o| o.join(".dawin-cache")))
+                .or_else(|| Some(PathBuf::from(".dawin-cache")))
+        };
+        let cfg = EvalConfig {
+            methods,
+            k: self.k,
+            expertise: self.expertise.clone(),
+            coefficient: self.eq.coefficient(),
+            wise_alpha: self.wise_alpha,
+            batch_size: self.batch.batch_size.max(1),
+            seed: self.seed,
+            temperatures: temperatures(&self.temperatures)?,
+            cache_dir,
+            wise_curve: self.wise_curve,
+            progress: !self.quiet,
+            device,
+            exact_loop: self.exact_loop,
+            max_distance: self.max_distance,
+        };
+        Ok((cfg, out))
+    }
+}
+
+/// Options of `eval-mtl` (and, except the inputs, of `demo --multi-task`).
+#[derive(Args, Clone)]
+#[command(mut_arg("methods", |a| a.help(
+    "Methods, comma-separated: individual, individual-oracle, base, weight-avg, \
+     task-arithmetic, ties, dawin, dawin-sample (default: all)"
+)))]
+#[command(mut_arg("out", |a| a.help(
+    "Directory for report.json, lambda_heatmap.png and .svg (mean λ_j per dataset, Fig. 7) \
+     and per dataset <dataset>/{entropy,lambda}.npy [N, M], cluster.npy, labels.npy, \
+     pred_<row>.npy and correct_<row>.npy"
+)))]
+pub(crate) struct MtlOpts {
+    /// DaWin's scale s in θ0 + s Σ_j λ_j τ_j (default 0.3·M, the paper's Table 6).
+    #[arg(long)]
+    pub scale: Option<f32>,
+    /// Task arithmetic's scale.
+    #[arg(long, default_value_t = 0.3)]
+    pub ta_scale: f32,
+    /// Components of the Dirichlet mixture for `dawin` (1 = the mean λ vector per dataset).
+    #[arg(long, default_value_t = 1)]
+    pub k: usize,
+    /// TIES-merging: fraction of each task vector's largest magnitudes kept.
+    #[arg(long, default_value_t = 0.2)]
+    pub ties_top: f32,
+    /// TIES-merging: scale of the merged task vector.
+    #[arg(long, default_value_t = 0.3)]
+    pub ties_scale: f32,
+    #[command(flatten)]
+    pub methods: MethodsArg,
+    #[command(flatten)]
+    pub batch: BatchArg,
+    /// Seed of the mixture fit.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub out: OutDirArg,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Refuse a fine-tuned encoder farther than this from the base in ‖θ − θ0‖/‖θ0‖ (the demo's:
+    /// 0.10–0.16; unrelated weight sets of similar norm: about 1.41).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_distance: f64,
+}
+
+impl MtlOpts {
+    /// `demo --multi-task`: the multi-task defaults with `--methods`, `--batch-size`, `--seed`,
+    /// `--out` and `--quiet` of the demo's options.
+    pub fn from_common(c: &Common) -> Self {
+        MtlOpts {
+            scale: None,
+            ta_scale: 0.3,
+            k: 1,
+            ties_top: 0.2,
+            ties_scale: 0.3,
+            methods: c.methods.clone(),
+            batch: c.batch.clone(),
+            seed: c.seed,
+            out: c.out.clone(),
+            quiet: c.quiet,
+            max_distance: 1.0,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! `dawin eval`: every method on an ID validation set, an ID test set and shifted test sets
+//! ([`dawin::eval::evaluate`]), or streaming DaWin batch by batch
+//! ([`dawin::eval::evaluate_streaming`]).
+use super::{load_model, stem};
+use crate::args::{Common, LoadArgs};
+use crate::device::{on_gpu, resolve_device, Device};
+use clap::Args;
+use dawin::eval::Named;
+use dawin::vit::ClipClassifier;
+use dawin::{Dataset, Error, ImageFolderDataset, Interpolate, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// Pre-trained / zero-shot checkpoint θ0 (.safetensors, OpenAI or Hugging Face naming, with
+    /// classification_head.weight/.bias).
+    #[arg(long)]
+    theta0: PathBuf,
+    /// Fine-tuned checkpoint θ1 (same architecture).
+    #[arg(long)]
+    theta1: PathBuf,
+    /// Labelled ID validation set (safetensors `images`/`labels`, or an image-folder tree).
+    #[arg(long)]
+    val: PathBuf,
+    /// ID test set (the table's first column).
+    #[arg(long)]
+    id: PathBuf,
+    /// Shifted test sets, repeatable: PATH or NAME=PATH.
+    #[arg(long = "test")]
+    tests: Vec<String>,
+    /// NAME=FILE, repeatable: dataset NAME is labelled over a subset of the head's classes
+    /// (ImageNet-R/-A: 200 of 1000); FILE lists them in label order (.npy of integers, or text:
+    /// integers separated by spaces, commas or newlines). Logits are restricted to those
+    /// columns before entropies, λ and argmax.
+    #[arg(long = "class-subset", value_name = "NAME=FILE")]
+    class_subsets: Vec<String>,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Streaming DaWin for test-time use: each test set is read --batch-size samples at a time
+    /// (never held whole); per batch θ0 and θ1, λ from the batch (--eq), then the batch through
+    /// θ(λ_i). Accuracy only; temperatures from --temperatures or fitted on --val.
+    #[arg(long)]
+    streaming: bool,
+    /// With --streaming: replace each batch's λ by its component mean in a K-component Beta
+    /// mixture fitted on that batch.
+    #[arg(long, value_name = "K", requires = "streaming")]
+    streaming_mixture: Option<usize>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `PATH` or `NAME=PATH` of `--test`.
+fn parse_test(s: &str) -> (String, PathBuf) {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !n.contains('/') => (n.to_string(), PathBuf::from(p)),
+        _ => (stem(Path::new(s)), PathBuf::from(s)),
+    }
+}
+
+pub(crate) fn run(a: EvalArgs) -> Result<()> {
+    let m0 = load_model(&a.theta0, &a.load.options())?;
+    let m1 = load_model(&a.theta1, &a.load.options())?;
+    m0.check_compatible(&m1).map_err(|e| {
+        Error::invalid(
+            format!("{} vs {}", a.theta0.display(), a.theta1.display()),
+            e.to_string(),
+        )
+    })?;
+    let s = m0.config().image_size;
+    let mut subsets = Vec::new();
+    for spec in &a.class_subsets {
+        let (n, p) = spec
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| {
+                Error::invalid("--class-subset", format!("`{spec}` is not NAME=FILE"))
+            })?;
+        subsets.push((n.to_string(), dawin::read_class_subset(p)?, false));
+    }
+    let mut open = |name: String, path: &Path| -> Result<Box<dyn Dataset>> {
+        let d = ImageFolderDataset::open(name, path, s)?;
+        match subsets.iter_mut().find(|(n, _, _)| n == d.name()) {
+            Some((_, sub, used)) => {
+                *used = true;
+                Ok(Box::new(dawin::WithClassSubset::new(d, sub.clone())?))
+            }
+            None => Ok(Box::new(d)),
+        }
+    };
+    let val = open(stem(&a.val), &a.val)?;
+    let id = open(stem(&a.id), &a.id)?;
+    let tests = a
+        .tests
+        .iter()
+        .map(|t| {
+            let (n, p) = parse_test(t);
+            open(n, &p)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some((n, _, _)) = subsets.iter().find(|(_, _, used)| !used) {
+        return Err(Error::invalid(
+            "--class-subset",
+            format!("names `{n}`, which is none of the datasets"),
+        ));
+    }
+    let refs: Vec<&dyn Dataset> = tests.iter().map(|d| &**d).collect();
+    if a.streaming {
+        let mut evals: Vec<&dyn Dataset> = vec![&*id];
+        evals.extend_from_slice(&refs);
+        return match resolve_device(&a.common.device.device)? {
+            Device::Cpu => run_streaming(&a, &m0, &m1, "cpu".into(), &*val, &evals),
+            Device::Cuda(n) => {
+                let (g0, g1, name) = on_gpu(n, &m0, &m1, a.common.precision)?;
+                run_streaming(&a, &g0, &g1, name, &*val, &evals)
+            }
+        };
+    }
+    let theta = ((a.theta0.as_path(), &m0), (a.theta1.as_path(), &m1));
+    run_eval(theta, (&*val, &*id, &refs), &a.common, None)
+}
+
+/// Runs the pipeline ([`dawin::eval::evaluate`], on the CPU or a GPU) and prints the table,
+/// writes the outputs and appends the results file; shared by `eval` and `demo`.
+pub(crate) fn run_eval(
+    (theta0, theta1): ((&Path, &ClipClassifier), (&Path, &ClipClassifier)),
+    (val, id, tests): (&dyn Dataset, &dyn Dataset, &[&dyn Dataset]),
+    common: &Common,
+    default_out: Option<&Path>,
+) -> Result<()> {
+    let device = resolve_device(&common.device.device)?;
+    let (mut cfg, out) = common.eval_config("cpu".into(), default_out)?;
+    // Check the output paths before the work, so an unwritable one fails fast.
+    if let Some(o) = &out {
+        std::fs::create_dir_all(o).map_err(|e| Error::io(o, e))?;
+    }
+    let t = Instant::now();
+    let (f0, f1) = (
+        dawin::data::file_fingerprint(theta0.0)?,
+        dawin::data::file_fingerprint(theta1.0)?,
+    );
+    let (s0, s1) = (stem(theta0.0), stem(theta1.0));
+    let res = match device {
+        Device::Cpu => dawin::eval::evaluate(
+            &Named::new(s0, theta0.1, f0),
+            &Named::new(s1, theta1.1, f1),
+            val,
+            id,
+            tests,
+            &cfg,
+        )?,
+        Device::Cuda(n) => {
+            let (g0, g1, name) = on_gpu(n, theta0.1, theta1.1, common.precision)?;
+            cfg.device = name;
+            // Cached logits are the device's and precision's own.
+            let tag = format!(":cuda-{:?}", common.precision);
+            dawin::eval::evaluate(
+                &Named::new(s0, &g0, f0 + &tag),
+                &Named::new(s1, &g1, f1 + &tag),
+                val,
+                id,
+                tests,
+                &cfg,
+            )?
+        }
+    };
+    let r = &res.report;
+    println!("{}", r.markdown());
+    if let Some(p) = &r.per_sample_forward {
+        println!("per-sample forward: {p}");
+    }
+    println!(
+        "T0 = {:.4}, T1 = {:.4} ({}); WiSE-FT λ = {}; ensemble weight = {}; device: {}; {:.2} s",
+        r.temperatures[0],
+        r.temperatures[1],
+        if r.temperatures_fitted {
+            format!("fitted on {}", r.val)
+        } else {
+            "given".into()
+        },
+        r.wise_lambda.map_or("—".into(), |l| format!("{l:.1}")),
+        r.ensemble_weight.map_or("—".into(), |l| format!("{l:.1}")),
+        r.device,
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(o) = &out {
+        dawin::report::write_outputs(&res, o)?;
+        if !common.no_plots {
+            dawin::plot::lambda_histograms(&res.per_sample, &o.join("lambda_hist.png"))?;
+            dawin::plot::id_vs_ood(r, &o.join("id_vs_ood.png"))?;
+        }
+        println!("outputs: {}", o.display());
+    }
+    if let Some(db) = &common.results_db {
+        dawin::report::append_results_db(r, db)?;
+    }
+    Ok(())
+}
+
+/// `dawin eval --streaming`: [`dawin::eval::evaluate_streaming`] on each dataset, with the
+/// temperatures given or fitted on `val` ([`dawin::eval::fit_temperatures`]).
+fn run_streaming<M: Interpolate>(
+    a: &EvalArgs,
+    m0: &M,
+    m1: &M,
+    device: String,
+    val: &dyn Dataset,
+    evals: &[&dyn Dataset],
+) -> Result<()> {
+    let (cfg, _) = a.common.eval_config(device, None)?;
+    let (t0, t1) = match cfg.temperatures {
+        Some(t) => t,
+        None => dawin::eval::fit_temperatures(m0, m1, val, cfg.batch_size, cfg.progress)?,
+    };
+    println!("| dataset | accuracy | correct | mean λ | batches |\n|---|---:|---:|---:|---:|");
+    for d in evals {
+        let r = dawin::eval::evaluate_streaming(m0, m1, *d, (t0, t1), &cfg, a.streaming_mixture)?;
+        println!(
+            "| {} | {:.2} | {}/{} | {:.4} | {} |",
+            r.dataset,
+            r.accuracy(),
+            r.correct,
+            r.n,
+            r.mean_lambda,
+            r.batches
+        );
+    }
+    println!(
+        "streaming: batch size {}, {}; T0 = {t0:.4}, T1 = {t1:.4}",
+        cfg.batch_size,
+        match a.streaming_mixture {
+            Some(k) => format!("batch-wise Beta mixture K = {k}"),
+            None => "per-sample λ".into(),
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! Opening checkpoints beside the weight loading: one safetensors file, a Hugging Face shard
+//! index, or a directory holding either ([`open_checkpoint`]); a Hugging Face vision tower
+//! completed with its base's projection ([`complete_vision_tower`]); classification heads
+//! ([`load_head`]); and image encoders read parameter by parameter as
+//! [`dawin_core::merge::ParamSource`]s ([`CheckpointEncoder`] memory-mapped,
+//! [`ClipClassifier`] in memory), so that a merge of M checkpoints is one pass over them.
+//!
+//! ```
+//! use dawin_core::merge::{relative_distance, ParamSource};
+//! use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
+//!
+//! let cfg = VitConfig { image_size: 8, patch_size: 4, width: 16, layers: 1, heads: 2,
+//!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5 };
+//! let base = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 0)?)?;
+//! let other = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 1)?)?;
+//! // The encoder's parameters (the head excluded), and ‖θ − θ0‖/‖θ0‖ over them.
+//! assert_eq!(other.param_count(), base.weights().encoder_params().len());
+//! let d = relative_distance(&base.weights().encoder_params(), &other)?;
+//! assert!(d > 1.0); // unrelated weight sets lie about √2 apart
+//! # Ok::<(), dawin_vit::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dawin_core::merge::ParamSource;
+use dawin_core::StateDict;
+
+use crate::error::{Error, Result};
+use crate::tensors::{TensorMap, TensorSource};
+use crate::weights::{CheckpointNaming, ClipWeights, Linear, ParamSpec};
+use crate::{ClipClassifier, VitConfig};
+
+/// An error about a file: missing (`no such file`) or unusable (`msg`), its path first.
+fn bad_file(path: impl Into<PathBuf>, kind: std::io::ErrorKind, msg: impl Into<String>) -> Error {
+    Error::Io {
+        path: path.into(),
+        source: std::io::Error::new(kind, msg.into()),
+    }
+}
+
+fn invalid(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+    bad_file(path, std::io::ErrorKind::InvalidData, msg)
+}
+
+fn missing(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+    bad_file(path, std::io::ErrorKind::NotFound, msg)
+}
+
+/// A checkpoint, memory-mapped: one safetensors file, or the shards of a Hugging Face shard
+/// index; plus tensors added in memory (the base's projection completing a vision tower).
+/// Tensors are read (and converted to f32) one at a time, when asked for.
+pub struct Checkpoint {
+    shards: Vec<StateDict>,
+    /// Tensor name → index in `shards` (sharded checkpoints only).
+    index: Option<BTreeMap<String, usize>>,
+    extra: TensorMap,
+    name: String,
+}
+
+impl Checkpoint {
+    fn single(path: &Path) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            shards: vec![StateDict::open(path)?],
+            index: None,
+            extra: TensorMap::new(),
+            name: path.display().to_string(),
+        })
+    }
+
+    /// The tensors.
+    pub fn source(&self) -> &dyn TensorSource {
+        self
+    }
+
+    fn shard_of(&self, name: &str) -> Option<&StateDict> {
+        match &self.index {
+            None => self.shards.first(),
+            Some(ix) => ix.get(name).map(|&i| &self.shards[i]),
+        }
+    }
+}
+
+impl TensorSource for Checkpoint {
+    fn tensor_names(&self) -> Vec<String> {
+        let mut names = self.extra.tensor_names();
+        match &self.index {
+            None => names.extend(self.shards.iter().flat_map(|s| s.tensor_names())),
+            Some(ix) => names.extend(ix.keys().cloned()),
+        }
+        names
+    }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        if let Some(s) = self.extra.tensor_shape(name) {
+            return Some(s);
+        }
+        self.shard_of(name)?.tensor_shape(name)
+    }
+    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
+        if self.extra.get(name).is_some() {
+            return self.extra.tensor_f32(name);
+        }
+        match self.shard_of(name) {
+            Some(sd) => sd.tensor_f32(name),
+            None => Err(Error::MissingTensor {
+                name: name.to_string(),
+                source_name: self.name.clone(),
+            }),
+        }
+    }
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        self.extra
+            .metadata_value(key)
+            .or_else(|| self.shards.iter().find_map(|s| s.metadata_value(key)))
+    }
+    fn source_name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Opens a checkpoint (memory-mapped, nothing read yet): a `.safetensors` file; a Hugging Face
+/// shard index (`model.safetensors.index.json`: `{"weight_map": {tensor: shard file}}`, shards
+/// next to it); or a directory holding either `model.safetensors.index.json` or
+/// `model.safetensors`. Errors name the file: missing, unreadable index, a shard lacking a tensor
+/// the index lists.
+pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
+    if path.is_dir() {
+        let index = path.join("model.safetensors.index.json");
+        if index.exists() {
+            return open_sharded(&index);
+        }
+        let single = path.join("model.safetensors");
+        if single.exists() {
+            return Checkpoint::single(&single);
+        }
+        return Err(missing(
+            path,
+            "is a directory without model.safetensors.index.json or model.safetensors",
+        ));
+    }
+    if !path.exists() {
+        return Err(missing(path, "no such file"));
+    }
+    if path.extension().is_some_and(|e| e == "json") {
+        return open_sharded(path);
+    }
+    Checkpoint::single(path)
+}
+
+/// A shard index: every shard it names is opened and checked to hold the tensors placed in it.
+fn open_sharded(index: &Path) -> Result<Checkpoint> {
+    let what = || index.display().to_string();
+    let text = std::fs::read_to_string(index).map_err(|e| Error::Io {
+        path: index.to_path_buf(),
+        source: e,
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(index, format!("is not JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| invalid(index, "has no `weight_map` object"))?;
+    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tensor, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| invalid(index, format!("`weight_map.{tensor}` is not a file name")))?;
+        by_shard
+            .entry(file.to_string())
+            .or_default()
+            .push(tensor.clone());
+    }
+    if by_shard.is_empty() {
+        return Err(invalid(index, "lists no tensor"));
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut shards = Vec::new();
+    let mut ix = BTreeMap::new();
+    for (file, tensors) in &by_shard {
+        let p = dir.join(file);
+        if !p.exists() {
+            return Err(missing(
+                &p,
+                format!("no such file (a shard listed by {})", what()),
+            ));
+        }
+        let sd = StateDict::open(&p)?;
+        for t in tensors {
+            if sd.get(t).is_none() {
+                return Err(invalid(
+                    &p,
+                    format!("lacks tensor `{t}`, which {} places in it", what()),
+                ));
+            }
+            ix.insert(t.clone(), shards.len());
+        }
+        shards.push(sd);
+    }
+    Ok(Checkpoint {
+        shards,
+        index: Some(ix),
+        extra: TensorMap::new(),
+        name: what(),
+    })
+}
+
+/// A Hugging Face `CLIPVisionModel` checkpoint has the vision tower but no
+/// `visual_projection.weight`: it is taken from `base` (in the checkpoint's naming) and added in
+/// memory; the rest stays memory-mapped. Returns the checkpoint and whether it was completed.
+pub fn complete_vision_tower(
+    mut ck: Checkpoint,
+    base: &ClipClassifier,
+) -> Result<(Checkpoint, bool)> {
+    let naming = CheckpointNaming::detect(&ck)?;
+    let CheckpointNaming::HuggingFace { root } = &naming else {
+        return Ok((ck, false));
+    };
+    let proj = format!("{root}visual_projection.weight");
+    if ck.tensor_shape(&proj).is_some() {
+        return Ok((ck, false));
+    }
+    let w = &base.weights().visual.proj;
+    ck.extra
+        .insert(proj, vec![w.out_dim, w.in_dim], w.weight.clone())?;
+    Ok((ck, true))
+}
+
+/// The image encoder's embedding width E of a checkpoint: `visual.proj` `[W, E]` (OpenAI
+/// naming) or `visual_projection.weight` `[E, W]` (Hugging Face); `None` when it has neither.
+pub fn embed_width(src: &dyn TensorSource) -> Option<usize> {
+    let names = src.tensor_names();
+    if let Some(n) = names
+        .iter()
+        .find(|n| *n == "visual.proj" || n.ends_with(".visual.proj"))
+    {
+        return src.tensor_shape(n).and_then(|s| s.get(1).copied());
+    }
+    let n = names
+        .iter()
+        .find(|n| n.ends_with("visual_projection.weight"))?;
+    src.tensor_shape(n).and_then(|s| s.first().copied())
+}
+
+/// The head tensors of a head file: `classification_head.weight` / `.bias` (at the top level or
+/// under a prefix), else `weight` / `bias`.
+fn head_tensor_names(sd: &StateDict) -> Option<(String, String)> {
+    const W: &str = "classification_head.weight";
+    let names = sd.names();
+    if let Some(found) = names
+        .iter()
+        .filter(|n| **n == W || n.ends_with(&format!(".{W}")))
+        .min_by_key(|n| n.len())
+    {
+        let root = &found[..found.len() - W.len()];
+        return Some((found.to_string(), format!("{root}classification_head.bias")));
+    }
+    names
+        .contains(&"weight")
+        .then(|| ("weight".to_string(), "bias".to_string()))
+}
+
+/// Loads a classification head `logits = W f + b`, `W` `[C, E]` (+ optional bias `[C]`), from a
+/// safetensors file: `classification_head.weight` / `.bias` (at the top level or under a
+/// prefix), else `weight` / `bias`. Errors name the file and the tensor.
+pub fn load_head(path: &Path) -> Result<Linear> {
+    if !path.exists() {
+        return Err(missing(path, "no such file"));
+    }
+    let sd = StateDict::open(path)?;
+    let (wn, bn) = head_tensor_names(&sd).ok_or_else(|| {
+        invalid(
+            path,
+            "has no classification_head.weight (nor weight) tensor",
+        )
+    })?;
+    let w = sd.tensor(&wn)?;
+    if w.shape.len() != 2 || w.shape.contains(&0) {
+        return Err(invalid(
+            path,
+            format!(
+                "`{wn}`: has shape {:?}, expected [classes, embedding width]",
+                w.shape
+            ),
+        ));
+    }
+    let (c, e) = (w.shape[0], w.shape[1]);
+    let bias = match sd.get(&bn) {
+        Some(b) if b.shape != [c] => {
+            return Err(invalid(
+                path,
+                format!("`{bn}`: has shape {:?}, expected [{c}]", b.shape),
+            ))
+        }
+        Some(b) => Some(b.to_f32_vec()),
+        None => None,
+    };
+    Ok(Linear {
+        weight: w.to_f32_vec(),
+        bias,
+        out_dim: c,
+        in_dim: e,
+    })
+}
+
+/// The OpenAI naming `visual.…`, for names of models built in memory.
+fn openai() -> CheckpointNaming {
+    CheckpointNaming::OpenAi {
+        prefix: "visual.".into(),
+    }
+}
+
+/// The image encoder of a classifier in memory, as a parameter source: [`ClipWeights::encoder_params`]
+/// borrowed, named after the checkpoint tensors they come from (OpenAI naming when built in
+/// memory). The head is not a parameter: merges of encoders never touch it.
+impl ParamSource for ClipClassifier {
+    type Error = Error;
+    fn param_count(&self) -> usize {
+        self.weights().encoder_params().len()
+    }
+    fn param_name(&self, i: usize) -> String {
+        let naming = self.naming().cloned().unwrap_or_else(openai);
+        ClipWeights::encoder_specs(self.config(), &naming)
+            .get(i)
+            .map_or_else(
+                || format!("#{i}"),
+                |s| s.names().collect::<Vec<_>>().join(" + "),
+            )
+    }
+    fn param_len(&self, i: usize) -> usize {
+        self.weights()
+            .encoder_params()
+            .get(i)
+            .map_or(0, |p| p.len())
+    }
+    fn param(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        self.weights()
+            .encoder_params()
+            .get(i)
+            .map(|s| Cow::Borrowed(*s))
+            .ok_or_else(|| Error::arg("param", format!("#{i} is not an encoder parameter")))
+    }
+}
+
+/// A fine-tuned image encoder in a memory-mapped [`Checkpoint`], checked against the base's
+/// architecture when opened (shapes only, no value read) and read parameter by parameter (a
+/// [`ParamSource`] in the order of [`ClipWeights::encoder_specs`]). Its own head is ignored.
+pub struct CheckpointEncoder {
+    checkpoint: Checkpoint,
+    specs: Vec<ParamSpec>,
+    config: VitConfig,
+    /// The base's head, so that a whole model loads as a classifier.
+    head: TensorMap,
+}
+
+impl CheckpointEncoder {
+    /// Opens `checkpoint` as an encoder of architecture `config` (the base's); `head` is any
+    /// head of width `config.embed_dim` (used only by [`CheckpointEncoder::classifier`]). Errors
+    /// name the tensor that is missing or misshapen.
+    pub fn new(checkpoint: Checkpoint, config: VitConfig, head: &Linear) -> Result<Self> {
+        let naming = CheckpointNaming::detect(&checkpoint)?;
+        let specs = ClipWeights::encoder_specs(&config, &naming);
+        for s in &specs {
+            s.check(&checkpoint)?;
+        }
+        let mut h = TensorMap::new();
+        h.insert(
+            "classification_head.weight",
+            vec![head.out_dim, head.in_dim],
+            head.weight.clone(),
+        )?;
+        let bias = head.bias.clone().unwrap_or_else(|| vec![0.0; head.out_dim]);
+        h.insert("classification_head.bias", vec![head.out_dim], bias)?;
+        Ok(CheckpointEncoder {
+            checkpoint,
+            specs,
+            config,
+            head: h,
+        })
+    }
+
+    /// The checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The architecture (the base's).
+    pub fn config(&self) -> &VitConfig {
+        &self.config
+    }
+
+    /// The whole model read into memory, with the head given to [`CheckpointEncoder::new`]
+    /// (always [`Cow::Owned`]; a `Cow` so that it reads like a borrowed in-memory model).
+    pub fn classifier(&self) -> Result<Cow<'_, ClipClassifier>> {
+        Ok(Cow::Owned(ClipClassifier::from_source_with_config(
+            &self.checkpoint,
+            Some(&self.head),
+            self.config.clone(),
+        )?))
+    }
+}
+
+impl ParamSource for CheckpointEncoder {
+    type Error = Error;
+    fn param_count(&self) -> usize {
+        self.specs.len()
+    }
+    fn param_name(&self, i: usize) -> String {
+        self.specs.get(i).map_or_else(
+            || format!("#{i}"),
+            |s| s.names().collect::<Vec<_>>().join(" + "),
+        )
+    }
+    fn param_len(&self, i: usize) -> usize {
+        self.specs[i].len()
+    }
+    fn param(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        let spec = self
+            .specs
+            .get(i)
+            .ok_or_else(|| Error::arg("param", format!("#{i} is not an encoder parameter")))?;
+        Ok(Cow::Owned(spec.load(&self.checkpoint)?))
+    }
+}
