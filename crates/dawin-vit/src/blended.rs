@@ -42,7 +42,8 @@ use crate::weights::ClipWeights;
 /// use dawin_vit::{cpu, BlendedWeights, ClipWeights, VitConfig};
 ///
 /// let cfg = VitConfig { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2,
-///                       mlp_dim: 64, embed_dim: 16, num_classes: 3, layer_norm_eps: 1e-5 };
+///                       mlp_dim: 64, embed_dim: 16, num_classes: 3, layer_norm_eps: 1e-5,
+///                       activation: Default::default(), layer_scale: false };
 /// let (zs, ft) = (ClipWeights::random(&cfg, 0)?, ClipWeights::random(&cfg, 1)?);
 /// let bw = BlendedWeights::new(&cfg, &zs, &[&ft])?;
 /// let images = vec![0.1f32; 3 * cfg.image_numel()];

@@ -10,7 +10,8 @@
 //! use dawin_vit::{ClipClassifier, ClipWeights, VitConfig};
 //!
 //! let cfg = VitConfig { image_size: 8, patch_size: 4, width: 16, layers: 1, heads: 2,
-//!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5 };
+//!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5,
+//!                       activation: Default::default(), layer_scale: false };
 //! let base = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 0)?)?;
 //! let other = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 1)?)?;
 //! // The encoder's parameters (the head excluded), and ‖θ − θ0‖/‖θ0‖ over them.

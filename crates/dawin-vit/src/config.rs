@@ -41,7 +41,8 @@ impl Activation {
 /// Shape hyper-parameters of a CLIP ViT image encoder with a linear classification head.
 ///
 /// Tokens: `T = (image_size / patch_size)² + 1` (the class token first). Every block is
-/// `x += attn(ln_1(x)); x += mlp(ln_2(x))` with `mlp = c_proj(QuickGELU(c_fc(·)))`.
+/// `x += attn(ln_1(x)); x += mlp(ln_2(x))` with `mlp = c_proj(act(c_fc(·)))`, `act` the
+/// [`Activation`] (QuickGELU in OpenAI's CLIP).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VitConfig {
     /// Input side in pixels (square inputs `[3, image_size, image_size]`).
@@ -62,6 +63,13 @@ pub struct VitConfig {
     pub num_classes: usize,
     /// Layer-norm epsilon (1e-5 in CLIP).
     pub layer_norm_eps: f32,
+    /// The MLP activation (QuickGELU for OpenAI's towers, exact GELU for open_clip's
+    /// LAION/DataComp ones).
+    pub activation: Activation,
+    /// Whether every block scales its two residual branches by learned per-channel factors
+    /// (open_clip's LayerScale, `ls_1.gamma` / `ls_2.gamma`):
+    /// `x += γ1 ⊙ attn(ln_1(x)); x += γ2 ⊙ mlp(ln_2(x))`.
+    pub layer_scale: bool,
 }
 
 impl VitConfig {
@@ -84,6 +92,8 @@ impl VitConfig {
             embed_dim,
             num_classes,
             layer_norm_eps: 1e-5,
+            activation: Activation::QuickGelu,
+            layer_scale: false,
         }
     }
 
@@ -167,6 +177,11 @@ impl VitConfig {
                 self.layer_norm_eps
             )));
         }
+        if self.layer_scale {
+            return Err(Error::Config(
+                "LayerScale (ls_1.gamma / ls_2.gamma) is not supported by this version".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -217,6 +232,19 @@ mod tests {
         // The review thread quotes 4.41 GFLOPs per sample for B/32, i.e. multiply-adds: 2 × 4.41 G.
         let f = VitConfig::vit_b32(1000).forward_flops();
         assert!((f / 2e9 - 4.41).abs() < 0.02, "{f}");
+    }
+
+    #[test]
+    fn activation_names_round_trip() {
+        for a in [Activation::QuickGelu, Activation::Gelu] {
+            assert_eq!(Activation::parse(a.name()).unwrap(), a);
+        }
+        assert_eq!(
+            Activation::parse("quick_gelu").unwrap(),
+            Activation::QuickGelu
+        );
+        let e = Activation::parse("relu").unwrap_err().to_string();
+        assert!(e.contains("activation") && e.contains("relu"), "{e}");
     }
 
     #[test]

@@ -429,7 +429,7 @@ pub fn residual_block(
     linear_residual(&ws.attn, rows, &blk.attn_out_proj, x);
     layer_norm(x, cfg.width, &blk.ln_2, cfg.layer_norm_eps, &mut ws.h);
     linear(&ws.h, rows, &blk.mlp_c_fc, &mut ws.mlp);
-    quick_gelu(&mut ws.mlp);
+    activation(cfg.activation, &mut ws.mlp);
     linear_residual(&ws.mlp, rows, &blk.mlp_c_proj, x);
 }
 

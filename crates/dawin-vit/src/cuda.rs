@@ -112,6 +112,12 @@ pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
             )));
         }
     }
+    if cfg.activation != crate::Activation::QuickGelu {
+        return Err(cfg_err(format!(
+            "activation {}: the CUDA forward implements QuickGELU only",
+            cfg.activation.name()
+        )));
+    }
     let hd = cfg.head_dim();
     if hd == 0 || !hd.is_multiple_of(2) || hd > 64 {
         return Err(cfg_err(format!(

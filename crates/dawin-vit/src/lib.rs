@@ -43,7 +43,8 @@
 //!
 //! // A tiny random model (real ones come from `ClipClassifier::from_source`).
 //! let cfg = VitConfig { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2,
-//!                       mlp_dim: 64, embed_dim: 16, num_classes: 3, layer_norm_eps: 1e-5 };
+//!                       mlp_dim: 64, embed_dim: 16, num_classes: 3, layer_norm_eps: 1e-5,
+//!                       activation: Default::default(), layer_scale: false };
 //! let model = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 0)?)?;
 //! let images = vec![0.1f32; 2 * cfg.image_numel()];          // [2, 3, 16, 16], preprocessed
 //! let out = model.forward_with(&images, 2, true)?;

@@ -608,6 +608,8 @@ mod tests {
             embed_dim: 24,
             num_classes: 5,
             layer_norm_eps: 1e-5,
+            activation: Default::default(),
+            layer_scale: false,
         }
     }
 

@@ -19,7 +19,7 @@
 //! | `proj` `[E, W]` | `proj` `[W, E]`, transposed on load | `visual_projection.weight` (no prefix) |
 //! | head `[C, E]`, `[C]` | `classification_head.weight/.bias` | same |
 
-use crate::config::VitConfig;
+use crate::config::{Activation, VitConfig};
 use crate::error::{Error, Result};
 use crate::params::{
     Group, Module, ParamDef, ParamList, Part, Role, Scope, Stored, TensorKind, KINDS,
@@ -347,6 +347,9 @@ pub fn infer_config(
         embed_dim,
         num_classes,
         layer_norm_eps: opts.layer_norm_eps.unwrap_or(1e-5),
+        // Not determined by the tensor shapes: OpenAI's CLIP choices.
+        activation: Activation::QuickGelu,
+        layer_scale: false,
     };
     cfg.validate()?;
     Ok((cfg, naming))

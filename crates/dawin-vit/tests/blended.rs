@@ -24,6 +24,8 @@ fn cfg() -> VitConfig {
         embed_dim: 12,
         num_classes: 7,
         layer_norm_eps: 1e-5,
+        activation: Default::default(),
+        layer_scale: false,
     }
 }
 

@@ -254,6 +254,8 @@ fn blend_cfg() -> VitConfig {
         embed_dim: 32,
         num_classes: 10,
         layer_norm_eps: 1e-5,
+        activation: Default::default(),
+        layer_scale: false,
     }
 }
 

@@ -32,6 +32,8 @@ fn tiny_config() -> VitConfig {
         embed_dim: 32,
         num_classes: 10,
         layer_norm_eps: 1e-5,
+        activation: Default::default(),
+        layer_scale: false,
     }
 }
 

@@ -19,7 +19,8 @@
 //! use dawin::vit::{ClipClassifier, ClipWeights, VitConfig};
 //!
 //! let cfg = VitConfig { image_size: 8, patch_size: 4, width: 16, layers: 1, heads: 2,
-//!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5 };
+//!                       mlp_dim: 32, embed_dim: 8, num_classes: 3, layer_norm_eps: 1e-5,
+//!                       activation: Default::default(), layer_scale: false };
 //! let m0 = ClipClassifier::new(cfg.clone(), ClipWeights::random(&cfg, 0)?)?;
 //! // θ1: θ0 moved by a small random step (a fine-tune stays close to its base).
 //! let mut w1 = ClipWeights::random(&cfg, 0)?;

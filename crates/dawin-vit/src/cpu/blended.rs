@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use super::{attention, check_images, im2col, l2_normalize_rows, layer_norm_row_with, quick_gelu};
+use super::{activation, attention, check_images, im2col, l2_normalize_rows, layer_norm_row_with};
 use crate::blended::BlendedWeights;
 use crate::error::{Error, Result};
 use crate::weights::{LayerNorm, Linear};
@@ -201,7 +201,7 @@ pub fn encode_images(
             &mut mlp,
             false,
         );
-        quick_gelu(&mut mlp);
+        activation(cfg.activation, &mut mlp);
         blended_linear(
             &mlp,
             rows,

@@ -404,6 +404,8 @@ fn cfg() -> VitConfig {
         embed_dim: 24,
         num_classes: 5,
         layer_norm_eps: 1e-5,
+        activation: Default::default(),
+        layer_scale: false,
     }
 }
 
