@@ -10,7 +10,10 @@
 //! ```
 //!
 //! so the features are computed once per fit and an E-step costs K·F multiply-adds per sample
-//! plus one log-sum-exp. One [`pass`] over the data performs the E-step and accumulates what the
+//! plus one log-sum-exp. A concentrated Beta component (`a + b ≥ 1024`) is the exception: its
+//! terms would cancel catastrophically, so it is evaluated about its mean with per-sample
+//! centred features instead ([`crate::logpdf`]; about the cost of a linear component for
+//! samples near its mean, up to about four times that for samples far from it). One [`pass`] over the data performs the E-step and accumulates what the
 //! M-step needs (`Nₖ = Σᵢ γᵢₖ`, `Σᵢ γᵢₖ xᵢq`, `Σᵢ γᵢₖ xᵢq²`) and the log-likelihood
 //! `Σᵢ ln Σₖ exp(lᵢₖ)`, without storing the N×K responsibilities.
 //!
@@ -28,6 +31,7 @@
 //! twin agree bit for bit (tested), whichever one a machine runs.
 
 use crate::fastmath::{exp_nonpos, fill_ln};
+use crate::logpdf::Centre;
 
 /// Accumulation lanes: sample i goes to lane i mod 8 (two AVX2 registers, so that every
 /// running sum and product is split into two independent dependency chains).
@@ -193,19 +197,25 @@ fn renormalised_product(p: f64, s: f64, expo: &mut i64) -> f64 {
     f64::from_bits((bits & MANTISSA) | EXP_ONE)
 }
 
-/// One E-step over all samples with log-joint coefficients `c0[k]`, `ca[k·F + f]`.
+/// One E-step over all samples with log-joint coefficients `c0[k]`, `ca[k·F + f]`; a
+/// component with a centre (Beta data only) uses its centred features instead of the shared
+/// ones (see [`crate::logpdf`]).
 ///
 /// Returns `Σᵢ ln Σₖ exp(c0ₖ + Σ_f caₖf · featᵢf)`; when `stats` is given, also fills it.
 pub(crate) fn pass(
     data: &EmData,
     c0: &[f64],
     ca: &[f64],
+    centres: &[Option<Centre>],
     ws: &mut Workspace,
     stats: Option<&mut Stats>,
 ) -> f64 {
     debug_assert_eq!(c0.len(), ws.k);
     debug_assert_eq!(ca.len(), ws.k * data.n_feat);
     debug_assert_eq!(ws.q, data.n_mom);
+    assert!(centres.len() == ws.k);
+    // Centred features are those of a Beta component: λ is moment column 0.
+    assert!(centres.iter().all(Option::is_none) || (data.n_feat == 2 && data.n_mom == 1));
     ws.acc.reset();
     let want_stats = stats.is_some();
     let mut done = 0;
@@ -214,11 +224,11 @@ pub(crate) fn pass(
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            done = unsafe { simd::pass_avx2(data, c0, ca, ws, want_stats) };
+            done = unsafe { simd::pass_avx2(data, c0, ca, centres, ws, want_stats) };
         }
     }
     for i in done..data.n {
-        sample_step(data, i, c0, ca, ws, want_stats);
+        sample_step(data, i, c0, ca, centres, ws, want_stats);
     }
     finish(ws, stats)
 }
@@ -231,6 +241,7 @@ fn sample_step(
     i: usize,
     c0: &[f64],
     ca: &[f64],
+    centres: &[Option<Centre>],
     ws: &mut Workspace,
     want_stats: bool,
 ) {
@@ -238,6 +249,11 @@ fn sample_step(
     let j = i % LANES;
     let e = &mut ws.e;
     for k in 0..k_n {
+        if let Some(centre) = &centres[k] {
+            let (d, g1, g2) = centre.features(data.mom[i]);
+            e[k] = centre.combine(c0[k], ca[2 * k], ca[2 * k + 1], d, g1, g2);
+            continue;
+        }
         let mut l = c0[k];
         for f in 0..n_feat {
             l = ca[k * n_feat + f].mul_add(data.feat[f * n_pad + i], l);
@@ -294,8 +310,9 @@ mod simd;
 
 /// A mixture whose parameters EM updates.
 pub(crate) trait EmModel {
-    /// Log-joint coefficients of the current parameters (see the module docs).
-    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64]);
+    /// Log-joint coefficients of the current parameters (see the module docs), and the
+    /// centres of the components evaluated in centred form (left `None` otherwise).
+    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64], centres: &mut [Option<Centre>]);
     /// M-step from the statistics of one pass.
     fn m_step(&mut self, stats: &Stats);
 }
@@ -315,6 +332,7 @@ pub(crate) struct EmScratch {
     stats: Stats,
     c0: Vec<f64>,
     ca: Vec<f64>,
+    centres: Vec<Option<Centre>>,
 }
 
 impl EmScratch {
@@ -324,13 +342,14 @@ impl EmScratch {
             stats: Stats::zeros(k, data.n_mom),
             c0: vec![0.0; k],
             ca: vec![0.0; k * data.n_feat],
+            centres: vec![None; k],
         }
     }
 
     /// Mean log-likelihood of `model` on `data`.
     pub fn mean_ll(&mut self, data: &EmData, model: &impl EmModel) -> f64 {
-        model.coefficients(&mut self.c0, &mut self.ca);
-        pass(data, &self.c0, &self.ca, &mut self.ws, None) / data.n as f64
+        model.coefficients(&mut self.c0, &mut self.ca, &mut self.centres);
+        pass(data, &self.c0, &self.ca, &self.centres, &mut self.ws, None) / data.n as f64
     }
 }
 
@@ -350,11 +369,12 @@ pub(crate) fn run_em(
     let mut converged = false;
     for it in 1..=max_iter {
         n_iter = it;
-        model.coefficients(&mut scratch.c0, &mut scratch.ca);
+        model.coefficients(&mut scratch.c0, &mut scratch.ca, &mut scratch.centres);
         last_ll = pass(
             data,
             &scratch.c0,
             &scratch.ca,
+            &scratch.centres,
             &mut scratch.ws,
             Some(&mut scratch.stats),
         ) / data.n as f64;
@@ -510,7 +530,7 @@ mod tests {
         let data = EmData::beta(&x);
         let mut ws = Workspace::new(3, 1);
         let mut st = Stats::zeros(3, 1);
-        let ll = pass(&data, &c0, &ca, &mut ws, Some(&mut st));
+        let ll = pass(&data, &c0, &ca, &[None; 3], &mut ws, Some(&mut st));
         let (ll_ref, st_ref) = naive(&x, &c0, &ca);
         assert!(
             (ll - ll_ref).abs() < 1e-11 * ll_ref.abs().max(1.0),
@@ -524,7 +544,7 @@ mod tests {
         let total: f64 = st.nk.iter().sum();
         assert!((total - 203.0).abs() < 1e-10);
         // Without statistics the log-likelihood is the same number.
-        let ll2 = pass(&data, &c0, &ca, &mut ws, None);
+        let ll2 = pass(&data, &c0, &ca, &[None; 3], &mut ws, None);
         assert_eq!(ll.to_bits(), ll2.to_bits());
     }
 
@@ -533,34 +553,49 @@ mod tests {
         data: &EmData,
         c0: &[f64],
         ca: &[f64],
+        centres: &[Option<Centre>],
         ws: &mut Workspace,
         stats: Option<&mut Stats>,
     ) -> f64 {
         ws.acc.reset();
         for i in 0..data.n {
-            sample_step(data, i, c0, ca, ws, stats.is_some());
+            sample_step(data, i, c0, ca, centres, ws, stats.is_some());
         }
         finish(ws, stats)
     }
 
     #[test]
     fn simd_and_scalar_paths_are_bit_identical() {
-        let x: Vec<f64> = (0..503)
+        let mut x: Vec<f64> = (0..503)
             .map(|i| ((i * 7919) % 997) as f64 / 997.0 * 0.98 + 0.01)
             .collect();
-        let c0 = [-0.7, -1.1, -2.0, 0.2];
+        // Values at and next to the concentrated components' means, and near the clamps.
+        for i in 0..40 {
+            x[5 * i] = 0.3 + (i as f64 - 20.0) * 1e-9;
+            x[5 * i + 1] = 0.999_999 - i as f64 * 1e-12;
+        }
+        x[7] = 1e-9;
         let ca = [2.0, 7.0, 10.0, 10.0, 7.0, 1.5, 40.0, 35.0];
         let data = EmData::beta(&x);
-        let mut ws = Workspace::new(4, 1);
-        let mut st_a = Stats::zeros(4, 1);
-        let mut st_b = Stats::zeros(4, 1);
-        let a = pass(&data, &c0, &ca, &mut ws, Some(&mut st_a));
-        let b = pass_scalar(&data, &c0, &ca, &mut ws, Some(&mut st_b));
-        assert_eq!(a.to_bits(), b.to_bits());
-        for j in 0..4 {
-            assert_eq!(st_a.nk[j].to_bits(), st_b.nk[j].to_bits());
-            assert_eq!(st_a.s1[j].to_bits(), st_b.s1[j].to_bits());
-            assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
+        let concentrated = crate::logpdf::BetaLogPdf::new(0.3e9, 0.7e9);
+        let near_one = crate::logpdf::BetaLogPdf::new(2e6, 2.0);
+        for centres in [
+            [None; 4],
+            [None, concentrated.centre, None, near_one.centre],
+        ] {
+            let c0 = [-0.7, -1.1, -2.0, 0.2];
+            let mut ws = Workspace::new(4, 1);
+            let mut st_a = Stats::zeros(4, 1);
+            let mut st_b = Stats::zeros(4, 1);
+            let a = pass(&data, &c0, &ca, &centres, &mut ws, Some(&mut st_a));
+            let b = pass_scalar(&data, &c0, &ca, &centres, &mut ws, Some(&mut st_b));
+            assert!(a.is_finite());
+            assert_eq!(a.to_bits(), b.to_bits());
+            for j in 0..4 {
+                assert_eq!(st_a.nk[j].to_bits(), st_b.nk[j].to_bits());
+                assert_eq!(st_a.s1[j].to_bits(), st_b.s1[j].to_bits());
+                assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 use std::arch::x86_64::*;
 
 use super::{EmData, Workspace, EXP_ONE, LANES, MANTISSA};
+use crate::fastmath::simd::log1pmx_ratio_v;
 use crate::fastmath::{EXP_E, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_MIN_ARG, EXP_O, EXP_SHIFT};
+use crate::logpdf::Centre;
 
 /// Vector twin of [`crate::fastmath::exp_nonpos`] (same operations in the same order).
 #[inline(always)]
@@ -80,6 +82,7 @@ pub(super) unsafe fn pass_avx2(
     data: &EmData,
     c0: &[f64],
     ca: &[f64],
+    centres: &[Option<Centre>],
     ws: &mut Workspace,
     want_stats: bool,
 ) -> usize {
@@ -89,6 +92,7 @@ pub(super) unsafe fn pass_avx2(
     // Every pointer access below stays inside these bounds: a block reads samples
     // i0 .. i0 + 4·nv ≤ n4 ≤ N of columns of stride n_pad ≥ N, and uses `[K][VB]` scratch.
     assert!(ws.block.len() >= k_n * VB && c0.len() >= k_n && ca.len() >= k_n * n_feat);
+    assert!(centres.len() >= k_n && (centres.iter().all(Option::is_none) || n_feat == 2));
     assert!(
         data.feat.len() >= n_feat * n_pad && data.mom.len() >= n_mom * n_pad && n_pad >= data.n
     );
@@ -116,6 +120,23 @@ pub(super) unsafe fn pass_avx2(
         for k in 0..k_n {
             let lk = lb.add(k * VB * W);
             let c = _mm256_set1_pd(c0[k]);
+            if let Some(centre) = &centres[k] {
+                // Centred Beta features from λ (moment column 0), as `Centre::features`.
+                let m = _mm256_set1_pd(centre.m);
+                let (im, i1m) = (_mm256_set1_pd(centre.inv_m), _mm256_set1_pd(centre.inv_1m));
+                let slope = _mm256_set1_pd(centre.slope);
+                let (c1, c2) = (_mm256_set1_pd(ca[2 * k]), _mm256_set1_pd(ca[2 * k + 1]));
+                let col = mom.add(i0);
+                for v in 0..nv {
+                    let x = ld(col.add(v * W));
+                    let d = _mm256_sub_pd(x, m);
+                    let g1 = log1pmx_ratio_v(x, d, im);
+                    let g2 = log1pmx_ratio_v(_mm256_sub_pd(unit, x), _mm256_sub_pd(m, x), i1m);
+                    let l = _mm256_fmadd_pd(c1, g1, _mm256_fmadd_pd(slope, d, c));
+                    st(lk.add(v * W), _mm256_fmadd_pd(c2, g2, l));
+                }
+                continue;
+            }
             for f in 0..n_feat {
                 let cf = _mm256_set1_pd(ca[k * n_feat + f]);
                 let col = feat.add(f * n_pad + i0);
