@@ -118,6 +118,11 @@ pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
             cfg.activation.name()
         )));
     }
+    if cfg.layer_scale {
+        return Err(cfg_err(
+            "layer_scale: the CUDA forward does not implement LayerScale yet".into(),
+        ));
+    }
     let hd = cfg.head_dim();
     if hd == 0 || !hd.is_multiple_of(2) || hd > 64 {
         return Err(cfg_err(format!(
