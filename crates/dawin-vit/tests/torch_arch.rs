@@ -286,3 +286,78 @@ fn layer_scale_is_blended_as_the_merged_model_has_it() {
         0.5 * g0 + 0.5 * g1
     );
 }
+
+/// Every merge reads the parameter list, so the LayerScale factors are merged like any other
+/// tensor: task arithmetic and TIES over in-memory encoders ([`ClipClassifier`] as a
+/// `ParamSource`) and over a memory-mapped checkpoint (`CheckpointEncoder`), whose parameter
+/// names are the checkpoint's `…ls_1.gamma`.
+#[test]
+fn merges_include_the_layer_scale_factors() {
+    use dawin_core::merge::{task_arithmetic_params, ties_merge_params, ParamSource};
+    let a = arch("ls");
+    let theta1 = perturbed(&a.weights, 11);
+    let c1 = ClipClassifier::new(a.cfg.clone(), theta1.clone()).unwrap();
+    let base = a.weights.encoder_params();
+    let gamma_at = |names: &dyn Fn(usize) -> String| {
+        (0..base.len())
+            .find(|&i| names(i).ends_with("resblocks.1.ls_2.gamma"))
+            .expect("an ls_2.gamma parameter")
+    };
+    let i = gamma_at(&|i| c1.param_name(i));
+    assert_eq!(
+        base[i],
+        a.weights.visual.resblocks[1].ls_2.as_deref().unwrap()
+    );
+    let t1 = theta1.visual.resblocks[1].ls_2.as_deref().unwrap();
+
+    // Task arithmetic θ0 + 0.3 (θ1 − θ0), in memory.
+    let mut out = a.weights.clone();
+    task_arithmetic_params(&base, &[&c1], &[0.3], &mut out.encoder_params_mut()).unwrap();
+    let want: Vec<f32> = base[i]
+        .iter()
+        .zip(t1)
+        .map(|(b, x)| b + 0.3 * (x - b))
+        .collect();
+    let got = out.visual.resblocks[1].ls_2.as_deref().unwrap();
+    assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-6));
+
+    // TIES (keep everything, one model): θ0 + τ, γ included.
+    let mut out = a.weights.clone();
+    ties_merge_params(&base, &[&c1], 1.0, 1.0, &mut out.encoder_params_mut()).unwrap();
+    let got = out.visual.resblocks[1].ls_2.as_deref().unwrap();
+    assert!(got.iter().zip(t1).all(|(g, w)| (g - w).abs() < 1e-6));
+
+    // From a safetensors checkpoint of θ1, read parameter by parameter.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theta1.safetensors");
+    let naming = CheckpointNaming::OpenAi {
+        prefix: "visual.".into(),
+    };
+    let map = theta1.to_tensor_map(&a.cfg, &naming).unwrap();
+    let tensors: Vec<dawin_core::OwnedTensor> = map
+        .tensor_names()
+        .iter()
+        .map(|n| {
+            let t = map.get(n).unwrap();
+            dawin_core::OwnedTensor::from_slice(n, t.shape.clone(), &t.data)
+        })
+        .collect();
+    dawin_core::write_safetensors(&path, &tensors, None).unwrap();
+    let enc = dawin_vit::CheckpointEncoder::new(
+        dawin_vit::open_checkpoint(&path).unwrap(),
+        a.cfg.clone(),
+        &a.weights.head,
+    )
+    .unwrap();
+    assert_eq!(enc.param_count(), base.len());
+    let j = gamma_at(&|i| enc.param_name(i));
+    assert_eq!(j, i);
+    assert_eq!(
+        enc.param_name(j),
+        "visual.transformer.resblocks.1.ls_2.gamma"
+    );
+    let mut out = a.weights.clone();
+    task_arithmetic_params(&base, &[&enc], &[1.0], &mut out.encoder_params_mut()).unwrap();
+    let got = out.visual.resblocks[1].ls_2.as_deref().unwrap();
+    assert!(got.iter().zip(t1).all(|(g, w)| (g - w).abs() < 1e-6));
+}
