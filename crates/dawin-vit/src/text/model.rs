@@ -330,7 +330,7 @@ pub fn infer_text_config(src: &dyn TensorSource, opts: &TextOptions) -> Result<I
             }
             assumptions.push(format!(
                 "text heads = {} (not in the weights: width {width} / 64, the head width of OpenAI's \
-                 and open_clip's text towers; give the text heads to override)",
+                 and open_clip's text towers; override: `TextOptions::heads`, `--text-heads`)",
                 width / 64
             ));
             width / 64
@@ -344,7 +344,7 @@ pub fn infer_text_config(src: &dyn TensorSource, opts: &TextOptions) -> Result<I
         None => {
             assumptions.push(
                 "text activation = quick-gelu (not in the weights: OpenAI's CLIP; open_clip's \
-                 LAION/DataComp models use gelu, give the activation to override)"
+                 LAION/DataComp models use gelu, override: `TextOptions::activation`, `--text-activation`)"
                     .into(),
             );
             Activation::QuickGelu
