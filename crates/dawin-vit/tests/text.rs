@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use dawin_core::StateDict;
 use dawin_vit::text::{
-    zero_shot_head, ClipTextModel, TextConfig, TextNaming, TextOptions, TextPositions, TextWeights,
-    META_CLASSES, META_TEMPLATES,
+    computed_positions, zero_shot_head, ClipTextModel, TextConfig, TextNaming, TextOptions,
+    TextPositions, TextWeights, META_CLASSES, META_TEMPLATES,
 };
 use dawin_vit::tokenizer::ClipTokenizer;
 use dawin_vit::{Activation, Error, TensorMap, TensorSource};
@@ -227,9 +227,52 @@ fn computing_up_to_the_end_token_equals_the_full_context() {
             .unwrap();
         assert!(max_rel(&alone, &packed[i * 32..(i + 1) * 32], 32) < 1e-5);
     }
-    // Half the positions: a smaller batch of rows, so less work (pool indices ≤ 77 / 2 here).
-    let rows: usize = batch.pool_index.iter().map(|p| p + 1).sum();
-    assert!(2 * rows < 77 * batch.len(), "{rows}");
+    // The work: positions up to the end tokens, the prompts' shared beginnings once.
+    let up_to_pool: usize = batch.pool_index.iter().map(|p| p + 1).sum();
+    let computed = computed_positions(&batch.ids, 77, &batch.pool_index, TextPositions::UpToPool);
+    println!(
+        "{} prompts: {} positions of 77 each, {up_to_pool} up to the end tokens, {computed} distinct prefixes",
+        batch.len(),
+        77 * batch.len()
+    );
+    assert!(2 * up_to_pool < 77 * batch.len() && computed < up_to_pool - 20);
+}
+
+/// Many prompts sharing their beginnings (ImageNet's 80 templates for 3 classes): the batch,
+/// computed as a prefix tree, equals each prompt computed alone over all 77 positions.
+#[test]
+fn shared_beginnings_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ClipTextModel::from_path(
+        checkpoint("quickgelu", "open_clip", dir.path()),
+        &Default::default(),
+    )
+    .unwrap();
+    let t = dawin_vit::prompts::templates("openai-imagenet").unwrap();
+    let prompts: Vec<String> = ["goldfish", "great white shark", "tench"]
+        .iter()
+        .flat_map(|c| t.iter().map(move |t| dawin_vit::prompts::fill(t, c)))
+        .collect();
+    let batch = ClipTokenizer::builtin().tokenize_batch(&prompts);
+    let shared = model.encode(&batch).unwrap();
+    let computed = computed_positions(&batch.ids, 77, &batch.pool_index, TextPositions::UpToPool);
+    let up_to_pool: usize = batch.pool_index.iter().map(|p| p + 1).sum();
+    println!("240 prompts: {up_to_pool} positions up to the end tokens, {computed} computed");
+    assert!(10 * computed < 6 * up_to_pool);
+    let mut worst = 0.0f64;
+    for i in 0..batch.len() {
+        let alone = model
+            .encode_ids(
+                batch.row(i),
+                77,
+                &batch.pool_index[i..=i],
+                TextPositions::Context,
+            )
+            .unwrap();
+        worst = worst.max(max_rel(&alone, &shared[i * 32..(i + 1) * 32], 32));
+    }
+    println!("shared beginnings vs each prompt alone: max rel {worst:.1e}");
+    assert!(worst < 1e-5, "{worst}");
 }
 
 /// Both namings hold the same weights, and a model converts from one naming to the other and

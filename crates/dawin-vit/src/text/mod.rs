@@ -11,7 +11,7 @@
 //!   [`TextOptions`] or take stated defaults, [`InferredText::assumptions`]);
 //! * [`ClipTextModel::encode`]: the batched, multi-threaded CPU forward on [`crate::cpu`]'s
 //!   layers with a causal attention ([`causal_attention`]), computing each text only up to its
-//!   end token ([`TextPositions`]);
+//!   end token and each prefix that texts share once ([`TextPositions`], [`Segment`]);
 //! * [`zero_shot_head`] → [`ZeroShotHead`], written as `classification_head.weight` / `.bias`
 //!   with the class names, templates and tokenizer in its metadata.
 //!
@@ -36,7 +36,7 @@ mod model;
 mod params;
 mod zeroshot;
 
-pub use forward::{causal_attention, encode, TextPositions};
+pub use forward::{causal_attention, computed_positions, encode, Segment, TextPositions};
 pub use model::{
     infer_text_config, ClipTextModel, InferredText, TextConfig, TextNaming, TextOptions,
     TextWeights,

@@ -635,8 +635,9 @@ impl ClipTextModel {
     }
 
     /// The unnormalised text features `[n, E]` of a tokenized batch (open_clip's
-    /// `encode_text`): each text computed over its positions up to its end token only
-    /// ([`TextPositions::UpToPool`], exact under the causal mask).
+    /// `encode_text`): each text computed over its positions up to its end token only, and the
+    /// prefixes texts share computed once ([`TextPositions::UpToPool`], exact under the causal
+    /// mask; [`super::forward`]).
     pub fn encode(&self, tokens: &TokenBatch) -> Result<Vec<f32>> {
         self.encode_ids(
             &tokens.ids,

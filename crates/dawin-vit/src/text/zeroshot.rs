@@ -52,11 +52,13 @@ pub struct ZeroShotHead {
     pub truncated: Vec<usize>,
 }
 
-/// Prompts per forward batch (rounded to whole classes).
-const PROMPTS_PER_BATCH: usize = 512;
+/// Prompts per forward batch (about).
+const PROMPTS_PER_BATCH: usize = 1024;
+/// Classes per chunk: the head's rows are finished (and progress reported) a chunk at a time.
+const CLASSES_PER_CHUNK: usize = 64;
 
 /// Builds the zero-shot head of `classes` × `templates` (module documentation).
-/// `progress(done)` is called with the number of classes done after each batch.
+/// `progress(done)` is called with the number of classes done after each chunk of classes.
 ///
 /// Errors: no class, an empty class name, no template, a template without exactly one `{}`,
 /// a model without `logit_scale` (naming the tensor), a tokenizer whose context length differs
@@ -99,37 +101,39 @@ pub fn zero_shot_head<C: AsRef<str>, T: AsRef<str>>(
     }
     let (c_n, t_n, e) = (classes.len(), templates.len(), model.config().embed_dim);
     let scale = (logit_scale as f64).exp();
-    let per_batch = (PROMPTS_PER_BATCH / t_n).max(1);
+    // Batches of about PROMPTS_PER_BATCH prompts: many classes with a few templates each, so
+    // that the forward computes each template's beginning once for all of them.
+    let per_chunk = CLASSES_PER_CHUNK.min(c_n);
+    let templates_per_batch = (PROMPTS_PER_BATCH / per_chunk).clamp(1, t_n);
     let mut weight = vec![0.0f32; c_n * e];
-    let mut truncated = Vec::new();
-    for start in (0..c_n).step_by(per_batch) {
-        let end = (start + per_batch).min(c_n);
-        let prompts: Vec<String> = classes[start..end]
-            .iter()
-            .flat_map(|c| templates.iter().map(move |t| fill(t.as_ref(), c.as_ref())))
-            .collect();
-        let tokens = tokenizer.tokenize_batch(&prompts);
-        for &r in &tokens.truncated {
-            if truncated.last() != Some(&(start + r / t_n)) {
-                truncated.push(start + r / t_n);
-            }
-        }
-        let feats = model.encode(&tokens)?;
-        for (k, rows) in feats.chunks(t_n * e).enumerate() {
-            let mut m = vec![0.0f64; e];
-            for f in rows.chunks(e) {
+    let mut truncated = std::collections::BTreeSet::new();
+    for start in (0..c_n).step_by(per_chunk) {
+        let chunk = &classes[start..(start + per_chunk).min(c_n)];
+        let mut sums = vec![0.0f64; chunk.len() * e];
+        for tb in templates.chunks(templates_per_batch) {
+            let prompts: Vec<String> = chunk
+                .iter()
+                .flat_map(|c| tb.iter().map(move |t| fill(t.as_ref(), c.as_ref())))
+                .collect();
+            let tokens = tokenizer.tokenize_batch(&prompts);
+            truncated.extend(tokens.truncated.iter().map(|&r| start + r / tb.len()));
+            let feats = model.encode(&tokens)?;
+            for (r, f) in feats.chunks(e).enumerate() {
                 let norm = f.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                let m = &mut sums[(r / tb.len()) * e..(r / tb.len() + 1) * e];
                 m.iter_mut()
                     .zip(f)
                     .for_each(|(m, &v)| *m += v as f64 / norm);
             }
+        }
+        for (k, m) in sums.chunks(e).enumerate() {
             let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
             let row = &mut weight[(start + k) * e..(start + k + 1) * e];
             row.iter_mut()
-                .zip(&m)
+                .zip(m)
                 .for_each(|(w, &v)| *w = (scale * v / norm) as f32);
         }
-        progress(end);
+        progress(start + chunk.len());
     }
     if let Some(c) = weight
         .chunks(e)
@@ -148,7 +152,7 @@ pub fn zero_shot_head<C: AsRef<str>, T: AsRef<str>>(
         logit_scale,
         tokenizer: tokenizer.source().to_string(),
         tokenizer_fingerprint: tokenizer.merges_fingerprint().to_string(),
-        truncated,
+        truncated: truncated.into_iter().collect(),
     })
 }
 
