@@ -3,7 +3,9 @@
 //! text (`mut_arg`), so every flag and help line stays as it was.
 use clap::{Args, ValueEnum};
 use dawin::eval::{Coefficient, EvalConfig, Method};
-use dawin::vit::LoadOptions;
+use dawin::vit::text::TextOptions;
+use dawin::vit::{Activation, LoadOptions};
+use dawin::zeroshot::ZeroShotSpec;
 use dawin::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -72,6 +74,51 @@ impl LoadArgs {
             heads: self.heads,
             layer_norm_eps: None,
         }
+    }
+}
+
+/// How a zero-shot head's text tower and tokenizer are read (`zeroshot-head`, `eval
+/// --zeroshot-classes`, `eval-mtl --zeroshot-head`).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct TextArgs {
+    /// CLIP tokenizer: bpe_simple_vocab_16e6.txt.gz or a Hugging Face tokenizer.json (default:
+    /// either found beside the checkpoint, else the built-in CLIP vocabulary).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    /// Attention heads of the text tower (default: width/64, OpenAI's and open_clip's).
+    #[arg(long, value_name = "N")]
+    pub text_heads: Option<usize>,
+    /// MLP activation of the text tower: quick-gelu (OpenAI's CLIP, the default) or gelu
+    /// (open_clip's LAION/DataComp models).
+    #[arg(long, value_name = "quick-gelu|gelu")]
+    pub text_activation: Option<String>,
+}
+
+impl TextArgs {
+    /// Whether any option is given.
+    pub fn any(&self) -> bool {
+        self.tokenizer.is_some() || self.text_heads.is_some() || self.text_activation.is_some()
+    }
+
+    /// The pipeline's description of a head of `classes` × `templates`.
+    pub fn spec(&self, classes: String, templates: String) -> Result<ZeroShotSpec> {
+        let activation = self
+            .text_activation
+            .as_deref()
+            .map(|s| {
+                Activation::parse(s).map_err(|e| Error::invalid("--text-activation", e.to_string()))
+            })
+            .transpose()?;
+        Ok(ZeroShotSpec {
+            classes,
+            templates,
+            tokenizer: self.tokenizer.clone(),
+            text: TextOptions {
+                heads: self.text_heads,
+                activation,
+                layer_norm_eps: None,
+            },
+        })
     }
 }
 

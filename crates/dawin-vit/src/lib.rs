@@ -35,7 +35,8 @@
 //! mapping and border crop).
 //!
 //! **Text.** [`tokenizer`] is CLIP's BPE tokenizer, id for id open_clip's; [`prompts`] holds the
-//! zero-shot template sets and ImageNet's class names.
+//! zero-shot template sets and ImageNet's class names; [`text`] is CLIP's text tower and the
+//! zero-shot heads built with it ([`text::zero_shot_head`]).
 //! Errors ([`Error`]) name the file, the tensor or the argument at fault.
 //!
 //! ```
@@ -69,6 +70,7 @@ pub mod preprocess;
 pub mod prompts;
 pub mod source;
 mod tensors;
+pub mod text;
 pub mod tokenizer;
 pub mod webdataset;
 mod weights;

@@ -90,6 +90,17 @@ pub mod eval {
     pub use crate::pipeline::streaming::{evaluate_streaming, StreamingResult};
 }
 
+/// Zero-shot heads for a θ0 without one: built from class names and prompt templates with the
+/// checkpoint's CLIP text tower ([`dawin_vit::text`]) and cached on disk
+/// ([`zero_shot_head_cached`](zeroshot::zero_shot_head_cached)).
+pub mod zeroshot {
+    pub use crate::pipeline::zeroshot::{
+        checkpoint_fingerprint, classifier_with_head, has_classification_head,
+        write_zero_shot_head, zero_shot_head_cached, ZeroShotBuild, ZeroShotSpec, META_ASSUMPTIONS,
+        META_CHECKPOINT, META_CHECKPOINT_SHA256, ZEROSHOT_CACHE_VERSION,
+    };
+}
+
 /// The report of an evaluation (stage 5): table rows, the JSON report, the JSONL results file
 /// and the per-sample `.npy` arrays; the mixtures as report data. Accuracies are in percent.
 pub mod report {

@@ -2,7 +2,7 @@
 //! ([`dawin::eval::evaluate`]), or streaming DaWin batch by batch
 //! ([`dawin::eval::evaluate_streaming`]).
 use super::{load_model, stem};
-use crate::args::{Common, LoadArgs};
+use crate::args::{Common, LoadArgs, TextArgs};
 use crate::device::{on_gpu, resolve_device, Device};
 use clap::Args;
 use dawin::eval::Named;
@@ -14,7 +14,7 @@ use std::time::Instant;
 #[derive(Args)]
 pub(crate) struct EvalArgs {
     /// Pre-trained / zero-shot checkpoint θ0 (.safetensors, OpenAI or Hugging Face naming, with
-    /// classification_head.weight/.bias).
+    /// classification_head.weight/.bias, or a CLIP with its text tower and --zeroshot-classes).
     #[arg(long)]
     theta0: PathBuf,
     /// Fine-tuned checkpoint θ1 (same architecture).
@@ -37,6 +37,17 @@ pub(crate) struct EvalArgs {
     class_subsets: Vec<String>,
     #[command(flatten)]
     load: LoadArgs,
+    /// Build θ0's head from these class names with θ0's CLIP text tower (FILE: one name per
+    /// line; `imagenet`: CLIP's 1000 ImageNet names), cached in the logits cache directory; it
+    /// replaces a head θ0 has, and θ1 gets it when θ1 has none.
+    #[arg(long, value_name = "FILE|imagenet")]
+    zeroshot_classes: Option<String>,
+    /// With --zeroshot-classes: the templates, a built-in set (openai-imagenet, simple, …) or a
+    /// file with one template per line (default: openai-imagenet).
+    #[arg(long, value_name = "NAME|FILE", requires = "zeroshot_classes")]
+    templates: Option<String>,
+    #[command(flatten)]
+    text: TextArgs,
     /// Streaming DaWin for test-time use: each test set is read --batch-size samples at a time
     /// (never held whole); per batch θ0 and θ1, λ from the batch (--eq), then the batch through
     /// θ(λ_i). Accuracy only; temperatures from --temperatures or fitted on --val.
@@ -58,9 +69,52 @@ fn parse_test(s: &str) -> (String, PathBuf) {
     }
 }
 
+/// θ0 and θ1, and what their logits cache keys add to the files' fingerprints: with
+/// `--zeroshot-classes` θ0's head is built from its text tower (and given to a θ1 without one).
+fn load_pair(a: &EvalArgs) -> Result<(ClipClassifier, ClipClassifier, [Option<String>; 2])> {
+    use dawin::zeroshot::{classifier_with_head, has_classification_head, zero_shot_head_cached};
+    let Some(classes) = &a.zeroshot_classes else {
+        if a.text.any() {
+            return Err(Error::invalid(
+                "--tokenizer/--text-heads/--text-activation",
+                "only apply with --zeroshot-classes",
+            ));
+        }
+        let m0 = load_model(&a.theta0, &a.load.options())?;
+        return Ok((m0, load_model(&a.theta1, &a.load.options())?, [None, None]));
+    };
+    let templates = a.templates.as_deref().unwrap_or("openai-imagenet");
+    let spec = a.text.spec(classes.clone(), templates.to_string())?;
+    let (cfg, _) = a.common.eval_config("cpu".into(), None)?;
+    let zs = zero_shot_head_cached(&a.theta0, &spec, cfg.cache_dir.as_deref(), !a.common.quiet)?;
+    for n in &zs.notes {
+        eprintln!("{n}");
+    }
+    if has_classification_head(&a.theta0)? {
+        eprintln!(
+            "θ0 {}: its own classification_head is replaced by the zero-shot head",
+            a.theta0.display()
+        );
+    }
+    let tag = format!(":zeroshot-head={}", zs.key);
+    let m0 = classifier_with_head(&a.theta0, &zs, &a.load.options())?;
+    if has_classification_head(&a.theta1)? {
+        return Ok((
+            m0,
+            load_model(&a.theta1, &a.load.options())?,
+            [Some(tag), None],
+        ));
+    }
+    eprintln!(
+        "θ1 {} has no classification_head: it gets θ0's zero-shot head",
+        a.theta1.display()
+    );
+    let m1 = classifier_with_head(&a.theta1, &zs, &a.load.options())?;
+    Ok((m0, m1, [Some(tag.clone()), Some(tag)]))
+}
+
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    let m0 = load_model(&a.theta0, &a.load.options())?;
-    let m1 = load_model(&a.theta1, &a.load.options())?;
+    let (m0, m1, tags) = load_pair(&a)?;
     m0.check_compatible(&m1).map_err(|e| {
         Error::invalid(
             format!("{} vs {}", a.theta0.display(), a.theta1.display()),
@@ -117,13 +171,26 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         };
     }
     let theta = ((a.theta0.as_path(), &m0), (a.theta1.as_path(), &m1));
-    run_eval(theta, (&*val, &*id, &refs), &a.common, None)
+    let tags = [tags[0].as_deref(), tags[1].as_deref()];
+    run_eval_tagged(theta, tags, (&*val, &*id, &refs), &a.common, None)
 }
 
 /// Runs the pipeline ([`dawin::eval::evaluate`], on the CPU or a GPU) and prints the table,
 /// writes the outputs and appends the results file; shared by `eval` and `demo`.
 pub(crate) fn run_eval(
+    theta: ((&Path, &ClipClassifier), (&Path, &ClipClassifier)),
+    data: (&dyn Dataset, &dyn Dataset, &[&dyn Dataset]),
+    common: &Common,
+    default_out: Option<&Path>,
+) -> Result<()> {
+    run_eval_tagged(theta, [None, None], data, common, default_out)
+}
+
+/// [`run_eval`] with `tags` appended to θ0's and θ1's file fingerprints in the logits cache
+/// keys (a head not from the file: the zero-shot head's key).
+fn run_eval_tagged(
     (theta0, theta1): ((&Path, &ClipClassifier), (&Path, &ClipClassifier)),
+    tags: [Option<&str>; 2],
     (val, id, tests): (&dyn Dataset, &dyn Dataset, &[&dyn Dataset]),
     common: &Common,
     default_out: Option<&Path>,
@@ -136,8 +203,8 @@ pub(crate) fn run_eval(
     }
     let t = Instant::now();
     let (f0, f1) = (
-        dawin::data::file_fingerprint(theta0.0)?,
-        dawin::data::file_fingerprint(theta1.0)?,
+        dawin::data::file_fingerprint(theta0.0)? + tags[0].unwrap_or(""),
+        dawin::data::file_fingerprint(theta1.0)? + tags[1].unwrap_or(""),
     );
     let (s0, s1) = (stem(theta0.0), stem(theta1.0));
     let res = match device {

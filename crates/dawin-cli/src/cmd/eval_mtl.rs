@@ -2,7 +2,7 @@
 //! encoder, M fine-tuned encoders and one head per dataset; the tables printed, `report.json`,
 //! the heat map and the per-sample arrays written.
 use super::name_path;
-use crate::args::MtlOpts;
+use crate::args::{MtlOpts, TextArgs};
 use clap::Args;
 use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
 use dawin::vit::LoadOptions;
@@ -21,8 +21,16 @@ pub(crate) struct EvalMtlArgs {
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Classification head of a dataset, repeatable: NAME=PATH (classification_head.weight [C, E]).
-    #[arg(long = "head", required = true)]
+    #[arg(long = "head", required_unless_present = "zeroshot_heads")]
     heads: Vec<String>,
+    /// Zero-shot head of a dataset from the base's CLIP text tower, repeatable:
+    /// NAME=CLASSES[:TEMPLATES] (CLASSES a file, one name per line, or `imagenet`; TEMPLATES a
+    /// built-in set or a file, default the built-in set named NAME if any, else
+    /// openai-imagenet); cached in <out>/.dawin-cache (./.dawin-cache without --out).
+    #[arg(long = "zeroshot-head", value_name = "NAME=CLASSES[:TEMPLATES]")]
+    zeroshot_heads: Vec<String>,
+    #[command(flatten)]
+    text: TextArgs,
     /// Evaluation dataset, repeatable: NAME=PATH; NAME must have a --head.
     #[arg(long = "test", required = true)]
     tests: Vec<String>,
@@ -39,11 +47,12 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         .iter()
         .map(|s| name_path("--model", s))
         .collect::<Result<Vec<_>>>()?;
-    let heads = a
+    let mut heads = a
         .heads
         .iter()
         .map(|s| name_path("--head", s))
         .collect::<Result<Vec<_>>>()?;
+    heads.extend(zero_shot_heads(&a, &heads)?);
     let tests = a
         .tests
         .iter()
@@ -54,6 +63,62 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         layer_norm_eps: None,
     };
     run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, None)
+}
+
+/// `NAME=CLASSES[:TEMPLATES]` of `--zeroshot-head`: the templates part only when what precedes
+/// the last `:` is a class list (`imagenet` or an existing file).
+fn parse_zero_shot(s: &str) -> Result<(String, String, Option<String>)> {
+    let (name, rest) = name_path("--zeroshot-head", s)?;
+    let rest = rest.to_string_lossy().into_owned();
+    match rest.rsplit_once(':') {
+        Some((c, t))
+            if !t.is_empty() && (c.eq_ignore_ascii_case("imagenet") || Path::new(c).is_file()) =>
+        {
+            Ok((name, c.to_string(), Some(t.to_string())))
+        }
+        _ => Ok((name, rest, None)),
+    }
+}
+
+/// The `--zeroshot-head` heads, built with the base's text tower (or read from the cache) and
+/// given as (name, cached head file).
+fn zero_shot_heads(a: &EvalMtlArgs, given: &[(String, PathBuf)]) -> Result<Vec<(String, PathBuf)>> {
+    if a.zeroshot_heads.is_empty() {
+        if a.text.any() {
+            return Err(Error::invalid(
+                "--tokenizer/--text-heads/--text-activation",
+                "only apply with --zeroshot-head",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let cache = a.opts.out.or(None).unwrap_or_default().join(".dawin-cache");
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for s in &a.zeroshot_heads {
+        let (name, classes, templates) = parse_zero_shot(s)?;
+        if given.iter().chain(&out).any(|(n, _)| *n == name) {
+            return Err(Error::invalid(
+                format!("--zeroshot-head {s}"),
+                format!("dataset `{name}` already has a head"),
+            ));
+        }
+        let templates = templates.unwrap_or_else(|| {
+            let t = match dawin::vit::prompts::templates(&name) {
+                Some(_) => name.to_ascii_lowercase(),
+                None => "openai-imagenet".to_string(),
+            };
+            eprintln!("dataset `{name}`: templates {t} (give NAME=CLASSES:TEMPLATES to choose)");
+            t
+        });
+        let spec = a.text.spec(classes, templates)?;
+        let built =
+            dawin::zeroshot::zero_shot_head_cached(&a.base, &spec, Some(&cache), !a.opts.quiet)?;
+        for n in &built.notes {
+            eprintln!("{n}");
+        }
+        out.push((name, built.path.expect("a cache directory was given")));
+    }
+    Ok(out)
 }
 
 /// Loads everything ([`load_mtl`]), evaluates, prints the tables, writes `report.json`, the heat

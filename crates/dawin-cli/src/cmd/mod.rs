@@ -7,6 +7,7 @@ pub(crate) mod eval_mtl;
 pub(crate) mod logits;
 pub(crate) mod merge;
 pub(crate) mod mixture;
+pub(crate) mod zeroshot_head;
 
 use dawin::vit::{ClipClassifier, LoadOptions};
 use dawin::{Error, Result};

@@ -3,6 +3,7 @@
 //! | stage | file | what it computes |
 //! |---|---|---|
 //! | 0 inputs | `checks.rs` | every check before any forward |
+//! | 0 inputs | `zeroshot.rs` | θ0's zero-shot head from class names (text tower), cached |
 //! | 1 logits | `logits.rs` | `z_j = f(x; θ_j)` per dataset, the on-disk cache, heads `W f + b` |
 //! | 2 coefficients | `coefficients.rs` | `T_j`, `e_j = exp(score_j)`, λ(x) by Eq. 1 / Eq. 2, α |
 //! | 3 clustering | `clustering.rs` | the Beta / Dirichlet mixture, `k_i`, `λ_k = a_k/(a_k+b_k)` |
@@ -31,3 +32,4 @@ pub(crate) mod merged;
 pub(crate) mod mtl;
 pub(crate) mod report;
 pub(crate) mod streaming;
+pub(crate) mod zeroshot;
