@@ -79,7 +79,7 @@ pub use checkpoint::{
     complete_vision_tower, embed_width, load_head, open_checkpoint, Checkpoint, CheckpointEncoder,
 };
 pub use config::{Activation, VitConfig};
-pub use dataset::{Batch, ImageDataset, Skipped};
+pub use dataset::{Batch, DecodePool, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};

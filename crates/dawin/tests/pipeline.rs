@@ -441,7 +441,7 @@ fn subset_data(name: &str, subset: &[usize]) -> dawin::WithClassSubset<InMemoryD
         .collect();
     let inner =
         InMemoryDataset::new(name, d.load(&keep).unwrap(), d.sample_numel(), labels).unwrap();
-    dawin::WithClassSubset::new(inner, subset.to_vec()).unwrap()
+    dawin::WithClassMapping::subset(inner, subset.to_vec()).unwrap()
 }
 
 #[test]
@@ -509,13 +509,13 @@ fn class_subsets_restrict_the_logits_before_everything() {
     assert!((ps.h0[0] as f64 - h).abs() < 1e-4, "{} vs {h}", ps.h0[0]);
     // Bad subsets are named.
     let inner = data("id", 8);
-    assert!(dawin::WithClassSubset::new(inner.clone(), vec![]).is_err());
-    assert!(dawin::WithClassSubset::new(inner.clone(), vec![1, 1, 2]).is_err());
-    let e = dawin::WithClassSubset::new(inner.clone(), vec![0])
+    assert!(dawin::WithClassMapping::subset(inner.clone(), vec![]).is_err());
+    assert!(dawin::WithClassMapping::subset(inner.clone(), vec![1, 1, 2]).is_err());
+    let e = dawin::WithClassMapping::subset(inner.clone(), vec![0])
         .unwrap_err()
         .to_string();
     assert!(e.contains("`id`") && e.contains("class subset"), "{e}");
-    let big = dawin::WithClassSubset::new(inner, (0..c).map(|k| k + 1).collect()).unwrap();
+    let big = dawin::WithClassMapping::subset(inner, (0..c).map(|k| k + 1).collect()).unwrap();
     let e = eval_ab((&m0, &m1), (&val, &id), &[&big], &quiet(vec![Method::Zs]))
         .unwrap_err()
         .to_string();

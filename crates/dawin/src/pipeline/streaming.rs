@@ -5,7 +5,7 @@ use super::checks::{check_dataset, check_distance};
 use super::clustering::beta_clusters;
 use super::coefficients::LambdaRule;
 use super::config::EvalConfig;
-use super::logits::{classes_of, restrict_logits};
+use super::logits::{classes_of, map_logits};
 use super::merged::batch_by_lambda;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -64,7 +64,7 @@ pub fn evaluate_streaming<M: Interpolate>(
         wise_alpha: config.wise_alpha,
     };
     let c = m0.num_classes();
-    let sub = data.class_subset();
+    let sub = data.class_mapping();
     let cd = classes_of(data, c);
     let blend = match config.exact_loop {
         true => None,
@@ -91,8 +91,8 @@ pub fn evaluate_streaming<M: Interpolate>(
         let labels = &data.labels()[chunk[0]..chunk[0] + b];
         // 1. Logits of the batch.
         let (z0, z1) = (
-            restrict_logits(m0.forward(&x, b)?, c, sub),
-            restrict_logits(m1.forward(&x, b)?, c, sub),
+            map_logits(m0.forward(&x, b)?, c, sub)?,
+            map_logits(m1.forward(&x, b)?, c, sub)?,
         );
         if metric.needs() == Needs::PseudoTargets(PseudoSource::Merged) && half_model.is_none() {
             half_model = Some(m0.interpolate(m1, 0.5)?);
@@ -102,7 +102,7 @@ pub fn evaluate_streaming<M: Interpolate>(
                 .as_ref()
                 .expect("θ(½) built when needed")
                 .forward(&x, b)
-                .map(|z| restrict_logits(z, c, sub))
+                .and_then(|z| map_logits(z, c, sub))
         };
         // 2. λ(x) from the batch alone.
         let mut lambda = rule
@@ -115,7 +115,7 @@ pub fn evaluate_streaming<M: Interpolate>(
         }
         // 4. Sample i through θ(λ_i).
         let z = batch_by_lambda((m0, m1), blend.as_deref(), &x, &lambda)?;
-        let pred = stats::argmax(&restrict_logits(z, c, sub), cd)?;
+        let pred = stats::argmax(&map_logits(z, c, sub)?, cd)?;
         res.correct += pred
             .iter()
             .zip(labels)
