@@ -190,9 +190,9 @@ impl<'a> BaseLogits<'a> {
         let z = match cache::lookup(dir, &key, n, c)? {
             Lookup::Found { logits, shards } => {
                 self.hits += 1;
-                if let Some(k) = shards {
-                    self.assembled
-                        .push((model.name.clone(), d.name().to_string(), k));
+                let entry = shards.map(|k| (model.name.clone(), d.name().to_string(), k));
+                if let Some(e) = entry.filter(|e| !self.assembled.contains(e)) {
+                    self.assembled.push(e);
                 }
                 logits
             }
