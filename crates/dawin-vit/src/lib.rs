@@ -30,7 +30,7 @@
 //! **Inputs.** [`preprocess`] is CLIP's preprocessing, pixel for pixel what Pillow and
 //! torchvision give (JPEG through libjpeg-turbo's decoder, Pillow's bicubic resize, centre crop,
 //! normalisation); [`ImageDataset`] reads image-folder trees, safetensors files and WebDataset
-//! `.tar` shards ([`webdataset`]) in batches; [`benchmarks`] knows the conventions of the
+//! `.tar` shards ([`webdataset`]) in batches, decoded on a [`DecodePool`] of worker threads; [`benchmarks`] knows the conventions of the
 //! paper's ImageNet benchmarks (class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled
 //! mapping and border crop).
 //!
