@@ -763,7 +763,26 @@ fn named_conventions_label_map_and_report_what_they_applied() {
             "--out",
             &s(&t.path().join("z.npy")),
         ]),
-        &["imagenet-r", "head class", "10 classes"],
+        &["imagenet-r", "ImageNet-1k head", "has 10"],
+    );
+    // imagenet-v2 needs an ImageNet head too, though these folders' labels fit 10 classes.
+    let small = t.path().join("v2small");
+    folder(&small, &["0", "3"], 1);
+    fails_with(
+        &run(&[
+            "logits",
+            "--checkpoint",
+            &s(&demo("theta0.safetensors")),
+            "--data",
+            &format!("imagenet-v2={}", s(&small)),
+            "--out",
+            &s(&t.path().join("z.npy")),
+        ]),
+        &[
+            "`imagenet-v2`",
+            "ImageNet-1k head of 1000 classes",
+            "has 10",
+        ],
     );
     // --class-subset on a dataset whose convention has a mapping is refused.
     let sub = t.path().join("sub.txt");

@@ -309,6 +309,9 @@ impl Dataset for ImageFolderDataset {
     fn class_mapping(&self) -> Option<&ClassMapping> {
         self.mapping.as_ref()
     }
+    fn head_classes(&self) -> Option<usize> {
+        self.benchmark.head_classes()
+    }
     fn describe(&self) -> Option<String> {
         Some(self.describe.clone())
     }

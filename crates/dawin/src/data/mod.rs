@@ -56,6 +56,12 @@ pub trait Dataset: Sync {
     fn class_mapping(&self) -> Option<&ClassMapping> {
         None
     }
+    /// The number of classes the head must have, when the dataset's convention fixes it (the
+    /// paper's ImageNet datasets: an ImageNet-1k head of 1000 classes); `None` (the default):
+    /// any head that holds the labels.
+    fn head_classes(&self) -> Option<usize> {
+        None
+    }
     /// What was applied to read the dataset (convention, labelling, mapping, crop), one line,
     /// for the command line and the report; `None` when there is nothing to say.
     fn describe(&self) -> Option<String> {
@@ -144,6 +150,9 @@ impl<D: Dataset> Dataset for WithClassMapping<D> {
     fn class_mapping(&self) -> Option<&ClassMapping> {
         Some(&self.mapping)
     }
+    fn head_classes(&self) -> Option<usize> {
+        self.inner.head_classes()
+    }
     fn describe(&self) -> Option<String> {
         let how = match self.mapping.subset() {
             Some(_) => format!(
@@ -165,10 +174,21 @@ impl<D: Dataset> Dataset for WithClassMapping<D> {
     }
 }
 
-/// Checks a dataset against a head of `num_classes` classes: every head class its mapping names
-/// must exist, and every label must be one of its classes (the mapping's, else the head's). Errors name the dataset and the offending sample or class.
+/// Checks a dataset against a head of `num_classes` classes: the head its convention needs
+/// ([`Dataset::head_classes`]), every head class its mapping names must exist, and every label
+/// must be one of its classes (the mapping's, else the head's). Errors name the dataset and the
+/// offending sample or class.
 pub fn check_head(d: &dyn Dataset, num_classes: usize) -> Result<()> {
     let what = || format!("dataset `{}`", d.name());
+    if let Some(need) = d.head_classes().filter(|&n| n != num_classes) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, the head has \
+                 {num_classes} (name the dataset otherwise to read it as a plain image folder)"
+            ),
+        ));
+    }
     if let Some(m) = d.class_mapping() {
         if m.min_head_classes() > num_classes {
             return Err(Error::invalid(

@@ -87,6 +87,15 @@ pub(crate) fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Resul
         ));
     }
     let heads = model.num_classes();
+    if let Some(need) = d.head_classes().filter(|&n| n != heads) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, the head has {heads} \
+                 (name the dataset otherwise to read it as a plain image folder)"
+            ),
+        ));
+    }
     if let Some(m) = d.class_mapping() {
         let need = m.min_head_classes();
         if need > heads {

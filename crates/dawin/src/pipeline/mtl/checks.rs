@@ -121,6 +121,15 @@ fn check_task(base: &ClipClassifier, t: &MtlTask<'_>) -> Result<()> {
             ),
         ));
     }
+    if let Some(need) = d.head_classes().filter(|&n| n != t.head.out_dim) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, its head has {}",
+                t.head.out_dim
+            ),
+        ));
+    }
     if let Some(m) = d.class_mapping() {
         if m.min_head_classes() > t.head.out_dim {
             return Err(Error::invalid(
