@@ -122,6 +122,91 @@ impl TextArgs {
     }
 }
 
+/// How datasets are read (`eval`, `logits`, `eval-mtl`): the decode workers and what to do
+/// with files that do not fit.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct DataArgs {
+    /// Threads decoding and preprocessing images, pipelined with the forward (default: one per
+    /// core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Leave out images that cannot be decoded (corrupt or truncated files): every image is
+    /// decoded once first, the bad ones are counted and listed (report.json: `data`), and the
+    /// dataset's fingerprint records them. Without it a bad image is an error naming the file.
+    #[arg(long)]
+    pub skip_bad_files: bool,
+    /// Plain image folders: label by the sorted folder names (torchvision ImageFolder) even when
+    /// every class folder name is an integer (by default such folders are labelled by their
+    /// integer).
+    #[arg(long)]
+    pub sorted_labels: bool,
+    /// WebDataset shards: skip (and count) samples without an image or a .cls label instead of
+    /// failing.
+    #[arg(long)]
+    pub skip_incomplete: bool,
+}
+
+impl DataArgs {
+    /// The library's options, with one decode pool for every dataset of the run.
+    pub fn options(&self) -> Result<dawin::DataOptions> {
+        if self.workers == Some(0) {
+            return Err(Error::invalid("--workers", "must be ≥ 1"));
+        }
+        let pool = dawin::vit::DecodePool::new(self.workers.unwrap_or(0))?;
+        Ok(dawin::DataOptions {
+            pool: Some(std::sync::Arc::new(pool)),
+            sorted_labels: self.sorted_labels,
+            skip_incomplete: self.skip_incomplete,
+        })
+    }
+
+    /// Opens dataset `name` at `path` (the name selects the convention: imagenet, imagenet-v2,
+    /// imagenet-r, imagenet-a, imagenet-sketch, objectnet; any other is a plain image folder),
+    /// leaves out undecodable images with `--skip-bad-files`, and prints (on stderr) what was
+    /// applied and the notes.
+    pub fn open(
+        &self,
+        opts: &dawin::DataOptions,
+        name: &str,
+        path: &Path,
+        image_size: usize,
+        batch: usize,
+    ) -> Result<dawin::ImageFolderDataset> {
+        use dawin::Dataset;
+        let mut d = dawin::ImageFolderDataset::open_with(name, path, image_size, opts)?;
+        if self.skip_bad_files {
+            d.skip_bad_files(batch)?;
+        }
+        // On stderr, beside the progress bars: stdout stays the results (tables, JSON).
+        eprintln!(
+            "data `{name}`: {}",
+            d.describe().unwrap_or_else(|| path.display().to_string())
+        );
+        for n in d.notes() {
+            eprintln!("  note: {n}");
+        }
+        Ok(d)
+    }
+}
+
+/// `PATH` or `NAME=PATH` of a dataset argument: the name (which selects the dataset's
+/// convention) and the path; without `NAME=` the name is the path's stem.
+pub(crate) fn dataset_arg(s: &str) -> (String, PathBuf) {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !n.contains('/') && !p.is_empty() => {
+            (n.to_string(), PathBuf::from(p))
+        }
+        _ => {
+            let p = Path::new(s);
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.to_string());
+            (stem, PathBuf::from(s))
+        }
+    }
+}
+
 /// `--eq`: the coefficient formula.
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Eq {
@@ -194,6 +279,10 @@ pub(crate) struct Common {
     /// Do not cache logits.
     #[arg(long)]
     pub no_cache: bool,
+    /// When the cache holds only some shards of a dataset's logits (`dawin logits --shard I/N`),
+    /// compute the missing shards here instead of failing.
+    #[arg(long)]
+    pub compute_missing_shards: bool,
     /// Append the JSON report as one line to this JSONL file.
     #[arg(long)]
     pub results_db: Option<PathBuf>,
@@ -268,6 +357,7 @@ impl Common {
             device,
             exact_loop: self.exact_loop,
             max_distance: self.max_distance,
+            compute_missing_shards: self.compute_missing_shards,
         };
         Ok((cfg, out))
     }

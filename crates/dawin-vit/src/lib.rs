@@ -30,7 +30,7 @@
 //! **Inputs.** [`preprocess`] is CLIP's preprocessing, pixel for pixel what Pillow and
 //! torchvision give (JPEG through libjpeg-turbo's decoder, Pillow's bicubic resize, centre crop,
 //! normalisation); [`ImageDataset`] reads image-folder trees, safetensors files and WebDataset
-//! `.tar` shards ([`webdataset`]) in batches; [`benchmarks`] knows the conventions of the
+//! `.tar` shards ([`webdataset`]) in batches, decoded on a [`DecodePool`] of worker threads; [`benchmarks`] knows the conventions of the
 //! paper's ImageNet benchmarks (class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled
 //! mapping and border crop).
 //!
@@ -81,7 +81,7 @@ pub use checkpoint::{
     complete_vision_tower, embed_width, load_head, open_checkpoint, Checkpoint, CheckpointEncoder,
 };
 pub use config::{Activation, VitConfig};
-pub use dataset::{Batch, ImageDataset, Skipped};
+pub use dataset::{Batch, DecodePool, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};

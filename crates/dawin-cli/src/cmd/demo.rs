@@ -166,6 +166,7 @@ fn multi_task(o: &MtlOpts) -> Result<()> {
         &list("data"),
         &LoadOptions::default(),
         o,
+        None,
         Some(&default_out),
     )
 }

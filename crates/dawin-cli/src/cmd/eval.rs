@@ -2,12 +2,12 @@
 //! ([`dawin::eval::evaluate`]), or streaming DaWin batch by batch
 //! ([`dawin::eval::evaluate_streaming`]).
 use super::{load_model, stem};
-use crate::args::{Common, LoadArgs, TextArgs};
+use crate::args::{dataset_arg, Common, DataArgs, LoadArgs, TextArgs};
 use crate::device::{on_gpu, resolve_device, Device};
 use clap::Args;
 use dawin::eval::Named;
 use dawin::vit::ClipClassifier;
-use dawin::{Dataset, Error, ImageFolderDataset, Interpolate, Result};
+use dawin::{Dataset, Error, Interpolate, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,21 +20,29 @@ pub(crate) struct EvalArgs {
     /// Fine-tuned checkpoint θ1 (same architecture).
     #[arg(long)]
     theta1: PathBuf,
-    /// Labelled ID validation set (safetensors `images`/`labels`, or an image-folder tree).
-    #[arg(long)]
-    val: PathBuf,
-    /// ID test set (the table's first column).
-    #[arg(long)]
-    id: PathBuf,
-    /// Shifted test sets, repeatable: PATH or NAME=PATH.
-    #[arg(long = "test")]
+    /// Labelled ID validation set, PATH or NAME=PATH: an image folder, WebDataset shards
+    /// (`x.tar`, `a.tar::b.tar`, `val-{0000..0063}.tar`) or a safetensors file
+    /// (`images`/`labels`); NAME selects the dataset's convention as for --test.
+    #[arg(long, value_name = "[NAME=]PATH")]
+    val: String,
+    /// ID test set (the table's first column), PATH or NAME=PATH as --val.
+    #[arg(long, value_name = "[NAME=]PATH")]
+    id: String,
+    /// Shifted test sets, repeatable: PATH or NAME=PATH. NAME imagenet, imagenet-v2,
+    /// imagenet-r, imagenet-a, imagenet-sketch or objectnet applies that dataset's layout,
+    /// labels, class subset (R, A) or max-pooled class mapping and border crop (ObjectNet), and
+    /// the tool prints what it applied; any other NAME is a plain image folder (labelled by the
+    /// folders' integers when every class folder name is an integer).
+    #[arg(long = "test", value_name = "[NAME=]PATH")]
     tests: Vec<String>,
-    /// NAME=FILE, repeatable: dataset NAME is labelled over a subset of the head's classes
-    /// (ImageNet-R/-A: 200 of 1000); FILE lists them in label order (.npy of integers, or text:
-    /// integers separated by spaces, commas or newlines). Logits are restricted to those
-    /// columns before entropies, λ and argmax.
+    /// NAME=FILE, repeatable: dataset NAME is labelled over a subset of the head's classes;
+    /// FILE lists them in label order (.npy of integers, or text: integers separated by spaces,
+    /// commas or newlines). Logits are restricted to those columns before entropies, λ and
+    /// argmax. Not needed for imagenet-r / imagenet-a, whose subsets are built in.
     #[arg(long = "class-subset", value_name = "NAME=FILE")]
     class_subsets: Vec<String>,
+    #[command(flatten)]
+    data: DataArgs,
     #[command(flatten)]
     load: LoadArgs,
     /// Build θ0's head from these class names with θ0's CLIP text tower (FILE: one name per
@@ -59,14 +67,6 @@ pub(crate) struct EvalArgs {
     streaming_mixture: Option<usize>,
     #[command(flatten)]
     common: Common,
-}
-
-/// `PATH` or `NAME=PATH` of `--test`.
-fn parse_test(s: &str) -> (String, PathBuf) {
-    match s.split_once('=') {
-        Some((n, p)) if !n.is_empty() && !n.contains('/') => (n.to_string(), PathBuf::from(p)),
-        _ => (stem(Path::new(s)), PathBuf::from(s)),
-    }
 }
 
 /// θ0 and θ1, and what their logits cache keys add to the files' fingerprints: with
@@ -122,6 +122,8 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         )
     })?;
     let s = m0.config().image_size;
+    let batch = a.common.batch.batch_size.max(1);
+    let opts = a.data.options()?;
     let mut subsets = Vec::new();
     for spec in &a.class_subsets {
         let (n, p) = spec
@@ -132,25 +134,32 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
             })?;
         subsets.push((n.to_string(), dawin::read_class_subset(p)?, false));
     }
-    let mut open = |name: String, path: &Path| -> Result<Box<dyn Dataset>> {
-        let d = ImageFolderDataset::open(name, path, s)?;
+    let mut open = |spec: &str| -> Result<Box<dyn Dataset>> {
+        let (name, path) = dataset_arg(spec);
+        let d = a.data.open(&opts, &name, &path, s, batch)?;
         match subsets.iter_mut().find(|(n, _, _)| n == d.name()) {
             Some((_, sub, used)) => {
                 *used = true;
-                Ok(Box::new(dawin::WithClassSubset::new(d, sub.clone())?))
+                if d.class_mapping().is_some() {
+                    return Err(Error::invalid(
+                        format!("--class-subset {name}=…"),
+                        format!(
+                            "dataset `{name}` already has the class mapping of its convention                              ({}); drop --class-subset, or give the dataset another name to read                              it as a plain folder",
+                            d.benchmark().name()
+                        ),
+                    ));
+                }
+                Ok(Box::new(dawin::WithClassMapping::subset(d, sub.clone())?))
             }
             None => Ok(Box::new(d)),
         }
     };
-    let val = open(stem(&a.val), &a.val)?;
-    let id = open(stem(&a.id), &a.id)?;
+    let val = open(&a.val)?;
+    let id = open(&a.id)?;
     let tests = a
         .tests
         .iter()
-        .map(|t| {
-            let (n, p) = parse_test(t);
-            open(n, &p)
-        })
+        .map(|t| open(t))
         .collect::<Result<Vec<_>>>()?;
     if let Some((n, _, _)) = subsets.iter().find(|(_, _, used)| !used) {
         return Err(Error::invalid(
@@ -203,8 +212,8 @@ fn run_eval_tagged(
     }
     let t = Instant::now();
     let (f0, f1) = (
-        dawin::data::file_fingerprint(theta0.0)? + tags[0].unwrap_or(""),
-        dawin::data::file_fingerprint(theta1.0)? + tags[1].unwrap_or(""),
+        super::checkpoint_fingerprint(theta0.0)? + tags[0].unwrap_or(""),
+        super::checkpoint_fingerprint(theta1.0)? + tags[1].unwrap_or(""),
     );
     let (s0, s1) = (stem(theta0.0), stem(theta1.0));
     let res = match device {
@@ -235,6 +244,13 @@ fn run_eval_tagged(
     println!("{}", r.markdown());
     if let Some(p) = &r.per_sample_forward {
         println!("per-sample forward: {p}");
+    }
+    for (name, info) in &r.data {
+        if let Some(k) = info.logits_from_shards.first() {
+            println!(
+                "cache: θ0/θ1 logits of `{name}` assembled from {k} shards (dawin logits --shard)"
+            );
+        }
     }
     println!(
         "T0 = {:.4}, T1 = {:.4} ({}); WiSE-FT λ = {}; ensemble weight = {}; device: {}; {:.2} s",

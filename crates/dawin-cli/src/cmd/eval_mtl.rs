@@ -2,7 +2,7 @@
 //! encoder, M fine-tuned encoders and one head per dataset; the tables printed, `report.json`,
 //! the heat map and the per-sample arrays written.
 use super::name_path;
-use crate::args::{MtlOpts, TextArgs};
+use crate::args::{DataArgs, MtlOpts, TextArgs};
 use clap::Args;
 use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
 use dawin::vit::LoadOptions;
@@ -31,9 +31,14 @@ pub(crate) struct EvalMtlArgs {
     zeroshot_heads: Vec<String>,
     #[command(flatten)]
     text: TextArgs,
-    /// Evaluation dataset, repeatable: NAME=PATH; NAME must have a --head.
+    /// Evaluation dataset, repeatable: NAME=PATH (an image folder, WebDataset shards or a
+    /// safetensors file); NAME must have a --head. NAME imagenet, imagenet-v2, imagenet-r,
+    /// imagenet-a, imagenet-sketch or objectnet applies that dataset's convention (as
+    /// `dawin eval --test`), any other a plain image folder.
     #[arg(long = "test", required = true)]
     tests: Vec<String>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
     #[arg(long)]
     vit_heads: Option<usize>,
@@ -62,7 +67,8 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         heads: a.vit_heads,
         layer_norm_eps: None,
     };
-    run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, None)
+    let data = Some(&a.data);
+    run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, data, None)
 }
 
 /// `NAME=CLASSES[:TEMPLATES]` of `--zeroshot-head`: the templates part only when what precedes
@@ -123,7 +129,9 @@ fn zero_shot_heads(a: &EvalMtlArgs, given: &[(String, PathBuf)]) -> Result<Vec<(
 
 /// Loads everything ([`load_mtl`]), evaluates, prints the tables, writes `report.json`, the heat
 /// map and the per-sample arrays into `--out` (or `default_out`); shared by `eval-mtl` and
-/// `demo --multi-task`.
+/// `demo --multi-task`. Datasets are opened with `data`'s options and what was applied is
+/// printed; with `None` (the demo) with the defaults, silently.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_mtl(
     base: &Path,
     models: &[(String, PathBuf)],
@@ -131,6 +139,7 @@ pub(crate) fn run_mtl(
     tests: &[(String, PathBuf)],
     load: &LoadOptions,
     o: &MtlOpts,
+    data: Option<&DataArgs>,
     default_out: Option<&Path>,
 ) -> Result<()> {
     let t = Instant::now();
@@ -153,10 +162,20 @@ pub(crate) fn run_mtl(
         eprintln!("model `{n}`: a vision tower only (no visual_projection.weight); projection taken from the base");
     }
     let s = loaded.base.config().image_size;
-    let data = tests
-        .iter()
-        .map(|(n, p)| ImageFolderDataset::open(n.clone(), p, s))
-        .collect::<Result<Vec<_>>>()?;
+    let batch = o.batch.batch_size.max(1);
+    let data = match data {
+        Some(args) => {
+            let opts = args.options()?;
+            tests
+                .iter()
+                .map(|(n, p)| args.open(&opts, n, p, s, batch))
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => tests
+            .iter()
+            .map(|(n, p)| ImageFolderDataset::open(n.clone(), p, s))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let tasks: Vec<MtlTask<'_>> = data
         .iter()
         .map(|d| {

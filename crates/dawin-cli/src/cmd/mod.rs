@@ -21,6 +21,12 @@ pub(crate) fn load_model(path: &Path, opts: &LoadOptions) -> Result<ClipClassifi
     Ok(ClipClassifier::from_files(path, None, opts)?)
 }
 
+/// The fingerprint of a checkpoint in the logits cache key: the SHA-256 of its file. `eval` and
+/// `logits` must agree on it, so that `eval` finds the shards `logits --shard` wrote.
+pub(crate) fn checkpoint_fingerprint(path: &Path) -> Result<String> {
+    dawin::data::file_fingerprint(path)
+}
+
 /// A file's stem, the name tables give it.
 pub(crate) fn stem(p: &Path) -> String {
     p.file_stem()
