@@ -216,7 +216,7 @@ pub struct TextOptions {
 }
 
 /// The text tower's weights, as f32 tensors (linear maps `[out, in]`, as PyTorch stores
-/// `nn.Linear`); the names of each field in both namings are in the table of [`super::params`].
+/// `nn.Linear`); the names of each field in both namings are listed by [`TextParamList`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TextWeights {
     /// `token_embedding.weight`, `[V, W]`.
@@ -637,7 +637,7 @@ impl ClipTextModel {
     /// The unnormalised text features `[n, E]` of a tokenized batch (open_clip's
     /// `encode_text`): each text computed over its positions up to its end token only, and the
     /// prefixes texts share computed once ([`TextPositions::UpToPool`], exact under the causal
-    /// mask; [`super::forward`]).
+    /// mask; `text::forward`).
     pub fn encode(&self, tokens: &TokenBatch) -> Result<Vec<f32>> {
         self.encode_ids(
             &tokens.ids,
