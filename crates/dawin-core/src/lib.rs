@@ -6,11 +6,11 @@
 //! two checkpoints into merged ones, on the CPU:
 //!
 //! * [`stats`]: stable row statistics of logits (softmax, entropy, cross-entropy, margins);
-//! * [`expertise`]: the [`Expertise`] trait and the paper's metrics (negative entropy by default);
+//! * [`expertise`]: the [`Expertise`](expertise::Expertise) trait and the paper's metrics (negative entropy by default);
 //! * [`coef`]: Eq. 1, Eq. 2 with the domain offset, M-model softmax weights, the WiSE-FT plug-in;
 //! * [`temperature`]: temperature scaling fitted on labelled validation logits;
 //! * [`metrics`]: accuracy (with class subsets), Pearson correlation, TT/TF/FT/FF splits;
-//! * [`state_dict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
+//! * [`StateDict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
 //!   merges (lerp, multi-lerp, task arithmetic) in f32/f16/bf16 with f32 arithmetic; whole-model
 //!   merges read parameter by parameter ([`merge::ParamSource`]: task arithmetic, TIES-merging)
 //!   and the task-vector distance `‖θ − θ0‖/‖θ0‖`;
@@ -38,7 +38,8 @@
 //! ```
 //!
 //! ```
-//! use dawin_core::{coef, expertise::{Expertise, NegEntropy}, Context, ModelOutputs};
+//! use dawin_core::coef;
+//! use dawin_core::expertise::{Context, Expertise, ModelOutputs, NegEntropy};
 //!
 //! // Logits of θ0 (zero-shot) and θ1 (fine-tuned) on three samples, three classes.
 //! let z0 = [3.0, 0.0, 0.0,   0.2, 0.1, 0.0,   1.0, 1.0, 0.0];
@@ -56,20 +57,19 @@
 #![warn(missing_docs)]
 
 pub mod coef;
-pub mod dtype;
+mod dtype;
 mod error;
 pub mod expertise;
 pub mod merge;
 pub mod metrics;
 pub mod npy;
-pub mod state_dict;
+mod state_dict;
 pub mod stats;
 pub mod temperature;
 pub mod torch;
 
 pub use dtype::{DType, Param};
 pub use error::{Error, Result};
-pub use expertise::{Context, Expertise, ModelOutputs};
 pub use state_dict::{write_safetensors, OwnedTensor, StateDict, TensorView};
 pub use torch::{open_torch, Checkpoint, TensorSource, TorchCheckpoint};
 

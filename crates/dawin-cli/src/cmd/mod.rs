@@ -24,7 +24,7 @@ pub(crate) fn load_model(path: &Path, opts: &LoadOptions) -> Result<ClipClassifi
 /// The fingerprint of a checkpoint in the logits cache key: the SHA-256 of its file. `eval` and
 /// `logits` must agree on it, so that `eval` finds the shards `logits --shard` wrote.
 pub(crate) fn checkpoint_fingerprint(path: &Path) -> Result<String> {
-    dawin::data::file_fingerprint(path)
+    dawin::file_fingerprint(path)
 }
 
 /// A file's stem, the name tables give it.
