@@ -129,6 +129,7 @@ pub mod mtl {
     pub use crate::pipeline::clustering::DirichletReport;
     pub use crate::pipeline::logits::apply_head;
     pub use crate::pipeline::mtl::config::{MtlConfig, MtlMethod, MtlTask};
+    pub use crate::pipeline::mtl::device::{Encoder, EncoderForward, MtlDevice};
     pub use crate::pipeline::mtl::lambda::lambda_vectors;
     pub use crate::pipeline::mtl::report::{
         file_safe, write_mtl_outputs, MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow,
@@ -136,6 +137,8 @@ pub mod mtl {
     pub use crate::pipeline::mtl::task_arithmetic::{
         merge_encoders, relative_distance, ties_merge,
     };
-    pub use crate::pipeline::mtl::{evaluate_mtl, evaluate_mtl_full, load_mtl, MtlModels};
+    pub use crate::pipeline::mtl::{
+        evaluate_mtl, evaluate_mtl_device, evaluate_mtl_full, load_mtl, MtlModels,
+    };
     pub use crate::pipeline::report::TaskArrays;
 }

@@ -150,6 +150,8 @@ pub(crate) struct BaseLogits<'a> {
     pub hits: usize,
     /// Logits computed.
     pub misses: usize,
+    /// Time spent on θ0's and θ1's logits (computing or reading the cache).
+    pub times: [std::time::Duration; 2],
 }
 
 impl<'a> BaseLogits<'a> {
@@ -161,6 +163,7 @@ impl<'a> BaseLogits<'a> {
             progress,
             hits: 0,
             misses: 0,
+            times: [std::time::Duration::ZERO; 2],
         }
     }
 
@@ -171,7 +174,13 @@ impl<'a> BaseLogits<'a> {
         theta1: &Named<'_, M>,
         d: &dyn Dataset,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((self.of(theta0, d)?, self.of(theta1, d)?))
+        let t = std::time::Instant::now();
+        let z0 = self.of(theta0, d)?;
+        self.times[0] += t.elapsed();
+        let t = std::time::Instant::now();
+        let z1 = self.of(theta1, d)?;
+        self.times[1] += t.elapsed();
+        Ok((z0, z1))
     }
 
     fn of<M: Model>(&mut self, model: &Named<'_, M>, d: &dyn Dataset) -> Result<Vec<f32>> {
