@@ -22,12 +22,17 @@
 //! and activations (the host interpreter of the launch plan gives 7.6e-4 relative in f16 and
 //! 7.7e-3 in bf16 at ViT-B/32 size).
 //!
-//! Image batches are uploaded from pageable host memory by the synchronous `Model::forward`
-//! (see [`dawin_vit::cuda::CudaVit::forward_arenas`]); uploads from pinned memory on a copy
-//! stream overlapping the previous batch's compute are not done: `Model::forward` returns host
-//! logits before the next batch is handed over, so there is no next batch to overlap with
-//! until the pipeline's batch loop is made asynchronous (cudarc 0.19 has what it needs:
-//! `CudaContext::alloc_pinned`, `CudaContext::new_stream`, events).
+//! Image batches are uploaded from pageable host memory inside the synchronous
+//! `Model::forward`. Uploads from pinned memory on a copy stream, overlapping the previous
+//! batch's compute, are **not done**, for two reasons: (1) `Model::forward` returns host logits
+//! before the pipeline loads the next batch (`pipeline/logits.rs batches`), so there is nothing
+//! to overlap with until that loop becomes two deep (load and queue batch i + 1, then read batch
+//! i's logits) — a change of the pipeline's batch loop, not of the kernels; (2) cudarc 0.19's
+//! pinned buffers (`CudaContext::alloc_pinned` → `PinnedHostSlice`) cannot be sub-sliced and
+//! `memcpy_htod` copies the whole source, so batches of different sizes (a dataset's last)
+//! need one exact-size pinned buffer per size or raw `cuMemcpyHtoDAsync` calls on its pointer.
+//! The rest is there: `CudaContext::new_stream`, events to order a copy stream before the
+//! compute stream, and the per-model workspace the batches already reuse.
 //!
 //! **This path has not run on a GPU yet** (see docs/gpu-runs.md): on a GPU it is checked by
 //! `crates/dawin/tests/cuda_pipeline.rs` (in `scripts/gpu_session.sh run`); without one, the

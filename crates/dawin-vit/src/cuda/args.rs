@@ -97,7 +97,7 @@ pub(super) fn check_batch(cfg: &VitConfig, batch: usize) -> CudaResult<()> {
     Ok(())
 }
 
-/// Checks the arguments of [`CudaVit::merge_into`] for a `CudaVit` of `n` models; no GPU
+/// Checks the arguments of [`super::CudaVit::merge_into`] for a `CudaVit` of `n` models; no GPU
 /// needed.
 pub fn check_merge(
     n: usize,

@@ -164,6 +164,21 @@ fn pipeline_on_the_device_path_matches_the_cpu_for_every_method() {
             );
         }
         assert_eq!(r.per_sample_forward.as_deref(), Some("blended"));
+        for stage in [
+            "logits-theta0",
+            "logits-theta1",
+            "baselines",
+            "coefficients",
+            "mixture",
+            "merges",
+            "merged-forwards",
+        ] {
+            assert!(
+                r.timings.iter().any(|(s, _)| s == stage),
+                "{stage} missing from {:?}",
+                r.timings
+            );
+        }
         println!(
             "{p:?}: {}",
             (r.methods.iter().zip(&c.methods))
@@ -171,6 +186,30 @@ fn pipeline_on_the_device_path_matches_the_cpu_for_every_method() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+/// Streaming DaWin (per batch: λ, the mixture, merges on the device for each batch's K
+/// components) on the device path against the CPU: accuracy within 100·3/48 points, mean λ
+/// within 0.02.
+#[test]
+fn streaming_on_the_device_path_matches_the_cpu() {
+    let (m0, m1) = models();
+    let id = data("id", 48);
+    let cfg = EvalConfig {
+        progress: false,
+        batch_size: 16,
+        ..EvalConfig::default()
+    };
+    let t = (0.9, 1.1);
+    let g = on_host(&m0, &m1, Precision::F16);
+    for k in [None, Some(2)] {
+        let cpu = crate::eval::evaluate_streaming(&m0, &m1, &id, t, &cfg, k).unwrap();
+        let dev = crate::eval::evaluate_streaming(&g[0], &g[1], &id, t, &cfg, k).unwrap();
+        assert_eq!((dev.n, dev.batches), (cpu.n, cpu.batches));
+        let (a, b) = (dev.accuracy(), cpu.accuracy());
+        assert!((a - b).abs() <= 6.25 + 1e-9, "K {k:?}: device {a} cpu {b}");
+        assert!((dev.mean_lambda - cpu.mean_lambda).abs() < 0.02, "K {k:?}");
     }
 }
 
