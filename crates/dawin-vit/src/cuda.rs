@@ -384,14 +384,27 @@ impl CudaVit {
         features: bool,
     ) -> CudaResult<ForwardOutput> {
         check_images(images, batch, &self.cfg)?;
+        let img = self.gpu.upload(images)?;
+        self.forward_arenas_device(arenas, &img, batch, coeffs, features)
+    }
+
+    /// [`CudaVit::forward_arenas`] of images already on the device (see
+    /// [`CudaVit::forward_model_device`]).
+    pub fn forward_arenas_device(
+        &self,
+        arenas: &[&DeviceArena],
+        images: &DeviceVec<f32>,
+        batch: usize,
+        coeffs: Option<&[f32]>,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
         check_sets(arenas.len())?;
         let c = match (arenas.len(), coeffs) {
             (1, None) => None,
             (n, Some(w)) => Some(blend_coefficients(n, batch, w)?),
             (_, None) => return Err(arg_err("coeffs", "a blended forward needs them".into())),
         };
-        let img = self.gpu.upload(images)?;
-        self.run(&img, batch, arenas.to_vec(), c.as_deref(), features)
+        self.run(images, batch, arenas.to_vec(), c.as_deref(), features)
     }
 
     /// [`CudaVit::forward_blended`] of images already on the device (see
