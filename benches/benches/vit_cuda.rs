@@ -11,6 +11,8 @@
 //! the warm-up forwards). Rows:
 //!
 //! * `forward`: one model, images/s and achieved TFLOP/s (`VitConfig::forward_flops`);
+//! * `forward_stream from host memory`: the same forward fed from host memory as the pipeline
+//!   feeds it (pinned uploads, two batches in flight; `CudaVit::forward_stream`), per batch;
 //! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
 //!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1);
 //! * `dawin K=3`: three merges on the device (`CudaVit::merge_into`), each followed by the
@@ -199,6 +201,24 @@ fn main() {
                 );
             };
             row("forward", one, flops);
+            // From host memory, as the pipeline runs a dataset: pinned uploads and downloads,
+            // batch i + 1 handed over while batch i runs (CudaVit::forward_stream; one stream, so
+            // the upload itself does not overlap the kernels).
+            let a0 = vit2.arena(0).expect("θ0");
+            let n_stream = iters.max(2);
+            let streamed = time(1, || {
+                let mut k = 0;
+                vit2.forward_stream::<dawin_vit::cuda::CudaError>(
+                    a0,
+                    &mut || {
+                        k += 1;
+                        Ok((k <= n_stream).then(|| (images.clone(), batch)))
+                    },
+                    &mut |_| Ok(()),
+                )
+                .expect("stream");
+            }) / n_stream as f64;
+            row("forward_stream from host memory", streamed, flops);
             let lambdas: Vec<f32> = (0..batch).map(|i| i as f32 / batch as f32).collect();
             let b1 = time(iters, || {
                 vit2.forward_blended_device(&img, batch, &lambdas, false)

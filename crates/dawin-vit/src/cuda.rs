@@ -32,7 +32,8 @@
 //! [`CudaVit::forward_arenas`]). A forward is a plan of launches over named buffers
 //! (`plan.rs`), run by the launchers (`exec.rs`) or by a host interpreter of the kernels'
 //! formulas (`interp.rs`: `HostVit`, feature `host-device`, and the tests in `host.rs`).
-//! [`VitDevice`] is what a device pipeline (`dawin::cuda`) uses, implemented by both.
+//! [`VitDevice`] is what a device pipeline (`dawin::cuda`) uses, implemented by both;
+//! [`CudaVit::forward_stream`] runs a sequence of batches two deep from pinned host memory.
 //!
 //! The activation buffers (the workspace) are kept per `CudaVit`: allocated, zero-filled, at
 //! the first forward, reallocated only when a larger batch (or a blend over more sets) needs
@@ -50,7 +51,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu};
+use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, PinnedVec};
 use half::{bf16, f16};
 
 use crate::config::VitConfig;
@@ -65,6 +66,7 @@ mod exec;
 #[cfg(any(test, feature = "host-device"))]
 mod interp;
 mod plan;
+mod stream;
 
 use args::{arg_err, blend_coefficients, check_batch, check_sets, model_arena};
 pub use args::{check_config, check_merge};
@@ -463,13 +465,13 @@ impl CudaVit {
         match coeffs {
             None => {
                 let a = vec![&self.arenas[0]];
-                self.run_inner(images, batch, a, None, false, Some(&mut times))?
+                self.run_inner(images, batch, a, None, false, Some(&mut times), None)?
             }
             Some(w) => {
                 check_sets(self.arenas.len())?;
                 let c = blend_coefficients(self.arenas.len(), batch, w)?;
                 let a = self.arenas.iter().collect();
-                self.run_inner(images, batch, a, Some(&c), false, Some(&mut times))?
+                self.run_inner(images, batch, a, Some(&c), false, Some(&mut times), None)?
             }
         };
         Ok(times)
@@ -483,9 +485,12 @@ impl CudaVit {
         coef: Option<&[f32]>,
         features: bool,
     ) -> CudaResult<ForwardOutput> {
-        self.run_inner(images, batch, arenas, coef, features, None)
+        self.run_inner(images, batch, arenas, coef, features, None, None)
     }
 
+    /// The forward of `images` over `arenas`; with `queued`, the logits' download into it is
+    /// queued (no wait, empty logits returned: see `stream.rs`).
+    #[allow(clippy::too_many_arguments)]
     fn run_inner(
         &self,
         images: &DeviceVec<f32>,
@@ -494,6 +499,7 @@ impl CudaVit {
         coef: Option<&[f32]>,
         features: bool,
         profile: Option<&mut Vec<(&'static str, f64)>>,
+        queued: Option<&mut PinnedVec<f32>>,
     ) -> CudaResult<ForwardOutput> {
         let cfg = &self.cfg;
         if batch == 0 || images.len() != batch * cfg.image_numel() {
@@ -530,8 +536,8 @@ impl CudaVit {
             features,
         };
         let (logits, features) = match self.precision {
-            Precision::F16 => self.execute::<f16>(arenas, run, profile)?,
-            Precision::Bf16 => self.execute::<bf16>(arenas, run, profile)?,
+            Precision::F16 => self.execute::<f16>(arenas, run, profile, queued)?,
+            Precision::Bf16 => self.execute::<bf16>(arenas, run, profile, queued)?,
         };
         Ok(ForwardOutput {
             logits,
@@ -548,6 +554,7 @@ impl CudaVit {
         arenas: Vec<&DeviceArena>,
         run: Run<'_>,
         profile: Option<&mut Vec<(&'static str, f64)>>,
+        queued: Option<&mut PinnedVec<f32>>,
     ) -> CudaResult<(Vec<f32>, Option<Vec<f32>>)> {
         let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         let slots = std::mem::take(T::slots(&mut ws));
@@ -560,6 +567,10 @@ impl CudaVit {
             slots,
         )?;
         let result = ex.run(run.ops, profile).and_then(|()| {
+            if let Some(dst) = queued {
+                ex.download_async(Work::Logits, dst)?;
+                return Ok((Vec::new(), None));
+            }
             let logits = ex.download(Work::Logits)?;
             let features = match run.features {
                 true => Some(ex.download(Work::Feats)?),

@@ -82,6 +82,10 @@ const GPU_TESTS: &[GpuTest] = &[
         "cuda_workspace_is_reused_across_batch_sizes",
         cuda_workspace_is_reused_across_batch_sizes,
     ),
+    (
+        "cuda_forward_stream_equals_forward_per_batch",
+        cuda_forward_stream_equals_forward_per_batch,
+    ),
 ];
 
 const CPU_TESTS: &[(&str, fn())] = &[
@@ -594,5 +598,61 @@ fn cuda_workspace_is_reused_across_batch_sizes(gpu: &Arc<Gpu>) {
         }
         println!("workspace {p:?}: {sizes:?} bytes after batches 3, 5, 2, 5");
         assert!(sizes[1] > sizes[0] && sizes[2] == sizes[1] && sizes[3] == sizes[1]);
+    }
+}
+
+/// The two-deep stream (pinned uploads and downloads queued, batch i + 1 requested while the
+/// device runs batch i) gives, batch by batch and bit for bit, the logits of `forward_arenas`,
+/// over batch sizes that change (pinned buffers reallocated) and come back; an error from the
+/// caller's `next` stops it and is returned.
+fn cuda_forward_stream_equals_forward_per_batch(gpu: &Arc<Gpu>) {
+    let cfg = blend_cfg();
+    let w = perturbed(&cfg, 70);
+    let sizes = [5usize, 5, 3, 5, 1, 5];
+    let xs: Vec<Vec<f32>> = (sizes.iter().enumerate())
+        .map(|(i, &b)| images(&cfg, b, 80 + i as u64))
+        .collect();
+    for p in [Precision::F16, Precision::Bf16] {
+        let vit = CudaVit::new(gpu.clone(), &cfg, &[&w], p).unwrap();
+        let a = vit.arena(0).unwrap();
+        let want: Vec<Vec<f32>> = (xs.iter().zip(sizes))
+            .map(|(x, b)| vit.forward_arenas(&[a], x, b, None, false).unwrap().logits)
+            .collect();
+        let mut k = 0;
+        let mut got = Vec::new();
+        vit.forward_stream::<dawin_vit::cuda::CudaError>(
+            a,
+            &mut || {
+                k += 1;
+                Ok((k <= sizes.len()).then(|| (xs[k - 1].clone(), sizes[k - 1])))
+            },
+            &mut |z| {
+                got.push(z);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, want, "{p:?}");
+        // An error from `next` after two batches: returned, one batch handed over at most.
+        let mut k = 0;
+        let mut n_out = 0;
+        let e = vit
+            .forward_stream::<dawin_vit::cuda::CudaError>(
+                a,
+                &mut || {
+                    k += 1;
+                    if k == 3 {
+                        return Err(check_merge(1, 5, &[0], &[0.5], 0).unwrap_err());
+                    }
+                    Ok(Some((xs[0].clone(), sizes[0])))
+                },
+                &mut |_| {
+                    n_out += 1;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("base"), "{e}");
+        assert!(n_out <= 1);
     }
 }

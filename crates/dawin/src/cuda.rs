@@ -22,17 +22,17 @@
 //! and activations (the host interpreter of the launch plan gives 7.6e-4 relative in f16 and
 //! 7.7e-3 in bf16 at ViT-B/32 size).
 //!
-//! Image batches are uploaded from pageable host memory inside the synchronous
-//! `Model::forward`. Uploads from pinned memory on a copy stream, overlapping the previous
-//! batch's compute, are **not done**, for two reasons: (1) `Model::forward` returns host logits
-//! before the pipeline loads the next batch (`pipeline/logits.rs batches`), so there is nothing
-//! to overlap with until that loop becomes two deep (load and queue batch i + 1, then read batch
-//! i's logits) — a change of the pipeline's batch loop, not of the kernels; (2) cudarc 0.19's
-//! pinned buffers (`CudaContext::alloc_pinned` → `PinnedHostSlice`) cannot be sub-sliced and
-//! `memcpy_htod` copies the whole source, so batches of different sizes (a dataset's last)
-//! need one exact-size pinned buffer per size or raw `cuMemcpyHtoDAsync` calls on its pointer.
-//! The rest is there: `CudaContext::new_stream`, events to order a copy stream before the
-//! compute stream, and the per-model workspace the batches already reuse.
+//! A dataset's batches run two deep ([`Model::forward_batches`] →
+//! [`VitDevice::forward_stream`], on a GPU [`CudaVit::forward_stream`]): each batch's images
+//! are copied into one of two page-locked buffers, their upload, the forward and the download
+//! of the logits into a page-locked buffer are queued, and the next batch is loaded (JPEG
+//! decoding, preprocessing) while the device works; batch i's logits are read once batch i + 1
+//! is queued. Everything runs on the device's one stream, so the upload of batch i + 1 does not
+//! overlap batch i's kernels (no separate copy stream: cudarc 0.19 has one —
+//! `CudaContext::new_stream`, events — but its pinned buffers are copied whole and the
+//! arenas', workspace's and images' cross-stream ordering would rest on cudarc's event
+//! tracking, which nothing here can test without a GPU); the `vit_cuda` bench's
+//! `forward_stream` row measures what that leaves.
 //!
 //! **This path has not run on a GPU yet** (see docs/gpu-runs.md): on a GPU it is checked by
 //! `crates/dawin/tests/cuda_pipeline.rs` (in `scripts/gpu_session.sh run`); without one, the
@@ -59,6 +59,14 @@ pub(crate) fn cuda_err(e: CudaError) -> Error {
         Error::invalid("--device", format!("no usable CUDA device: {e}"))
     } else {
         Error::invalid("cuda", e.to_string())
+    }
+}
+
+/// A device error as the pipeline reports it: no usable GPU names `--device`, anything else
+/// `cuda`.
+impl From<CudaError> for Error {
+    fn from(e: CudaError) -> Error {
+        cuda_err(e)
     }
 }
 
@@ -212,6 +220,15 @@ impl<V: VitDevice> Model for CudaClassifier<V> {
             .forward(&[self.arena()], inputs, batch, None, false)
             .map_err(cuda_err)?
             .logits)
+    }
+    /// Two deep on a GPU: batch i + 1 is loaded while the device runs batch i
+    /// ([`VitDevice::forward_stream`]).
+    fn forward_batches(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<(Vec<f32>, usize)>>,
+        out: &mut dyn FnMut(Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
+        self.shared.dev.forward_stream(self.arena(), next, out)
     }
     /// By the device's row statistics (the row-statistics kernel on a GPU).
     fn row_stats(&self, logits: &[f32], c: usize, t: f32) -> Option<Result<Vec<RowStats>>> {

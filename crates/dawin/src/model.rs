@@ -15,6 +15,22 @@ pub trait Model: Send + Sync {
     /// Logits `[batch, C]`, row-major.
     fn forward(&self, inputs: &[f32], batch: usize) -> Result<Vec<f32>>;
 
+    /// Logits of consecutive batches: `next()` gives each batch's inputs
+    /// (`[batch, input_numel]`, `batch`; `None` at the end) and `out` receives each batch's
+    /// logits `[batch, C]`, in order. The default runs [`Model::forward`] batch by batch; a
+    /// device model may request batch i + 1 while it computes batch i, so that loading overlaps
+    /// its work ([`crate::cuda`]). The pipeline's forwards over datasets go through here.
+    fn forward_batches(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<(Vec<f32>, usize)>>,
+        out: &mut dyn FnMut(Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
+        while let Some((x, batch)) = next()? {
+            out(self.forward(&x, batch)?)?;
+        }
+        Ok(())
+    }
+
     /// Per-row statistics of logits `[N, c]` at temperature `t` on the model's own device
     /// (entropy `H = −Σ_k p_k ln p_k` of `p = softmax(z/t)`, max probability, argmax, …, as
     /// [`dawin_core::stats::row_stats`]); `None` (the default) when the model has no device of

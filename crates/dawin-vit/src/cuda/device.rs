@@ -9,7 +9,7 @@
 use dawin_core::stats::RowStats;
 use dawin_kernels::DeviceArena;
 
-use super::{CudaResult, CudaVit, Precision};
+use super::{CudaError, CudaResult, CudaVit, Precision};
 use crate::config::VitConfig;
 use crate::model::ForwardOutput;
 use crate::weights::ClipWeights;
@@ -72,6 +72,23 @@ pub trait VitDevice: Send + Sync {
         coeffs: Option<&[f32]>,
         features: bool,
     ) -> CudaResult<ForwardOutput>;
+    /// Logits of every batch `next` gives (`None` at the end) through `arena`, handed to `out`
+    /// in order. The default runs [`VitDevice::forward`] batch by batch; a GPU requests batch
+    /// i + 1 while it computes batch i ([`CudaVit::forward_stream`]).
+    fn forward_stream<E: From<CudaError>>(
+        &self,
+        arena: &Self::Arena,
+        next: &mut dyn FnMut() -> Result<Option<(Vec<f32>, usize)>, E>,
+        out: &mut dyn FnMut(Vec<f32>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        Self: Sized,
+    {
+        while let Some((x, batch)) = next()? {
+            out(self.forward(&[arena], &x, batch, None, false)?.logits)?;
+        }
+        Ok(())
+    }
     /// Per-row statistics of logits `[N, c]` at temperature `t` (entropy
     /// `H = −Σ_k p_k ln p_k` of `p = softmax(z/t)`, max probability, argmax, …), as
     /// `dawin_core::stats::row_stats`.
@@ -143,6 +160,14 @@ impl VitDevice for CudaVit {
         features: bool,
     ) -> CudaResult<ForwardOutput> {
         self.forward_arenas(arenas, images, batch, coeffs, features)
+    }
+    fn forward_stream<E: From<CudaError>>(
+        &self,
+        arena: &DeviceArena,
+        next: &mut dyn FnMut() -> Result<Option<(Vec<f32>, usize)>, E>,
+        out: &mut dyn FnMut(Vec<f32>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        CudaVit::forward_stream(self, arena, next, out)
     }
     /// The logits are uploaded (`N·c` f32) and reduced by the row-statistics kernel, one warp
     /// per row.

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use dawin_kernels::{
     DeviceArena, DeviceVec, DeviceView, EmbedWeights, GemmWeights, Gpu, Half, NormWeights, Output,
+    PinnedVec,
 };
 
 use super::plan::{Buf, Op, Work};
@@ -353,5 +354,11 @@ impl<'a, T: Half> Exec<'a, T> {
     /// Downloads an f32 activation buffer.
     pub(super) fn download(&self, b: Work) -> CudaResult<Vec<f32>> {
         Ok(self.gpu.download(&self.f32(Buf::Work(b))?)?)
+    }
+
+    /// Queues the download of an f32 activation buffer into `dst` (same length) after the
+    /// forward's launches, without waiting.
+    pub(super) fn download_async(&self, b: Work, dst: &mut PinnedVec<f32>) -> CudaResult<()> {
+        Ok(self.gpu.download_async(&self.f32(Buf::Work(b))?, dst)?)
     }
 }

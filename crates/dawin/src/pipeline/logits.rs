@@ -84,9 +84,24 @@ pub(crate) fn forward_indices<M: Model + ?Sized>(
     batch: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<f32>> {
-    batches(data, idx, batch, bar, |x, chunk| {
-        model.forward(x, chunk.len())
-    })
+    // Through `Model::forward_batches`: a device model loads batch i + 1 while it runs batch i.
+    let mut chunks = idx.chunks(batch.max(1));
+    let mut out = Vec::new();
+    model.forward_batches(
+        &mut || match chunks.next() {
+            Some(chunk) => {
+                let x = data.load(chunk)?;
+                bar.inc(chunk.len() as u64);
+                Ok(Some((x, chunk.len())))
+            }
+            None => Ok(None),
+        },
+        &mut |z| {
+            out.extend(z);
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 /// The outputs of `f(x, chunk)` over the samples `idx` of `data`, concatenated: `chunk` is up
