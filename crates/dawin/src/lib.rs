@@ -129,7 +129,7 @@ pub mod mtl {
     pub use crate::pipeline::clustering::DirichletReport;
     pub use crate::pipeline::logits::apply_head;
     pub use crate::pipeline::mtl::config::{MtlConfig, MtlMethod, MtlTask};
-    pub use crate::pipeline::mtl::device::{Encoder, EncoderForward, MtlDevice};
+    pub use crate::pipeline::mtl::device::{probe, Encoder, EncoderForward, MtlDevice};
     pub use crate::pipeline::mtl::lambda::lambda_vectors;
     pub use crate::pipeline::mtl::report::{
         file_safe, write_mtl_outputs, MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow,

@@ -16,7 +16,7 @@
 //! `host-device`) in the tests.
 use super::cuda_err;
 use crate::error::{Error, Result};
-use crate::pipeline::mtl::device::{Encoder, EncoderForward, MtlDevice};
+use crate::pipeline::mtl::device::{probe, Encoder, EncoderForward, MtlDevice};
 use crate::pipeline::mtl::task_arithmetic::encoder_of;
 use dawin_core::merge::ParamSource;
 use dawin_kernels::source::MAX_SETS;
@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 pub struct CudaEncoders<V: VitDevice = CudaVit> {
     dev: V,
     spare: Mutex<Option<V::Arena>>,
+    /// [`crate::mtl::probe`] of θ0 and of each encoder, as uploaded.
+    probes: Vec<Vec<f32>>,
 }
 
 impl CudaEncoders<CudaVit> {
@@ -66,13 +68,16 @@ impl<V: VitDevice> CudaEncoders<V> {
                 format!("holds {} models; it must hold θ0 alone", dev.models()),
             ));
         }
+        let mut probes = vec![probe::<[&[f32]]>(&base.weights().encoder_params()[..])?];
         for m in models {
             let enc = encoder_of(base, *m)?;
             dev.push(enc.weights()).map_err(cuda_err)?;
+            probes.push(probe::<[&[f32]]>(&enc.weights().encoder_params()[..])?);
         }
         Ok(CudaEncoders {
             dev,
             spare: Mutex::new(None),
+            probes,
         })
     }
 
@@ -131,6 +136,10 @@ impl<V: VitDevice> Drop for Owned<'_, V> {
 impl<V: VitDevice> MtlDevice for CudaEncoders<V> {
     fn describe(&self) -> String {
         format!("{} ({:?})", self.dev.describe(), self.dev.precision())
+    }
+
+    fn probes(&self) -> &[Vec<f32>] {
+        &self.probes
     }
 
     fn encoder<'s>(&'s self, enc: Encoder<'_>) -> Result<Option<Box<dyn EncoderForward + 's>>> {

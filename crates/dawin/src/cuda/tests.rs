@@ -269,6 +269,15 @@ mod mtl_device {
         assert_eq!(enc.device().models(), 4);
         // M + 1 = 4 sets: the blended forward runs on the device.
         assert!(enc.encoder(Encoder::Blended).unwrap().is_some());
+        // A device holding other models, or the same in another order, is refused.
+        let mut swapped = named.clone();
+        swapped.swap(0, 1);
+        let e = evaluate_mtl_device(&enc, &m.base, &swapped, &tasks, &cfg).err();
+        let e = e.expect("swapped models refused").to_string();
+        assert!(e.contains("position 1") && e.contains("rotation"), "{e}");
+        let e = evaluate_mtl_device(&enc, &m.base, &named[..2], &tasks, &cfg).err();
+        let e = e.expect("fewer models refused").to_string();
+        assert!(e.contains("holds 3"), "{e}");
         let dev = evaluate_mtl_device(&enc, &m.base, &named, &tasks, &cfg).unwrap();
         let (r, c) = (&dev.report, &cpu.report);
         assert_eq!(r.methods.len(), c.methods.len());

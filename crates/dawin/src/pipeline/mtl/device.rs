@@ -3,7 +3,8 @@
 //! forward) and returns its [`EncoderForward`]; [`crate::cuda::mtl::CudaEncoders`] implements
 //! it on a GPU (or on the host interpreter, for tests). Without one, everything runs on the
 //! CPU.
-use crate::error::Result;
+use crate::error::{Error, Result};
+use dawin_core::merge::ParamSource;
 use dawin_vit::ClipClassifier;
 
 /// An encoder of the multi-task evaluation, as [`MtlDevice::encoder`] prepares it.
@@ -33,7 +34,32 @@ pub trait EncoderForward {
 pub trait MtlDevice: Send + Sync {
     /// The device, for the report.
     fn describe(&self) -> String;
+    /// A probe of each encoder it holds (θ0 first, then the M fine-tuned ones):
+    /// [`probe`] of its parameters, so that the evaluation refuses a device that holds other
+    /// models, or the same in another order, than it is given.
+    fn probes(&self) -> &[Vec<f32>];
     /// Prepares `enc` on the device (a merge, an upload, nothing) and returns its forward;
     /// `None` when this device cannot run it (the pipeline then runs it on the CPU).
     fn encoder(&self, enc: Encoder<'_>) -> Result<Option<Box<dyn EncoderForward + '_>>>;
+}
+
+/// The first 8 values of the encoder parameters at indices 0, n/3, 2n/3 and n − 1 (n
+/// parameters), read from `model`: cheap (four tensors), and different between two fine-tunes
+/// unless all four tensors were frozen in both — a probe, not a proof.
+pub fn probe<E: ParamSource + ?Sized>(model: &E) -> Result<Vec<f32>>
+where
+    Error: From<E::Error>,
+{
+    let n = model.param_count();
+    let mut out = Vec::new();
+    if n == 0 {
+        return Ok(out);
+    }
+    let mut at = vec![0, n / 3, 2 * n / 3, n - 1];
+    at.dedup();
+    for i in at {
+        let p = model.param(i)?;
+        out.extend_from_slice(&p[..p.len().min(8)]);
+    }
+    Ok(out)
 }

@@ -84,6 +84,40 @@ pub fn evaluate_mtl_device<E: ParamSource>(
 where
     Error: From<E::Error>,
 {
+    // The device must hold θ0 and these models, in this order.
+    let mut want = vec![device::probe::<[&[f32]]>(
+        &base.weights().encoder_params()[..],
+    )?];
+    for (_, m) in models {
+        want.push(device::probe(*m)?);
+    }
+    let have = device.probes();
+    if have.len() != want.len() {
+        return Err(Error::invalid(
+            "device",
+            format!(
+                "holds {} fine-tuned models, the evaluation is given {}",
+                have.len().saturating_sub(1),
+                models.len()
+            ),
+        ));
+    }
+    for (j, (h, w)) in have.iter().zip(&want).enumerate() {
+        let same = h.len() == w.len() && h.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            let what = match j {
+                0 => "θ0".to_string(),
+                j => format!("model `{}`", models[j - 1].0),
+            };
+            return Err(Error::invalid(
+                "device",
+                format!(
+                    "holds another encoder than {what} at position {j}: upload θ0 and the \
+                     models given to the evaluation, in the same order"
+                ),
+            ));
+        }
+    }
     evaluate_mtl_on(Some(device), base, models, tasks, config)
 }
 
