@@ -134,11 +134,12 @@ pub(crate) fn run_mtl(
         Device::Cuda(n) => {
             // θ0 and the M encoders uploaded once; merges by the task-arithmetic kernel.
             let encoders: Vec<_> = refs.iter().map(|(_, m)| *m).collect();
+            let up = Instant::now();
             let (dev, name) = mtl_on_gpu(n, &loaded.base, &encoders, o.precision)?;
-            (
-                evaluate_mtl_device(&dev, &loaded.base, &refs, &tasks, &cfg)?,
-                name,
-            )
+            let up = up.elapsed().as_secs_f64();
+            let mut output = evaluate_mtl_device(&dev, &loaded.base, &refs, &tasks, &cfg)?;
+            output.report.timings.insert(0, ("upload".into(), up));
+            (output, name)
         }
     };
     let r = &output.report;

@@ -280,6 +280,8 @@ mod mtl_device {
         assert!(e.contains("holds 3"), "{e}");
         let dev = evaluate_mtl_device(&enc, &m.base, &named, &tasks, &cfg).unwrap();
         let (r, c) = (&dev.report, &cpu.report);
+        assert_eq!(c.device, "cpu");
+        assert!(r.device.contains("host interpreter"), "{}", r.device);
         assert_eq!(r.methods.len(), c.methods.len());
         for (a, b) in r.methods.iter().zip(&c.methods) {
             assert_eq!(a.method, b.method);

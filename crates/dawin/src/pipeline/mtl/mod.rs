@@ -198,6 +198,7 @@ where
         mean_lambda,
         mixtures: table.mixtures,
         relative_distance: distances,
+        device: device.map_or_else(|| "cpu".to_string(), |d| d.describe()),
         timings: timer.finish(t_all),
     };
     Ok(MtlOutput { report, per_sample })
