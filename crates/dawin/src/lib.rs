@@ -11,7 +11,8 @@
 //! `θ0 + s Σ_j λ_j(x) τ_j` against weight averaging, task arithmetic and TIES-merging.
 //!
 //! The pipeline is generic over [`Model`] + [`Interpolate`] (implemented for
-//! [`vit::ClipClassifier`]) and over [`Dataset`] (implemented for [`InMemoryDataset`] and
+//! [`vit::ClipClassifier`] on the CPU and [`cuda::CudaClassifier`] on a GPU, where θ0 and θ1
+//! are uploaded once and merged on the device — not run on a GPU yet) and over [`Dataset`] (implemented for [`InMemoryDataset`] and
 //! [`vit::ImageDataset`]), so it runs DaWin on any model type that can merge its weights.
 //!
 //! ```
