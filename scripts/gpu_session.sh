@@ -101,7 +101,9 @@ run() {
     # The same tests with the GEMM's fallback fragment loads (32-bit loads instead of ldmatrix):
     # tells a fault of the ldmatrix path apart from the rest.
     step vit_cuda_tests_lds 400 env DAWIN_VIT_GEMM=lds "$DEV/bin/vit_cuda_tests"
-    # The whole pipeline (dawin::cuda::CudaClassifier) against the CPU on the embedded demo.
+    # The device pipeline against the CPU on the embedded demo: every two-model method with θ0/θ1
+    # uploaded once (dawin::cuda::CudaClassifier::pair: merges into device arenas, row-statistics
+    # entropies, kept workspace) and every multi-task method (dawin::cuda::mtl::CudaEncoders).
     step dawin_cuda_pipeline 300 env DAWIN_DEMO_DIR="$PWD/crates/dawin-cli/demo" "$DEV/bin/dawin_cuda_pipeline"
     step vit_cuda_bench 500 "$DEV/bin/vit_cuda_bench" --bench
     step kernels_bench 300 "$DEV/bin/kernels_bench" --bench

@@ -7,13 +7,18 @@
 //! with a device synchronisation around `VIT_CUDA_ITERS` forwards after 2 warm-up forwards).
 //! Images are uploaded once and stay on the device (`forward_model_device`), as in the PyTorch
 //! peer `benches/peer/clip_forward.py`, which prints the same rows; the time includes the
-//! per-forward workspace allocation and the download of the logits. Rows:
+//! download of the logits (the activation workspace is kept by each `CudaVit` and allocated by
+//! the warm-up forwards). Rows:
 //!
 //! * `forward`: one model, images/s and achieved TFLOP/s (`VitConfig::forward_flops`);
+//! * `forward_stream from host memory`: the same forward fed from host memory as the pipeline
+//!   feeds it (pinned uploads, two batches in flight; `CudaVit::forward_stream`), per batch;
 //! * `blended M=1` / `blended M=3`: one λ (vector) per sample over 2 / 4 models, and its cost
 //!   relative to one forward (issue #8 target: ≤ 2.3× for M = 1);
 //! * `dawin K=3`: three merges on the device (`CudaVit::merge_into`), each followed by the
-//!   forward of a third of the batch;
+//!   forward of a third of the batch; and as `dawin eval --device cuda` runs it
+//!   (`dawin::cuda::CudaClassifier::for_each_merged`): one multi-lerp launch writing the three
+//!   arenas, then each third forwarded from its arena (`CudaVit::forward_arenas_device`);
 //! * `explicit loop`: per sample, a merge on the device and a batch-1 forward
 //!   (`VIT_CUDA_LOOP` samples timed, default 32, scaled to the batch), and after the table
 //!   the loop's cost over the blended forward's (issue #8 target: ≥ 20×);
@@ -196,6 +201,24 @@ fn main() {
                 );
             };
             row("forward", one, flops);
+            // From host memory, as the pipeline runs a dataset: pinned uploads and downloads,
+            // batch i + 1 handed over while batch i runs (CudaVit::forward_stream; one stream, so
+            // the upload itself does not overlap the kernels).
+            let a0 = vit2.arena(0).expect("θ0");
+            let n_stream = iters.max(2);
+            let streamed = time(1, || {
+                let mut k = 0;
+                vit2.forward_stream::<dawin_vit::cuda::CudaError>(
+                    a0,
+                    &mut || {
+                        k += 1;
+                        Ok((k <= n_stream).then(|| (images.clone(), batch)))
+                    },
+                    &mut |_| Ok(()),
+                )
+                .expect("stream");
+            }) / n_stream as f64;
+            row("forward_stream from host memory", streamed, flops);
             let lambdas: Vec<f32> = (0..batch).map(|i| i as f32 / batch as f32).collect();
             let b1 = time(iters, || {
                 vit2.forward_blended_device(&img, batch, &lambdas, false)
@@ -230,6 +253,20 @@ fn main() {
                 }
             });
             row("dawin K=3 (3 merges + forward)", k3, flops);
+            // The device pipeline's path: one multi-lerp launch into three kept arenas.
+            let mut arenas: Vec<_> = (0..3).map(|_| vit2.new_arena().expect("arena")).collect();
+            let (a0, a1) = (vit2.arena(0).expect("θ0"), vit2.arena(1).expect("θ1"));
+            let k3_multi = time(iters, || {
+                let mut outs: Vec<_> = arenas.iter_mut().collect();
+                gpu.multi_lerp_arena(a0, a1, &[0.25, 0.5, 0.75], &mut outs)
+                    .expect("multi-lerp");
+                for (a, (g, &(lo, hi))) in arenas.iter().zip(groups.iter().zip(&thirds)) {
+                    vit2.forward_arenas_device(&[a], g, hi - lo, None, false)
+                        .expect("forward");
+                }
+            });
+            row("dawin K=3 (1 multi-lerp + forwards)", k3_multi, flops);
+            drop(arenas);
             // The explicit per-sample loop the authors run: merge θ(λ_i) on the device, then a
             // batch-1 forward, for `loop_n` samples; scaled to the batch.
             let loop_n = env_usize("VIT_CUDA_LOOP", 32).clamp(1, batch);

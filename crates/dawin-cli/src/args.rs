@@ -406,6 +406,11 @@ pub(crate) struct MtlOpts {
     /// 0.10–0.16; unrelated weight sets of similar norm: about 1.41).
     #[arg(long, default_value_t = 1.0)]
     pub max_distance: f64,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// With --device cuda: weights and activations in bf16 or f16 (f32 accumulation).
+    #[arg(long, value_enum, default_value = "bf16")]
+    pub precision: CliPrecision,
 }
 
 impl MtlOpts {
@@ -424,6 +429,8 @@ impl MtlOpts {
             out: c.out.clone(),
             quiet: c.quiet,
             max_distance: 1.0,
+            device: c.device.clone(),
+            precision: c.precision,
         }
     }
 }

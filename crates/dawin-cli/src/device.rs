@@ -55,6 +55,21 @@ pub(crate) fn on_gpu(
 ) -> Result<(CudaClassifier, CudaClassifier, String)> {
     let gpu = open_gpu(n)?;
     let name = format!("cuda:{n} ({}, {:?})", gpu.name(), precision);
-    let up = |m: &ClipClassifier| CudaClassifier::new(gpu.clone(), m.clone(), precision.get());
-    Ok((up(m0)?, up(m1)?, name))
+    // θ0 and θ1 uploaded once, together: merges then run on the device (CudaClassifier::pair).
+    let (g0, g1) = CudaClassifier::pair(gpu, m0, m1, precision.get())?;
+    Ok((g0, g1, name))
+}
+
+/// θ0 and the multi-task encoders `models` uploaded once to GPU `n` in `precision` (for
+/// `dawin::mtl::evaluate_mtl_device`), and the device as the report names it.
+pub(crate) fn mtl_on_gpu(
+    n: usize,
+    base: &ClipClassifier,
+    models: &[&dawin::vit::CheckpointEncoder],
+    precision: CliPrecision,
+) -> Result<(dawin::cuda::mtl::CudaEncoders, String)> {
+    let gpu = open_gpu(n)?;
+    let name = format!("cuda:{n} ({}, {:?})", gpu.name(), precision);
+    let enc = dawin::cuda::mtl::CudaEncoders::upload(gpu, base, models, precision.get())?;
+    Ok((enc, name))
 }

@@ -319,3 +319,16 @@ fn eval_mtl_runs_and_bad_input_gets_a_clear_error() {
         &["--test", "NAME=PATH"],
     );
 }
+
+/// `eval-mtl --device cuda` runs the multi-task device path (dawin::cuda::mtl; its GPU test is
+/// crates/dawin/tests/cuda_pipeline.rs); without a GPU it is an error naming `--device`.
+#[test]
+fn eval_mtl_device_cuda_without_a_gpu_is_a_clear_error() {
+    if dawin::kernels::Gpu::new().is_ok() {
+        return;
+    }
+    let head = format!("--head=digits={}", demo("heads/digits.safetensors"));
+    let test = format!("--test=digits={}", demo("data/digits.safetensors"));
+    let o = eval_mtl(&[head, test, "--device=cuda".into(), "--methods=base".into()]);
+    fails_with(&o, &["--device", "cuda:0"]);
+}

@@ -24,6 +24,19 @@ impl Gpu {
         Ok(v)
     }
 
+    /// Copies host data into an existing device view of the same length (e.g. a reused
+    /// workspace buffer): no allocation. Returns once the copy has completed.
+    pub fn upload_into<T: Param>(&self, data: &[T], dst: &mut DeviceViewMut<'_, T>) -> Result<()> {
+        check_len("dst", dst.len(), data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .memcpy_htod(bytemuck::cast_slice::<T, u8>(data), &mut dst.bytes)
+            .map_err(Error::driver("copying to the device"))?;
+        self.finish_host_copy("copying to the device")
+    }
+
     /// Waits for a copy between the device and pageable host memory just queued on the stream.
     ///
     /// cudarc's `memcpy_htod` / `memcpy_dtoh` with a plain host slice are

@@ -14,7 +14,8 @@
 //!
 //! **Move data.** [`Gpu::upload`], [`Gpu::zeros`] and [`Gpu::download`] work on typed device
 //! buffers ([`DeviceVec`]) and their views ([`DeviceView`], [`DeviceViewMut`]), of f32, f16 or
-//! bf16 ([`Param`]).
+//! bf16 ([`Param`]); [`PinnedVec`] (page-locked host memory) with [`Gpu::upload_async`] and
+//! [`Gpu::download_async`] queue copies that overlap host work.
 //!
 //! **Merge models** (`kernels/merge.cu`, f32 arithmetic, exactly what the CPU references in
 //! `dawin_core::merge` compute: same f32 operations, no contraction, one rounding to nearest
@@ -90,6 +91,7 @@ mod layout;
 mod merge;
 pub mod nvrtc;
 mod ops;
+mod pinned;
 mod row_stats;
 pub mod source;
 
@@ -104,6 +106,7 @@ pub use ops::{
     AttentionShape, EmbedShape, EmbedWeights, Half, Im2colShape, L2NormShape, LayerNormShape,
     NormWeights, Output, MAX_HEAD_DIM,
 };
+pub use pinned::PinnedVec;
 
 /// The cudarc version this crate is built on (for [`Gpu::context`] / [`Gpu::stream`] users).
 pub use cudarc;

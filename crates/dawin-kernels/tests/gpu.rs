@@ -24,6 +24,7 @@ type Test = fn(&Gpu, &mut StdRng);
 
 const TESTS: &[(&str, Test)] = &[
     ("upload_download_round_trip", upload_download_round_trip),
+    ("pinned_async_round_trip", pinned_async_round_trip),
     ("lerp_matches_cpu", lerp_matches_cpu),
     ("multi_lerp_matches_cpu", multi_lerp_matches_cpu),
     ("task_arithmetic_matches_cpu", task_arithmetic_matches_cpu),
@@ -243,6 +244,42 @@ fn upload_download_round_trip(gpu: &Gpu, rng: &mut StdRng) {
                 .unwrap()
                 .iter()
                 .all(|&v| bits(v) == 0));
+        }
+    }
+    for_each_dtype(&mut |d| dispatch!(d, run, gpu, rng));
+}
+
+/// Pinned buffers and queued copies: two buffers in flight, each reused for another batch as
+/// soon as `as_mut_slice` lets it (the previous copy read it), every value back bit for bit;
+/// `upload_into` into a reused device buffer; length mismatches refused.
+fn pinned_async_round_trip(gpu: &Gpu, rng: &mut StdRng) {
+    fn run<T: Param>(gpu: &Gpu, rng: &mut StdRng) {
+        for &n in SIZES {
+            let xs: Vec<Vec<T>> = (0..4).map(|_| random_vec(rng, n, 10.0)).collect();
+            let mut pin = [gpu.pinned::<T>(n).unwrap(), gpu.pinned::<T>(n).unwrap()];
+            let mut back = [gpu.pinned::<T>(n).unwrap(), gpu.pinned::<T>(n).unwrap()];
+            assert!(pin[0].as_slice().unwrap().iter().all(|&v| bits(v) == 0));
+            let mut dev = [gpu.zeros::<T>(n).unwrap(), gpu.zeros::<T>(n).unwrap()];
+            for (i, x) in xs.iter().enumerate() {
+                let s = i % 2;
+                pin[s].as_mut_slice().unwrap().copy_from_slice(x);
+                gpu.upload_async(&pin[s], &mut dev[s].view_mut()).unwrap();
+                gpu.download_async(&dev[s].view(), &mut back[s]).unwrap();
+                if i >= 1 {
+                    let p = 1 - s;
+                    let got = back[p].as_slice().unwrap();
+                    assert!(xs[i - 1].iter().zip(got).all(|(a, b)| bits(*a) == bits(*b)));
+                }
+            }
+            let last = back[1].as_slice().unwrap();
+            assert!(xs[3].iter().zip(last).all(|(a, b)| bits(*a) == bits(*b)));
+            let mut d = gpu.zeros::<T>(n + 3).unwrap();
+            gpu.upload_into(&xs[0], &mut d.slice_mut(0..n).unwrap())
+                .unwrap();
+            let got = gpu.download(&d.slice(0..n).unwrap()).unwrap();
+            assert!(xs[0].iter().zip(&got).all(|(a, b)| bits(*a) == bits(*b)));
+            assert!(gpu.upload_async(&pin[0], &mut d.view_mut()).is_err());
+            assert!(gpu.download_async(&d.view(), &mut back[0]).is_err());
         }
     }
     for_each_dtype(&mut |d| dispatch!(d, run, gpu, rng));

@@ -27,33 +27,54 @@
 //! ([`crate::ParamList`]: names as the OpenAI checkpoint spells them, `proj` as `[E, W]`,
 //! `conv1.weight` flattened to `[W, K']`), so a merge on the GPU writes a model that this
 //! forward then reads, with no copy through the host ([`CudaVit::merge_into`];
-//! [`CudaVit::arena_mut`] for other kernels). A forward is a plan of launches over named
-//! buffers (`plan.rs`), run by the launchers (`exec.rs`) or, in the tests, by a host
-//! interpreter of the kernels' formulas (`host.rs`).
+//! [`CudaVit::arena_mut`] for other kernels; caller-held arenas of the same layout, e.g. K
+//! outputs of one multi-lerp launch, through [`CudaVit::new_arena`] and
+//! [`CudaVit::forward_arenas`]). A forward is a plan of launches over named buffers
+//! (`plan.rs`), run by the launchers (`exec.rs`) or by a host interpreter of the kernels'
+//! formulas (`interp.rs`: `HostVit`, feature `host-device`, and the tests in `host.rs`).
+//! [`VitDevice`] is what a device pipeline (`dawin::cuda`) uses, implemented by both;
+//! [`CudaVit::forward_stream`] runs a sequence of batches two deep from pinned host memory.
+//!
+//! The activation buffers (the workspace) are kept per `CudaVit`: allocated, zero-filled, at
+//! the first forward, reallocated only when a larger batch (or a blend over more sets) needs
+//! more, and reused as they are by every later forward, views cut to the batch — no kernel
+//! reads an activation before the same forward wrote it, which the host interpreter checks with
+//! NaN-poisoned buffers reused across batch sizes ([`CudaVit::workspace_bytes`]).
+//!
+//! **Not run on a GPU yet** (issue #14, docs/gpu-runs.md): everything here is checked on the CPU
+//! by the host interpreter and, for the kernels, the host emulation of
+//! `crates/dawin-kernels/emulation`; `tests/cuda.rs` is what a GPU session runs.
 //!
 //! Requirements (checked, errors name the config field): width, mlp_dim and embed_dim
 //! multiples of 8, head dimension (width / heads) at most 128 (ViT-H/14: 80, g/14: 88,
 //! bigG/14: 104), a GPU of compute capability ≥ 8.0.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use dawin_kernels::source::MAX_SETS;
-use dawin_kernels::{
-    ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, Half, HostArena, Param, MAX_HEAD_DIM,
-};
+use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, PinnedVec};
 use half::{bf16, f16};
 
 use crate::config::VitConfig;
 use crate::cpu::check_images;
 use crate::model::ForwardOutput;
-use crate::params::{Module, ParamKey, ParamList, Part};
+use crate::params::ParamList;
 use crate::weights::ClipWeights;
 
+mod args;
+mod device;
 mod exec;
+#[cfg(any(test, feature = "host-device"))]
+mod interp;
 mod plan;
+mod stream;
 
-use exec::Exec;
-use plan::{patch_dim_padded, Work};
+use args::{arg_err, blend_coefficients, check_batch, check_sets, model_arena};
+pub use args::{check_config, check_merge};
+pub use device::VitDevice;
+use exec::{Exec, WorkspaceOf, Workspaces};
+#[cfg(any(test, feature = "host-device"))]
+pub use interp::HostVit;
+use plan::Work;
 
 /// Errors of the CUDA forward: the GPU side (no driver, no device, a launch) or the model side
 /// (config, shapes, arguments).
@@ -96,169 +117,6 @@ impl Precision {
     }
 }
 
-fn cfg_err(msg: String) -> CudaError {
-    CudaError::Vit(crate::Error::Config(msg))
-}
-
-fn arg_err(arg: &'static str, msg: String) -> CudaError {
-    CudaError::Vit(crate::Error::Argument { arg, msg })
-}
-
-/// Checks that the kernels can run `cfg` (see the module docs); no GPU needed.
-pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
-    cfg.validate()?;
-    for (name, v) in [
-        ("width", cfg.width),
-        ("mlp_dim", cfg.mlp_dim),
-        ("embed_dim", cfg.embed_dim),
-    ] {
-        if !v.is_multiple_of(8) {
-            return Err(cfg_err(format!(
-                "{name} = {v}: the CUDA forward needs a multiple of 8"
-            )));
-        }
-    }
-    let hd = cfg.head_dim();
-    if hd == 0 || hd > MAX_HEAD_DIM {
-        return Err(cfg_err(format!(
-            "heads = {}: head dimension {hd} (width / heads) is above the {MAX_HEAD_DIM} the \
-             CUDA attention kernels support",
-            cfg.heads
-        )));
-    }
-    Ok(())
-}
-
-/// The arena of one model: `(name, shape, values)` in f32, converted by the caller: every
-/// tensor of the parameter list in list order, named as [`crate::ParamDef::name`] says, the patch
-/// embedding's columns padded with zeros from `3P²` to `K'`.
-fn arena_tensors(cfg: &VitConfig, w: &ClipWeights) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let (pd, kp) = (cfg.patch_dim(), patch_dim_padded(cfg));
-    ParamList::new(cfg)
-        .iter()
-        .zip(w.params())
-        .map(|(def, data)| {
-            if def.key == ParamKey::new(Module::PatchEmbedding, Part::Weight) {
-                let mut conv = vec![0.0f32; def.shape[0] * kp];
-                for (o, r) in conv.chunks_mut(kp).zip(data.chunks(pd)) {
-                    o[..pd].copy_from_slice(r);
-                }
-                (def.name(), vec![def.shape[0], kp], conv)
-            } else {
-                (def.name(), def.shape.clone(), data.to_vec())
-            }
-        })
-        .collect()
-}
-
-fn host_arena<T: Param>(
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    conv: fn(f32) -> T,
-) -> CudaResult<HostArena> {
-    let converted: Vec<Vec<T>> = tensors
-        .iter()
-        .map(|(_, _, v)| v.iter().map(|&x| conv(x)).collect())
-        .collect();
-    let refs: Vec<(&str, &[usize], &[T])> = tensors
-        .iter()
-        .zip(&converted)
-        .map(|((n, s, _), c)| (n.as_str(), s.as_slice(), c.as_slice()))
-        .collect();
-    Ok(HostArena::from_slices(&refs)?)
-}
-
-/// The largest batch one forward takes (32-bit element indices of the biggest activation).
-fn check_batch(cfg: &VitConfig, batch: usize) -> CudaResult<()> {
-    let rows = batch * cfg.num_tokens();
-    if rows > u32::MAX as usize / (4 * cfg.width.max(cfg.mlp_dim)) {
-        return Err(arg_err(
-            "batch",
-            format!("{batch} images are too many for one forward"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the arguments of [`CudaVit::merge_into`] for a `CudaVit` of `n` models; no GPU
-/// needed.
-pub fn check_merge(
-    n: usize,
-    base: usize,
-    models: &[usize],
-    weights: &[f32],
-    out: usize,
-) -> CudaResult<()> {
-    let in_range = |arg: &'static str, i: usize| {
-        if i < n {
-            Ok(())
-        } else {
-            Err(arg_err(
-                arg,
-                format!("model {i} of {n} (indices are 0 ..= {})", n - 1),
-            ))
-        }
-    };
-    in_range("base", base)?;
-    in_range("out", out)?;
-    if models.is_empty() {
-        return Err(arg_err("models", "no model to merge with the base".into()));
-    }
-    for &j in models {
-        in_range("models", j)?;
-    }
-    if weights.len() != models.len() {
-        return Err(arg_err(
-            "weights",
-            format!("{} weights for {} models", weights.len(), models.len()),
-        ));
-    }
-    if let Some((j, w)) = weights.iter().enumerate().find(|(_, w)| !w.is_finite()) {
-        return Err(arg_err("weights", format!("weight {j} is {w}")));
-    }
-    if out == base || models.contains(&out) {
-        return Err(arg_err(
-            "out",
-            format!("model {out} is also an input of the merge; write it into another model"),
-        ));
-    }
-    Ok(())
-}
-
-/// `[batch, M + 1]`: `c_i0 = 1 − Σ_j w_ij`, `c_ij = w_ij`, after checking `coeffs`.
-fn blend_coefficients(models: usize, batch: usize, coeffs: &[f32]) -> CudaResult<Vec<f32>> {
-    let m = models - 1;
-    if m == 0 {
-        return Err(arg_err(
-            "coeffs",
-            "the blended forward needs at least two models".into(),
-        ));
-    }
-    if coeffs.len() != batch * m {
-        return Err(arg_err(
-            "coeffs",
-            format!(
-                "{} values for {batch} samples and {m} models (need batch · M = {})",
-                coeffs.len(),
-                batch * m
-            ),
-        ));
-    }
-    if let Some(i) = coeffs.iter().position(|c| !c.is_finite()) {
-        return Err(arg_err(
-            "coeffs",
-            format!("value {} (sample {}) is not finite", coeffs[i], i / m),
-        ));
-    }
-    // c_i0 = 1 − Σ_j w_ij, c_ij = w_ij.
-    let mut c = Vec::with_capacity(batch * (m + 1));
-    for w in coeffs.chunks(m) {
-        let s: f64 = w.iter().map(|&x| f64::from(x)).sum();
-        c.push((1.0 - s) as f32);
-        c.extend_from_slice(w);
-    }
-    Ok(c)
-}
-
 /// A CLIP ViT classifier (or several with the same config, for the blended forward) on a GPU.
 ///
 /// ```no_run
@@ -273,6 +131,10 @@ fn blend_coefficients(models: usize, batch: usize, coeffs: &[f32]) -> CudaResult
 /// let images = vec![0.0f32; 4 * cfg.image_numel()];
 /// let out = vit.forward(&images, 4, false)?;                 // θ0
 /// let mixed = vit.forward_blended(&images, 4, &[0.0, 0.3, 0.7, 1.0], true)?; // one λ per image
+/// // θ(0.4) = 0.6·θ0 + 0.4·θ1 merged on the device (one launch) and run from its arena.
+/// let mut merged = vit.new_arena()?;
+/// vit.gpu().lerp_arena(vit.arena(0).unwrap(), vit.arena(1).unwrap(), 0.4, &mut merged)?;
+/// let z = vit.forward_arenas(&[&merged], &images, 4, None, false)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct CudaVit {
@@ -280,11 +142,13 @@ pub struct CudaVit {
     cfg: VitConfig,
     precision: Precision,
     arenas: Vec<DeviceArena>,
-    /// The layout each arena was uploaded with; a forward refuses an arena that no longer has
-    /// it (see [`CudaVit::arena_mut`]).
-    layouts: Vec<ArenaLayout>,
+    /// The layout of every arena of this model (same config and precision); a forward refuses
+    /// an arena that does not have it (see [`CudaVit::arena_mut`]).
+    layout: ArenaLayout,
     /// The parameter list of `cfg`: tensor i of every arena is its tensor i.
     list: ParamList,
+    /// The activation buffers, kept between forwards (see `exec::Slots`).
+    workspace: Mutex<Workspaces>,
 }
 
 impl std::fmt::Debug for CudaVit {
@@ -299,9 +163,10 @@ impl std::fmt::Debug for CudaVit {
 }
 
 impl CudaVit {
-    /// Uploads `models` (θ0 first; more for [`CudaVit::forward_blended`]) of config `cfg` in
-    /// `precision`. Errors: no model, more than 8, a config the kernels cannot run or weights
-    /// that do not match it (naming the model), a device below compute capability 8.0.
+    /// Uploads `models` (θ0 first; more for [`CudaVit::forward_blended`], at most
+    /// [`dawin_kernels::source::MAX_SETS`] for that) of config `cfg` in `precision`. Errors: no
+    /// model, a config the kernels cannot run or weights that do not match it (naming the
+    /// model), a device below compute capability 8.0.
     pub fn new(
         gpu: Arc<Gpu>,
         cfg: &VitConfig,
@@ -309,19 +174,8 @@ impl CudaVit {
         precision: Precision,
     ) -> CudaResult<Self> {
         check_config(cfg)?;
-        if models.is_empty() || models.len() > MAX_SETS {
-            return Err(arg_err(
-                "models",
-                format!("{} models given, 1 ..= {MAX_SETS} supported", models.len()),
-            ));
-        }
-        for (j, m) in models.iter().enumerate() {
-            m.check(cfg).map_err(|e| {
-                arg_err(
-                    "models",
-                    format!("model {j} does not match the config: {e}"),
-                )
-            })?;
+        if models.is_empty() {
+            return Err(arg_err("models", "no model given".into()));
         }
         let (major, minor) = gpu.compute_capability();
         if major < 8 {
@@ -333,23 +187,51 @@ impl CudaVit {
                 ),
             ));
         }
-        let mut arenas = Vec::with_capacity(models.len());
-        for m in models {
-            let tensors = arena_tensors(cfg, m);
-            let host = match precision {
-                Precision::F16 => host_arena(&tensors, f16::from_f32)?,
-                Precision::Bf16 => host_arena(&tensors, bf16::from_f32)?,
-            };
-            arenas.push(DeviceArena::upload(&gpu, &host)?);
-        }
-        Ok(CudaVit {
+        models[0]
+            .check(cfg)
+            .map_err(|e| arg_err("models", format!("model 0 does not match the config: {e}")))?;
+        let first = model_arena(cfg, models[0], precision)?;
+        let mut vit = CudaVit {
+            layout: first.layout().clone(),
+            arenas: vec![DeviceArena::upload(&gpu, &first)?],
             gpu,
             cfg: cfg.clone(),
             precision,
-            layouts: arenas.iter().map(|a| a.layout().clone()).collect(),
-            arenas,
             list: ParamList::new(cfg),
-        })
+            workspace: Mutex::new(Workspaces::default()),
+        };
+        drop(first);
+        for m in &models[1..] {
+            vit.push_model(m)?;
+        }
+        Ok(vit)
+    }
+
+    /// Uploads one more model (index [`CudaVit::models`] before the call, returned); the host
+    /// copy may be dropped right after, so M models can be uploaded one at a time. Errors:
+    /// weights that do not match the config (naming the model).
+    pub fn push_model(&mut self, model: &ClipWeights) -> CudaResult<usize> {
+        let j = self.arenas.len();
+        model.check(&self.cfg).map_err(|e| {
+            arg_err(
+                "models",
+                format!("model {j} does not match the config: {e}"),
+            )
+        })?;
+        let a = self.upload_arena(model)?;
+        self.arenas.push(a);
+        Ok(j)
+    }
+
+    /// Uploads `model` into a new arena of this model's layout that the caller holds (for
+    /// [`CudaVit::forward_arenas`]), e.g. a model merged on the host. Errors: weights that do
+    /// not match the config.
+    pub fn upload_arena(&self, model: &ClipWeights) -> CudaResult<DeviceArena> {
+        model
+            .check(&self.cfg)
+            .map_err(|e| arg_err("model", format!("does not match the config: {e}")))?;
+        let host = model_arena(&self.cfg, model, self.precision)?;
+        Ok(DeviceArena::upload(&self.gpu, &host)?)
     }
 
     /// [`CudaVit::new`] on the first CUDA device; without a GPU this is an error for which
@@ -393,6 +275,22 @@ impl CudaVit {
     /// values. An arena replaced by one of another layout makes the forward an error.
     pub fn arena_mut(&mut self, i: usize) -> Option<&mut DeviceArena> {
         self.arenas.get_mut(i)
+    }
+
+    /// A zero-filled arena of this model's layout, for a merge on the device to write
+    /// ([`Gpu::lerp_arena`], [`Gpu::multi_lerp_arena`], [`Gpu::task_arithmetic_arena`]) and
+    /// [`CudaVit::forward_arenas`] to read.
+    pub fn new_arena(&self) -> CudaResult<DeviceArena> {
+        Ok(DeviceArena::zeros(&self.gpu, self.layout.clone())?)
+    }
+
+    /// Bytes of device memory held by the kept activation buffers (0 before the first
+    /// forward): sized by the largest batch (and blend) run so far, reused by every forward.
+    pub fn workspace_bytes(&self) -> usize {
+        self.workspace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes()
     }
 
     /// Merges on the GPU, into model `out`'s arena, with no copy through the host:
@@ -467,13 +365,48 @@ impl CudaVit {
         batch: usize,
         features: bool,
     ) -> CudaResult<ForwardOutput> {
-        if model >= self.arenas.len() {
-            return Err(arg_err(
-                "model",
-                format!("model {model} of {}", self.arenas.len()),
-            ));
-        }
-        self.run(images, batch, &[model], None, features)
+        let a = self
+            .arenas
+            .get(model)
+            .ok_or_else(|| arg_err("model", format!("model {model} of {}", self.arenas.len())))?;
+        self.run(images, batch, vec![a], None, features)
+    }
+
+    /// The forward over caller-held arenas of this model's layout (an arena a merge on the
+    /// device wrote, [`CudaVit::new_arena`], or [`CudaVit::arena`]): one arena and no `coeffs`,
+    /// the plain forward of those weights; several, the blended forward of
+    /// [`CudaVit::forward_blended`] over them (arena 0 = θ0, `coeffs` `[batch, M]`). Errors: an
+    /// arena of another layout, a count outside 1 ..= 8, `coeffs` missing or given wrongly.
+    pub fn forward_arenas(
+        &self,
+        arenas: &[&DeviceArena],
+        images: &[f32],
+        batch: usize,
+        coeffs: Option<&[f32]>,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        check_images(images, batch, &self.cfg)?;
+        let img = self.gpu.upload(images)?;
+        self.forward_arenas_device(arenas, &img, batch, coeffs, features)
+    }
+
+    /// [`CudaVit::forward_arenas`] of images already on the device (see
+    /// [`CudaVit::forward_model_device`]).
+    pub fn forward_arenas_device(
+        &self,
+        arenas: &[&DeviceArena],
+        images: &DeviceVec<f32>,
+        batch: usize,
+        coeffs: Option<&[f32]>,
+        features: bool,
+    ) -> CudaResult<ForwardOutput> {
+        check_sets(arenas.len())?;
+        let c = match (arenas.len(), coeffs) {
+            (1, None) => None,
+            (n, Some(w)) => Some(blend_coefficients(n, batch, w)?),
+            (_, None) => return Err(arg_err("coeffs", "a blended forward needs them".into())),
+        };
+        self.run(images, batch, arenas.to_vec(), c.as_deref(), features)
     }
 
     /// [`CudaVit::forward_blended`] of images already on the device (see
@@ -485,9 +418,15 @@ impl CudaVit {
         coeffs: &[f32],
         features: bool,
     ) -> CudaResult<ForwardOutput> {
+        check_sets(self.arenas.len())?;
         let c = blend_coefficients(self.arenas.len(), batch, coeffs)?;
-        let sets: Vec<usize> = (0..self.arenas.len()).collect();
-        self.run(images, batch, &sets, Some(&c), features)
+        self.run(
+            images,
+            batch,
+            self.arenas.iter().collect(),
+            Some(&c),
+            features,
+        )
     }
 
     /// The exact per-sample interpolated forward (issue #8): sample i through
@@ -524,11 +463,15 @@ impl CudaVit {
             ("other", 0.0),
         ];
         match coeffs {
-            None => self.run_inner(images, batch, &[0], None, false, Some(&mut times))?,
+            None => {
+                let a = vec![&self.arenas[0]];
+                self.run_inner(images, batch, a, None, false, Some(&mut times), None)?
+            }
             Some(w) => {
+                check_sets(self.arenas.len())?;
                 let c = blend_coefficients(self.arenas.len(), batch, w)?;
-                let sets: Vec<usize> = (0..self.arenas.len()).collect();
-                self.run_inner(images, batch, &sets, Some(&c), false, Some(&mut times))?
+                let a = self.arenas.iter().collect();
+                self.run_inner(images, batch, a, Some(&c), false, Some(&mut times), None)?
             }
         };
         Ok(times)
@@ -538,21 +481,25 @@ impl CudaVit {
         &self,
         images: &DeviceVec<f32>,
         batch: usize,
-        sets: &[usize],
+        arenas: Vec<&DeviceArena>,
         coef: Option<&[f32]>,
         features: bool,
     ) -> CudaResult<ForwardOutput> {
-        self.run_inner(images, batch, sets, coef, features, None)
+        self.run_inner(images, batch, arenas, coef, features, None, None)
     }
 
+    /// The forward of `images` over `arenas`; with `queued`, the logits' download into it is
+    /// queued (no wait, empty logits returned: see `stream.rs`).
+    #[allow(clippy::too_many_arguments)]
     fn run_inner(
         &self,
         images: &DeviceVec<f32>,
         batch: usize,
-        sets: &[usize],
+        arenas: Vec<&DeviceArena>,
         coef: Option<&[f32]>,
         features: bool,
         profile: Option<&mut Vec<(&'static str, f64)>>,
+        queued: Option<&mut PinnedVec<f32>>,
     ) -> CudaResult<ForwardOutput> {
         let cfg = &self.cfg;
         if batch == 0 || images.len() != batch * cfg.image_numel() {
@@ -568,17 +515,19 @@ impl CudaVit {
             ));
         }
         check_batch(cfg, batch)?;
-        // The plan reads exactly the tensors of the layout each arena was uploaded with.
-        for &s in sets {
-            if self.arenas[s].layout() != &self.layouts[s] {
+        // The plan reads exactly the tensors of this model's layout.
+        for (s, a) in arenas.iter().enumerate() {
+            if a.layout() != &self.layout {
                 return Err(arg_err(
                     "arena",
-                    format!("the arena of model {s} was replaced by one of another layout"),
+                    format!(
+                        "weight set {s} has another layout than this model's (another config \
+                         or precision, or an arena replaced through arena_mut)"
+                    ),
                 ));
             }
         }
-        let ops = plan::plan(cfg, &self.list, batch, sets.len());
-        let arenas: Vec<&DeviceArena> = sets.iter().map(|&s| &self.arenas[s]).collect();
+        let ops = plan::plan(cfg, &self.list, batch, arenas.len());
         let run = Run {
             images,
             batch,
@@ -587,8 +536,8 @@ impl CudaVit {
             features,
         };
         let (logits, features) = match self.precision {
-            Precision::F16 => self.execute::<f16>(arenas, run, profile)?,
-            Precision::Bf16 => self.execute::<bf16>(arenas, run, profile)?,
+            Precision::F16 => self.execute::<f16>(arenas, run, profile, queued)?,
+            Precision::Bf16 => self.execute::<bf16>(arenas, run, profile, queued)?,
         };
         Ok(ForwardOutput {
             logits,
@@ -598,24 +547,39 @@ impl CudaVit {
         })
     }
 
-    /// Runs a plan with T activations; returns the logits and, when asked, the features.
-    fn execute<T: Half>(
+    /// Runs a plan with T activations in the kept workspace; returns the logits and, when
+    /// asked, the features. Forwards of one `CudaVit` run one at a time (the workspace lock).
+    fn execute<T: WorkspaceOf>(
         &self,
         arenas: Vec<&DeviceArena>,
         run: Run<'_>,
         profile: Option<&mut Vec<(&'static str, f64)>>,
+        queued: Option<&mut PinnedVec<f32>>,
     ) -> CudaResult<(Vec<f32>, Option<Vec<f32>>)> {
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = std::mem::take(T::slots(&mut ws));
         let mut ex = Exec::<T>::new(
-            &self.gpu, &self.cfg, arenas, run.images, run.batch, run.coef,
+            &self.gpu,
+            &self.cfg,
+            arenas,
+            run.images,
+            (run.batch, run.coef),
+            slots,
         )?;
-        ex.run(run.ops, profile)?;
-        let logits = ex.download(Work::Logits)?;
-        let features = if run.features {
-            Some(ex.download(Work::Feats)?)
-        } else {
-            None
-        };
-        Ok((logits, features))
+        let result = ex.run(run.ops, profile).and_then(|()| {
+            if let Some(dst) = queued {
+                ex.download_async(Work::Logits, dst)?;
+                return Ok((Vec::new(), None));
+            }
+            let logits = ex.download(Work::Logits)?;
+            let features = match run.features {
+                true => Some(ex.download(Work::Feats)?),
+                false => None,
+            };
+            Ok((logits, features))
+        });
+        *T::slots(&mut ws) = ex.into_work();
+        result
     }
 }
 

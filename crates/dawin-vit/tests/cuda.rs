@@ -74,6 +74,18 @@ const GPU_TESTS: &[GpuTest] = &[
         "cuda_vit_h14_block_matches_cpu",
         cuda_vit_h14_block_matches_cpu,
     ),
+    (
+        "cuda_k_arenas_from_one_multi_lerp_feed_the_forward",
+        cuda_k_arenas_from_one_multi_lerp_feed_the_forward,
+    ),
+    (
+        "cuda_workspace_is_reused_across_batch_sizes",
+        cuda_workspace_is_reused_across_batch_sizes,
+    ),
+    (
+        "cuda_forward_stream_equals_forward_per_batch",
+        cuda_forward_stream_equals_forward_per_batch,
+    ),
 ];
 
 const CPU_TESTS: &[(&str, fn())] = &[
@@ -511,4 +523,136 @@ fn cuda_vit_h14_block_matches_cpu(gpu: &Arc<Gpu>) {
     };
     let w = perturbed(&cfg, 12);
     check_against_cpu(gpu, &cfg, &w, &images(&cfg, 2, 5), 2, "ViT-H/14 block");
+}
+
+/// The device pipeline's merges (dawin::cuda): K arenas written by one multi-lerp launch, each
+/// run by `forward_arenas`, against the CPU forward of the f32 merge; λ = 0 and 1 are θ0's and
+/// θ1's arenas bit for bit (same bytes, same logits); a blended forward over caller-held
+/// arenas equals the one over the uploaded models.
+fn cuda_k_arenas_from_one_multi_lerp_feed_the_forward(gpu: &Arc<Gpu>) {
+    let cfg = blend_cfg();
+    let (w0, w1) = (perturbed(&cfg, 40), perturbed(&cfg, 41));
+    let x = images(&cfg, 3, 17);
+    let lambdas = [0.0f32, 0.25, 0.6, 1.0];
+    for p in [Precision::F16, Precision::Bf16] {
+        let vit = CudaVit::new(gpu.clone(), &cfg, &[&w0, &w1], p).unwrap();
+        let (a0, a1) = (vit.arena(0).unwrap(), vit.arena(1).unwrap());
+        let mut outs: Vec<_> = (0..4).map(|_| vit.new_arena().unwrap()).collect();
+        let mut refs: Vec<_> = outs.iter_mut().collect();
+        gpu.multi_lerp_arena(a0, a1, &lambdas, &mut refs).unwrap();
+        let bytes = |a: &dawin_kernels::DeviceArena| a.to_host(gpu).unwrap().bytes().to_vec();
+        assert_eq!(bytes(&outs[0]), bytes(a0), "{p:?}: λ = 0 is not θ0");
+        assert_eq!(bytes(&outs[3]), bytes(a1), "{p:?}: λ = 1 is not θ1");
+        for (k, &l) in lambdas.iter().enumerate() {
+            let got = vit.forward_arenas(&[&outs[k]], &x, 3, None, false).unwrap();
+            let want = cpu::forward(&x, 3, &cfg, &merged(&w0, &[&w1], &[l]))
+                .unwrap()
+                .0;
+            let e = rel_err(&got.logits, &want);
+            println!("multi-lerp arena λ={l} {p:?}: logits rel err {e:.2e}");
+            assert!(e <= tolerance(p), "λ = {l} {p:?}: rel err {e:.3e}");
+        }
+        let z0 = vit.forward_model(0, &x, 3, false).unwrap().logits;
+        let m0 = vit.forward_arenas(&[&outs[0]], &x, 3, None, false).unwrap();
+        assert_eq!(m0.logits, z0, "{p:?}: θ(0) forward is not θ0's");
+        let co = [0.0f32, 0.5, 1.0];
+        let b1 = vit.forward_blended(&x, 3, &co, false).unwrap().logits;
+        let b2 = vit
+            .forward_arenas(&[a0, a1], &x, 3, Some(&co), false)
+            .unwrap()
+            .logits;
+        assert_eq!(b1, b2, "{p:?}: blend over arenas");
+        // An arena of the other precision is refused, naming the layout.
+        let other = if p == Precision::F16 {
+            Precision::Bf16
+        } else {
+            Precision::F16
+        };
+        let v2 = CudaVit::new(gpu.clone(), &cfg, &[&w0], other).unwrap();
+        let e = vit
+            .forward_arenas(&[v2.arena(0).unwrap()], &x, 3, None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layout"), "{e}");
+    }
+}
+
+/// One workspace per model, kept between forwards: batches 3, 5 (grows), 2 and 5 (reused, not
+/// cleared) give bit for bit the logits of a fresh model at the same batch size; the workspace
+/// grows only at the larger batch.
+fn cuda_workspace_is_reused_across_batch_sizes(gpu: &Arc<Gpu>) {
+    let cfg = blend_cfg();
+    let w = perturbed(&cfg, 50);
+    for p in [Precision::F16, Precision::Bf16] {
+        let vit = CudaVit::new(gpu.clone(), &cfg, &[&w], p).unwrap();
+        assert_eq!(vit.workspace_bytes(), 0);
+        let mut sizes = Vec::new();
+        for (i, batch) in [3usize, 5, 2, 5].into_iter().enumerate() {
+            let x = images(&cfg, batch, 60 + i as u64);
+            let got = vit.forward(&x, batch, true).unwrap();
+            let fresh = CudaVit::new(gpu.clone(), &cfg, &[&w], p).unwrap();
+            let want = fresh.forward(&x, batch, true).unwrap();
+            assert_eq!(got.logits, want.logits, "{p:?} batch {batch}");
+            assert_eq!(got.features, want.features, "{p:?} batch {batch}");
+            sizes.push(vit.workspace_bytes());
+        }
+        println!("workspace {p:?}: {sizes:?} bytes after batches 3, 5, 2, 5");
+        assert!(sizes[1] > sizes[0] && sizes[2] == sizes[1] && sizes[3] == sizes[1]);
+    }
+}
+
+/// The two-deep stream (pinned uploads and downloads queued, batch i + 1 requested while the
+/// device runs batch i) gives, batch by batch and bit for bit, the logits of `forward_arenas`,
+/// over batch sizes that change (pinned buffers reallocated) and come back; an error from the
+/// caller's `next` stops it and is returned.
+fn cuda_forward_stream_equals_forward_per_batch(gpu: &Arc<Gpu>) {
+    let cfg = blend_cfg();
+    let w = perturbed(&cfg, 70);
+    let sizes = [5usize, 5, 3, 5, 1, 5];
+    let xs: Vec<Vec<f32>> = (sizes.iter().enumerate())
+        .map(|(i, &b)| images(&cfg, b, 80 + i as u64))
+        .collect();
+    for p in [Precision::F16, Precision::Bf16] {
+        let vit = CudaVit::new(gpu.clone(), &cfg, &[&w], p).unwrap();
+        let a = vit.arena(0).unwrap();
+        let want: Vec<Vec<f32>> = (xs.iter().zip(sizes))
+            .map(|(x, b)| vit.forward_arenas(&[a], x, b, None, false).unwrap().logits)
+            .collect();
+        let mut k = 0;
+        let mut got = Vec::new();
+        vit.forward_stream::<dawin_vit::cuda::CudaError>(
+            a,
+            &mut || {
+                k += 1;
+                Ok((k <= sizes.len()).then(|| (xs[k - 1].clone(), sizes[k - 1])))
+            },
+            &mut |z| {
+                got.push(z);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, want, "{p:?}");
+        // An error from `next` after two batches: returned, one batch handed over at most.
+        let mut k = 0;
+        let mut n_out = 0;
+        let e = vit
+            .forward_stream::<dawin_vit::cuda::CudaError>(
+                a,
+                &mut || {
+                    k += 1;
+                    if k == 3 {
+                        return Err(check_merge(1, 5, &[0], &[0.5], 0).unwrap_err());
+                    }
+                    Ok(Some((xs[0].clone(), sizes[0])))
+                },
+                &mut |_| {
+                    n_out += 1;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("base"), "{e}");
+        assert!(n_out <= 1);
+    }
 }

@@ -11,7 +11,8 @@
 //! `θ0 + s Σ_j λ_j(x) τ_j` against weight averaging, task arithmetic and TIES-merging.
 //!
 //! The pipeline is generic over [`Model`] + [`Interpolate`] (implemented for
-//! [`vit::ClipClassifier`]) and over [`Dataset`] (implemented for [`InMemoryDataset`] and
+//! [`vit::ClipClassifier`] on the CPU and [`cuda::CudaClassifier`] on a GPU, where θ0 and θ1
+//! are uploaded once and merged on the device — not run on a GPU yet) and over [`Dataset`] (implemented for [`InMemoryDataset`] and
 //! [`vit::ImageDataset`]), so it runs DaWin on any model type that can merge its weights.
 //!
 //! ```
@@ -145,6 +146,7 @@ pub mod mtl {
     pub use crate::pipeline::clustering::DirichletReport;
     pub use crate::pipeline::logits::apply_head;
     pub use crate::pipeline::mtl::config::{MtlConfig, MtlMethod, MtlTask};
+    pub use crate::pipeline::mtl::device::{probe, Encoder, EncoderForward, MtlDevice};
     pub use crate::pipeline::mtl::lambda::lambda_vectors;
     pub use crate::pipeline::mtl::report::{
         file_safe, write_mtl_outputs, MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow,
@@ -152,6 +154,8 @@ pub mod mtl {
     pub use crate::pipeline::mtl::task_arithmetic::{
         merge_encoders, relative_distance, ties_merge,
     };
-    pub use crate::pipeline::mtl::{evaluate_mtl, evaluate_mtl_full, load_mtl, MtlModels};
+    pub use crate::pipeline::mtl::{
+        evaluate_mtl, evaluate_mtl_device, evaluate_mtl_full, load_mtl, MtlModels,
+    };
     pub use crate::pipeline::report::TaskArrays;
 }

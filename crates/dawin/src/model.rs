@@ -3,6 +3,7 @@
 //! blended forward, [`PerSampleForward`]). Models merged as M task vectors are read parameter by
 //! parameter instead ([`dawin_core::merge::ParamSource`], see [`crate::mtl`]).
 use crate::error::{Error, Result};
+use dawin_core::stats::RowStats;
 use dawin_vit::ClipClassifier;
 
 /// A classifier: inputs `[batch, input_numel]` (f32, preprocessed) to logits `[batch, C]`.
@@ -13,6 +14,31 @@ pub trait Model: Send + Sync {
     fn input_numel(&self) -> usize;
     /// Logits `[batch, C]`, row-major.
     fn forward(&self, inputs: &[f32], batch: usize) -> Result<Vec<f32>>;
+
+    /// Logits of consecutive batches: `next()` gives each batch's inputs
+    /// (`[batch, input_numel]`, `batch`; `None` at the end) and `out` receives each batch's
+    /// logits `[batch, C]`, in order. The default runs [`Model::forward`] batch by batch; a
+    /// device model may request batch i + 1 while it computes batch i, so that loading overlaps
+    /// its work ([`crate::cuda`]). The pipeline's forwards over datasets go through here.
+    fn forward_batches(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<(Vec<f32>, usize)>>,
+        out: &mut dyn FnMut(Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
+        while let Some((x, batch)) = next()? {
+            out(self.forward(&x, batch)?)?;
+        }
+        Ok(())
+    }
+
+    /// Per-row statistics of logits `[N, c]` at temperature `t` on the model's own device
+    /// (entropy `H = −Σ_k p_k ln p_k` of `p = softmax(z/t)`, max probability, argmax, …, as
+    /// [`dawin_core::stats::row_stats`]); `None` (the default) when the model has no device of
+    /// its own, and the pipeline computes them on the CPU.
+    fn row_stats(&self, logits: &[f32], c: usize, t: f32) -> Option<Result<Vec<RowStats>>> {
+        let _ = (logits, c, t);
+        None
+    }
 }
 
 /// Models whose weights can be merged: θ(λ) = (1 − λ)·θ0 + λ·θ1 over every parameter, head
@@ -22,6 +48,24 @@ pub trait Interpolate: Model + Sized {
     fn check_compatible(&self, other: &Self) -> Result<()>;
     /// θ(λ) = (1 − λ)·`self` + λ·`other`, λ ∈ [0, 1]; λ = 0 and λ = 1 copy exactly.
     fn interpolate(&self, other: &Self, lambda: f32) -> Result<Self>;
+
+    /// Calls `f(k, θ(λ_k))` for every `λ_k` of `lambdas`, in order, with
+    /// `θ(λ) = (1 − λ)·self + λ·other`. The default builds each with
+    /// [`Interpolate::interpolate`] and drops it before the next; a device model may make all
+    /// K at once (one multi-lerp launch writing K arenas, see [`crate::cuda`]). The pipeline's
+    /// merges per mixture component go through here.
+    fn for_each_merged(
+        &self,
+        other: &Self,
+        lambdas: &[f32],
+        f: &mut dyn FnMut(usize, &dyn Model) -> Result<()>,
+    ) -> Result<()> {
+        for (k, &l) in lambdas.iter().enumerate() {
+            let m = self.interpolate(other, l)?;
+            f(k, &m)?;
+        }
+        Ok(())
+    }
 
     /// An exact per-sample-λ forward over the pair (`self` = θ0, `other` = θ1), built once and
     /// reused for every batch: sample i goes through θ(λ_i) = (1 − λ_i)θ0 + λ_iθ1 without

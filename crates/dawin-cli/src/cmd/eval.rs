@@ -226,18 +226,22 @@ fn run_eval_tagged(
             &cfg,
         )?,
         Device::Cuda(n) => {
+            let up = Instant::now();
             let (g0, g1, name) = on_gpu(n, theta0.1, theta1.1, common.precision)?;
+            let up = up.elapsed().as_secs_f64();
             cfg.device = name;
             // Cached logits are the device's and precision's own.
             let tag = format!(":cuda-{:?}", common.precision);
-            dawin::eval::evaluate(
+            let mut res = dawin::eval::evaluate(
                 &Named::new(s0, &g0, f0 + &tag),
                 &Named::new(s1, &g1, f1 + &tag),
                 val,
                 id,
                 tests,
                 &cfg,
-            )?
+            )?;
+            res.report.timings.insert(0, ("upload".into(), up));
+            res
         }
     };
     let r = &res.report;

@@ -3,8 +3,12 @@
 //! the heat map and the per-sample arrays written.
 use super::name_path;
 use crate::args::{DataArgs, MtlOpts, TextArgs};
+use crate::device::{mtl_on_gpu, resolve_device, Device};
 use clap::Args;
-use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
+use dawin::mtl::{
+    evaluate_mtl_device, evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod,
+    MtlTask,
+};
 use dawin::vit::LoadOptions;
 use dawin::{Dataset, Error, ImageFolderDataset, Result};
 use std::path::{Path, PathBuf};
@@ -206,12 +210,27 @@ pub(crate) fn run_mtl(
         progress: !o.quiet,
         max_distance: o.max_distance,
     };
-    let output = evaluate_mtl_full(&loaded.base, &refs, &tasks, &cfg)?;
+    let (output, device) = match resolve_device(&o.device.device)? {
+        Device::Cpu => (
+            evaluate_mtl_full(&loaded.base, &refs, &tasks, &cfg)?,
+            "cpu".to_string(),
+        ),
+        Device::Cuda(n) => {
+            // θ0 and the M encoders uploaded once; merges by the task-arithmetic kernel.
+            let encoders: Vec<_> = refs.iter().map(|(_, m)| *m).collect();
+            let up = Instant::now();
+            let (dev, name) = mtl_on_gpu(n, &loaded.base, &encoders, o.precision)?;
+            let up = up.elapsed().as_secs_f64();
+            let mut output = evaluate_mtl_device(&dev, &loaded.base, &refs, &tasks, &cfg)?;
+            output.report.timings.insert(0, ("upload".into(), up));
+            (output, name)
+        }
+    };
     let r = &output.report;
     println!("{}", r.markdown());
     println!("{}", r.lambda_markdown());
     println!(
-        "M = {}, s = {:.3}, task arithmetic s = {:.3}, TIES top {:.3} scale {:.3}, K = {}; {:.2} s",
+        "M = {}, s = {:.3}, task arithmetic s = {:.3}, TIES top {:.3} scale {:.3}, K = {}; device: {device}; {:.2} s",
         r.models.len(),
         r.scale,
         r.ta_scale,

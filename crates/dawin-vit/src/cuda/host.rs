@@ -4,318 +4,28 @@
 //! interpreter of the kernels' documented formulas (f32 arithmetic, f16/bf16 rounding on every T
 //! store, as the kernels do) over that memory, each op first passing the same shape and length
 //! checks as the launchers of `dawin-kernels` and every access bounds-checked. The result is
-//! compared with the CPU f32 forward (`cpu::forward`, `cpu::blended::forward`).
+//! compared with the CPU f32 forward (`cpu::forward`, `cpu::blended::forward`). The interpreter itself is `interp.rs`;
+//! `host/device_seq.rs` runs the device pipeline's sequences on it ([`HostVit`]).
 //!
 //! This checks what the GPU tests check on the host side (tensor names and layouts in the
 //! arena, padding of the patch dimension, every launch's shapes, strides, buffers and epilogue
 //! flags, the blend coefficients); the kernels themselves are checked by the host emulation of
 //! `crates/dawin-kernels/emulation/emulate_forward.cpp`.
 
-use std::collections::HashMap;
+use dawin_kernels::HostArena;
+use half::{bf16, f16};
 
-use dawin_kernels::GemmActivation;
-
-use super::plan::{plan, Buf, Op, Work};
+use super::args::{arena_tensors, host_arena};
+use super::interp::{run_plan, HostWorkspace};
+use super::plan::patch_dim_padded;
 use super::*;
 use crate::cpu;
+use crate::params::{Module, ParamKey, Part};
 use crate::BlendedWeights;
-
-/// One buffer: values as f32, rounded to the forward's 16-bit type on every store when `half`.
-struct HostBuf {
-    data: Vec<f32>,
-    half: bool,
-}
-
-/// Every buffer of one forward, by name.
-struct Mem {
-    bufs: HashMap<Buf, HostBuf>,
-    dt: DType,
-}
-
-impl Mem {
-    fn get(&self, b: Buf) -> &[f32] {
-        &self
-            .bufs
-            .get(&b)
-            .unwrap_or_else(|| panic!("{b:?} is no buffer"))
-            .data
-    }
-
-    /// A T buffer (a parameter or a half activation).
-    fn half(&self, b: Buf, need: usize) -> &[f32] {
-        let hb = &self.bufs[&b];
-        assert!(hb.half, "{b:?} is f32, the op reads T");
-        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
-        &hb.data
-    }
-
-    /// An f32 buffer.
-    fn f32(&self, b: Buf, need: usize) -> &[f32] {
-        let hb = &self.bufs[&b];
-        assert!(!hb.half, "{b:?} is T, the op reads f32");
-        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
-        &hb.data
-    }
-
-    fn coef(&self, c: Option<Buf>, need: usize) -> Option<&[f32]> {
-        c.map(|c| self.f32(c, need))
-    }
-
-    fn take(&mut self, b: Buf, need: usize) -> HostBuf {
-        let hb = self.bufs.remove(&b).expect("a buffer to write");
-        assert!(hb.data.len() >= need, "{b:?}: {} < {need}", hb.data.len());
-        hb
-    }
-
-    fn put(&mut self, b: Buf, hb: HostBuf) {
-        self.bufs.insert(b, hb);
-    }
-
-    fn round(&self, v: f32) -> f32 {
-        match self.dt {
-            DType::F16 => f16::from_f32(v).to_f32(),
-            _ => bf16::from_f32(v).to_f32(),
-        }
-    }
-}
-
-impl HostBuf {
-    fn store(&mut self, i: usize, v: f32, mem_round: impl Fn(f32) -> f32) {
-        self.data[i] = if self.half { mem_round(v) } else { v };
-    }
-}
-
-fn coef_at(c: Option<&[f32]>, sets: usize, row: usize, rows_per: usize, s: usize) -> f32 {
-    c.map_or(1.0, |c| c[(row / rows_per) * sets + s])
-}
-
-/// The kernels' formulas (kernels/*.cu, the module docs of dawin_kernels' launchers), after the
-/// launchers' own checks of the shape and of every buffer's length.
-fn exec(mem: &mut Mem, op: &Op) {
-    let dt = mem.dt;
-    let round = move |v: f32| match dt {
-        DType::F16 => f16::from_f32(v).to_f32(),
-        _ => bf16::from_f32(v).to_f32(),
-    };
-    match op {
-        Op::Im2col { shape, images, out } => {
-            shape.check().unwrap();
-            let mut o = mem.take(*out, shape.out_len());
-            assert!(o.half);
-            let img = mem.f32(*images, shape.images_len());
-            let (size, patch, ld) = (shape.image_size, shape.patch, shape.ld);
-            let (g, k) = (size / patch, 3 * patch * patch);
-            for row in 0..shape.batch * g * g {
-                let (b, pi) = (row / (g * g), row % (g * g));
-                let (gy, gx) = (pi / g, pi % g);
-                for col in 0..ld {
-                    let v = if col < k {
-                        let (c, r) = (col / (patch * patch), col % (patch * patch));
-                        let (ky, kx) = (r / patch, r % patch);
-                        img[((b * 3 + c) * size + gy * patch + ky) * size + gx * patch + kx]
-                    } else {
-                        0.0
-                    };
-                    o.store(row * ld + col, v, round);
-                }
-            }
-            mem.put(*out, o);
-        }
-        Op::Gemm {
-            shape: p,
-            a,
-            sets,
-            coef,
-            out,
-        } => {
-            let mut o = mem.take(*out, p.out_len());
-            p.check(sets.len(), coef.is_some(), !o.half).unwrap();
-            let (m, n, k) = (p.m, p.n, p.k);
-            let a = mem.half(*a, p.a_len());
-            let c = mem.coef(*coef, p.coef_len(sets.len()));
-            let mut tot = vec![0.0f64; m * n];
-            // LayerScale: on every set or none (the launcher's check), blended per row as the
-            // branch is: γ_i = Σ_s c_is γ_s.
-            let n_scaled = sets.iter().filter(|s| s.scale.is_some()).count();
-            assert!(
-                n_scaled == 0 || n_scaled == sets.len(),
-                "scale on some sets only"
-            );
-            let mut gamma = vec![0.0f32; if n_scaled > 0 { m * n } else { 0 }];
-            for (s, set) in sets.iter().enumerate() {
-                let w = mem.half(set.weight, p.weight_len());
-                let bias = set.bias.map(|b| mem.half(b, p.bias_len()));
-                let scale = set.scale.map(|g| mem.half(g, p.bias_len()));
-                for i in 0..m {
-                    let cf32 = coef_at(c, sets.len(), i, p.rows_per_coef, s);
-                    let cf = f64::from(cf32);
-                    for j in 0..n {
-                        let y: f64 = a[i * p.lda..i * p.lda + k]
-                            .iter()
-                            .zip(&w[j * k..(j + 1) * k])
-                            .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                            .sum::<f64>()
-                            + f64::from(bias.map_or(0.0, |b| b[j]));
-                        tot[i * n + j] += cf * y;
-                        if let Some(g) = scale {
-                            gamma[i * n + j] += cf32 * g[j];
-                        }
-                    }
-                }
-            }
-            for i in 0..m {
-                for j in 0..n {
-                    let mut v = tot[i * n + j] as f32;
-                    match p.act {
-                        GemmActivation::Identity => {}
-                        GemmActivation::QuickGelu => v /= 1.0 + (-1.702 * v).exp(),
-                        GemmActivation::Gelu => {
-                            v *= 0.5 * (1.0 + cpu::erf_approx(v * std::f32::consts::FRAC_1_SQRT_2))
-                        }
-                    }
-                    if n_scaled > 0 {
-                        v *= gamma[i * n + j];
-                    }
-                    let idx = i * p.ldo + j;
-                    if p.accumulate {
-                        v += o.data[idx];
-                    }
-                    o.store(idx, v, round);
-                }
-            }
-            mem.put(*out, o);
-        }
-        Op::Embed {
-            shape: p,
-            patches,
-            sets,
-            coef,
-            out,
-        } => {
-            p.check(sets.len(), coef.is_some()).unwrap();
-            let mut o = mem.take(*out, p.out_len());
-            assert!(!o.half);
-            let patches = mem.f32(*patches, p.patches_len());
-            let c = mem.coef(*coef, p.coef_len(sets.len()));
-            let (seq, w) = (p.patches + 1, p.width);
-            for b in 0..p.batch {
-                for t in 0..seq {
-                    for col in 0..w {
-                        let mut add = 0.0f32;
-                        for (s, &(cls, pos)) in sets.iter().enumerate() {
-                            let cf = coef_at(c, sets.len(), b, 1, s);
-                            let mut v = mem.half(pos, p.positional_len())[t * w + col];
-                            if t == 0 {
-                                v += mem.half(cls, p.class_len())[col];
-                            }
-                            add += cf * v;
-                        }
-                        let patch = if t == 0 {
-                            0.0
-                        } else {
-                            patches[(b * p.patches + t - 1) * w + col]
-                        };
-                        o.store((b * seq + t) * w + col, patch + add, round);
-                    }
-                }
-            }
-            mem.put(*out, o);
-        }
-        Op::LayerNorm {
-            shape: p,
-            x,
-            sets,
-            coef,
-            out,
-        } => {
-            p.check(sets.len(), coef.is_some()).unwrap();
-            let mut o = mem.take(*out, p.out_len());
-            let xs = mem.f32(*x, p.in_len());
-            let c = mem.coef(*coef, p.coef_len(sets.len()));
-            for r in 0..p.rows {
-                let x = &xs[r * p.in_stride..r * p.in_stride + p.d];
-                let mean = x.iter().sum::<f32>() / p.d as f32;
-                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / p.d as f32;
-                let rstd = 1.0 / (var + p.eps).sqrt();
-                for (col, &xc) in x.iter().enumerate() {
-                    let nrm = (xc - mean) * rstd;
-                    let mut y = 0.0f32;
-                    for (s, &(g, b)) in sets.iter().enumerate() {
-                        let cf = coef_at(c, sets.len(), r, p.rows_per_coef, s);
-                        y += cf * (mem.half(g, p.d)[col] * nrm + mem.half(b, p.d)[col]);
-                    }
-                    o.store(r * p.out_stride + col, y, round);
-                }
-            }
-            mem.put(*out, o);
-        }
-        Op::Attention { shape: p, qkv, out } => {
-            p.check().unwrap();
-            let mut o = mem.take(*out, p.out_len());
-            assert!(o.half);
-            let all = mem.half(*qkv, p.qkv_len());
-            let (hd, seq) = (p.head_dim, p.seq);
-            let (width, ld) = (p.heads * hd, 3 * p.heads * hd);
-            for b in 0..p.batch {
-                for h in 0..p.heads {
-                    let at = |t: usize, col: usize| all[(b * seq + t) * ld + col];
-                    for q in 0..seq {
-                        let s: Vec<f32> = (0..seq)
-                            .map(|j| {
-                                (0..hd)
-                                    .map(|d| at(q, h * hd + d) * at(j, width + h * hd + d))
-                                    .sum::<f32>()
-                                    * p.scale
-                            })
-                            .collect();
-                        let m = s.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                        let e: Vec<f32> = s.iter().map(|v| (v - m).exp()).collect();
-                        let z: f32 = e.iter().sum();
-                        for d in 0..hd {
-                            let v: f32 = (0..seq)
-                                .map(|j| e[j] * at(j, 2 * width + h * hd + d))
-                                .sum::<f32>()
-                                / z;
-                            o.store((b * seq + q) * width + h * hd + d, v, round);
-                        }
-                    }
-                }
-            }
-            mem.put(*out, o);
-        }
-        Op::L2Norm {
-            shape: p,
-            x,
-            feats,
-            out,
-        } => {
-            p.check().unwrap();
-            let mut o = mem.take(*out, p.len());
-            let mut f = mem.take(*feats, p.len());
-            assert!(o.half && !f.half);
-            let xs = mem.f32(*x, p.len());
-            for r in 0..p.rows {
-                let v = &xs[r * p.d..(r + 1) * p.d];
-                let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-                let inv = if n > 0.0 { 1.0 / n } else { 1.0 };
-                for (c, &vc) in v.iter().enumerate() {
-                    f.store(r * p.d + c, vc * inv, round);
-                    o.store(r * p.d + c, vc * inv, round);
-                }
-            }
-            mem.put(*out, o);
-            mem.put(*feats, f);
-        }
-    }
-}
 
 /// The arena [`CudaVit::new`] uploads for `w`.
 fn model_arena(cfg: &VitConfig, w: &ClipWeights, p: Precision) -> HostArena {
-    let tensors = arena_tensors(cfg, w);
-    match p {
-        Precision::F16 => host_arena(&tensors, f16::from_f32).unwrap(),
-        Precision::Bf16 => host_arena(&tensors, bf16::from_f32).unwrap(),
-    }
+    args::model_arena(cfg, w, p).unwrap()
 }
 
 /// Runs the plan of a forward over `models` (several: blended with `coeffs` `[batch, M]`) on
@@ -333,22 +43,7 @@ fn host_forward(
     host_forward_arenas(cfg, &refs, p, images, batch, coeffs)
 }
 
-/// Tensor `i` of a host arena as f32 values.
-fn arena_tensor(host: &HostArena, i: usize, p: Precision) -> Vec<f32> {
-    let e = &host.layout().entries()[i];
-    match p {
-        Precision::F16 => host.as_slice::<f16>().unwrap()[e.range()]
-            .iter()
-            .map(|v| v.to_f32())
-            .collect(),
-        Precision::Bf16 => host.as_slice::<bf16>().unwrap()[e.range()]
-            .iter()
-            .map(|v| v.to_f32())
-            .collect(),
-    }
-}
-
-/// The forward's launch plan interpreted over given parameter arenas.
+/// The forward's launch plan interpreted over given parameter arenas, fresh buffers.
 fn host_forward_arenas(
     cfg: &VitConfig,
     arenas: &[&HostArena],
@@ -357,51 +52,8 @@ fn host_forward_arenas(
     batch: usize,
     coeffs: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
-    check_config(cfg).unwrap();
-    let sets = arenas.len();
-    let mut bufs = HashMap::new();
-    for (s, host) in arenas.iter().enumerate() {
-        for i in 0..host.layout().entries().len() {
-            let data = arena_tensor(host, i, p);
-            bufs.insert(
-                Buf::Param { set: s, tensor: i },
-                HostBuf { data, half: true },
-            );
-        }
-    }
-    for w in Work::ALL {
-        let (n, is_f32) = w.size(cfg, batch, sets);
-        // Poison: NaN, so that a value read before it is written shows up in the result.
-        let mut data = vec![f32::NAN; n];
-        if w == Work::Images {
-            data.copy_from_slice(images);
-        }
-        if w == Work::Coef {
-            match coeffs {
-                Some(c) => data = blend_coefficients(sets, batch, c).unwrap(),
-                None => continue,
-            }
-        }
-        bufs.insert(
-            Buf::Work(w),
-            HostBuf {
-                data,
-                half: !is_f32,
-            },
-        );
-    }
-    let mut mem = Mem {
-        bufs,
-        dt: p.dtype(),
-    };
-    assert_eq!(mem.round(0.1), mem.round(mem.round(0.1)));
-    for op in plan(cfg, &ParamList::new(cfg), batch, sets) {
-        exec(&mut mem, &op);
-    }
-    (
-        mem.get(Buf::Work(Work::Logits)).to_vec(),
-        mem.get(Buf::Work(Work::Feats)).to_vec(),
-    )
+    let mut ws = HostWorkspace::default();
+    run_plan(cfg, arenas, p, (images, batch, coeffs), &mut ws)
 }
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -604,3 +256,7 @@ fn arena_layout_agrees_with_the_parameter_list() {
 
 // Exact GELU, LayerScale, head widths other than 64, and the open_clip towers saved by PyTorch.
 mod arch;
+
+// The device pipeline's sequences (merge into arenas, then forward; workspace reuse) on
+// `HostVit`.
+mod device_seq;

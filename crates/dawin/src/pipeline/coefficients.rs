@@ -67,6 +67,9 @@ pub(crate) struct LambdaRule<'a> {
     pub coefficient: Coefficient,
     /// λ_wise(x) = α·λ(x) when set.
     pub wise_alpha: Option<f32>,
+    /// A model whose device computes the entropies ([`Model::row_stats`], the row-statistics
+    /// kernel for a GPU model); `None` or a model without a device: the CPU reference.
+    pub device: Option<&'a dyn Model>,
 }
 
 /// The coefficient stage's per-sample outputs on one dataset (or batch).
@@ -91,9 +94,27 @@ impl LambdaRule<'_> {
         half: &dyn Fn() -> Result<Vec<f32>>,
     ) -> Result<Coefficients> {
         let (o0, o1) = (ModelOutputs::new(z.0, c, t0), ModelOutputs::new(z.1, c, t1));
-        let h0 = stats::entropy(z.0, c, t0)?;
-        let h1 = stats::entropy(z.1, c, t1)?;
-        let (le0, le1) = log_expertise(self.metric, &o0, &o1, labels, half, 0.5 * (t0 + t1))?;
+        // H_j on the model's device when it has one (row-statistics kernel), else the CPU's.
+        let on_device = |z: &[f32], t: f32| -> Option<Result<Vec<f32>>> {
+            let stats = self.device?.row_stats(z, c, t)?;
+            Some(stats.map(|s| s.iter().map(|r| r.entropy).collect()))
+        };
+        let (h0, h1, device) = match (on_device(z.0, t0), on_device(z.1, t1)) {
+            (Some(a), Some(b)) => (a?, b?, true),
+            _ => (
+                stats::entropy(z.0, c, t0)?,
+                stats::entropy(z.1, c, t1)?,
+                false,
+            ),
+        };
+        // The default metric, negative entropy, is `ln e_j = −H_j` (as
+        // `dawin_core::expertise::NegEntropy`): from the device's entropies when computed there.
+        let (le0, le1) = if device && self.metric.name() == "entropy" {
+            let neg = |h: &[f32]| h.iter().map(|&h| -(h as f64)).collect::<Vec<f64>>();
+            (neg(&h0), neg(&h1))
+        } else {
+            log_expertise(self.metric, &o0, &o1, labels, half, 0.5 * (t0 + t1))?
+        };
         let mut lambda = match self.coefficient {
             Coefficient::Eq1 => coef::lambda_eq1(&le0, &le1)?,
             Coefficient::Eq2 => coef::lambda_eq2(&le0, &le1, coef::domain_offset(&h0, &h1)?)?,
@@ -212,6 +233,7 @@ pub fn coefficients_from_logits(
         metric: metric.as_ref(),
         coefficient,
         wise_alpha: None,
+        device: None,
     };
     let lambda = rule.apply((z0, z1), c, t, labels, &no_merged)?.lambda;
     Ok(CoefOutput {

@@ -18,7 +18,7 @@ use super::clustering::{beta_clusters, MixtureReport};
 use super::coefficients::{oracle_lambda, temperatures, Coefficients, LambdaRule};
 use super::config::{EvalConfig, Method, Named};
 use super::logits::{classes_of, map_logits, BaseLogits};
-use super::merged::{forward_by_lambda, per_sample_logits};
+use super::merged::{forward_by_lambda_timed, per_sample_logits};
 use super::report::{
     method_rows, DataInfo, EvalOutput, PairArrays, PerSample, Report, Timer, WisePoint,
 };
@@ -62,6 +62,8 @@ pub fn evaluate<M: Interpolate>(
     let val_z = base.pair(theta0, theta1, val)?;
     let zs = (evals.iter().map(|d| base.pair(theta0, theta1, *d))).collect::<Result<Vec<_>>>()?;
     timer.add("logits", t);
+    timer.add_duration("logits-theta0", base.times[0]);
+    timer.add_duration("logits-theta1", base.times[1]);
     // 2. Temperatures on ID validation.
     let cv = classes_of(val, m0.num_classes());
     let t = Instant::now();
@@ -82,11 +84,13 @@ pub fn evaluate<M: Interpolate>(
         .then(|| wise.pick(val, val_z, cv))
         .transpose()?;
     timer.add("wise", t);
+    timer.add("baselines", t);
     let t = Instant::now();
     let ensemble_weight = (config.has(Method::Ensemble))
         .then(|| pick_ensemble(val_z, cv, (t0, t1), val.labels()))
         .transpose()?;
     timer.add("ensemble", t);
+    timer.add("baselines", t);
     // The blended per-sample forward, built once for every dataset (θ0 and Δθ stacked).
     let per_sample_methods = config.has(Method::DawinSample) || config.has(Method::OracleSample);
     let blend = match per_sample_methods && !config.exact_loop {
@@ -98,6 +102,7 @@ pub fn evaluate<M: Interpolate>(
         metric: metric.as_ref(),
         coefficient: config.coefficient,
         wise_alpha: config.wise_alpha,
+        device: Some(m0),
     };
     let mut run = Run {
         config,
@@ -295,7 +300,11 @@ impl<M: Interpolate> Run<'_, M> {
                 self.mixtures.insert(d.name().to_string(), cl.report);
                 self.timer.add("mixture", tm);
                 let bar = bar(format!("dawin K={k} on {}", d.name()));
-                let (zl, nm) = forward_by_lambda(pair.0, pair.1, d, &lk, batch, &bar)?;
+                let t = Instant::now();
+                let (zl, nm, fwd) = forward_by_lambda_timed(pair.0, pair.1, d, &lk, batch, &bar)?;
+                let merges = t.elapsed().saturating_sub(fwd);
+                self.timer.add_duration("merges", merges);
+                self.timer.add_duration("merged-forwards", fwd);
                 bar.finish_and_clear();
                 *self.merges.entry(m).or_default() += nm;
                 stats::argmax(&map_logits(zl, c, d.class_mapping())?, cd)?

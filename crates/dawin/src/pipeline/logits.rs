@@ -60,6 +60,12 @@ pub fn forward_dataset<M: Model + ?Sized>(
 }
 
 /// Logits `[idx.len(), C]` of `model` over the samples `idx` of `data`, `batch` at a time.
+///
+/// Two pipelines meet here: the data path ([`for_each_batch`]: chunk k + 1 decoded on the
+/// dataset's worker pool while chunk k is handed on) runs on a scoped thread and feeds, through a
+/// one-slot channel, [`Model::forward_batches`] (a device model uploads batch i + 1 from pinned
+/// memory while it runs batch i; the CPU model simply runs them in turn). The first error wins:
+/// the model's, else the loader's.
 pub(crate) fn forward_indices<M: Model + ?Sized>(
     model: &M,
     data: &dyn Dataset,
@@ -67,8 +73,30 @@ pub(crate) fn forward_indices<M: Model + ?Sized>(
     batch: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<f32>> {
-    batches(data, idx, batch, bar, |x, chunk| {
-        model.forward(x, chunk.len())
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<f32>, usize)>(1);
+        let loader = s.spawn(move || {
+            for_each_batch(data, idx, batch, |x, chunk| {
+                tx.send((x.to_vec(), chunk.len()))
+                    .map_err(|_| Error::invalid("data loader", "the forward stopped"))
+            })
+        });
+        let mut out = Vec::new();
+        let ran = model.forward_batches(
+            &mut || {
+                // A closed channel: the loader is done (or failed; its error is returned below).
+                Ok(rx.recv().ok().inspect(|(_, n)| bar.inc(*n as u64)))
+            },
+            &mut |z| {
+                out.extend(z);
+                Ok(())
+            },
+        );
+        drop(rx);
+        let loaded = loader.join().expect("the data loader thread panicked");
+        ran?;
+        loaded?;
+        Ok(out)
     })
 }
 
@@ -137,6 +165,8 @@ pub(crate) struct BaseLogits<'a> {
     pub misses: usize,
     /// Logits assembled from shards: (model, dataset, shard count).
     pub assembled: Vec<(String, String, usize)>,
+    /// Time spent on θ0's and θ1's logits (computing or reading the cache).
+    pub times: [std::time::Duration; 2],
 }
 
 impl<'a> BaseLogits<'a> {
@@ -150,6 +180,7 @@ impl<'a> BaseLogits<'a> {
             hits: 0,
             misses: 0,
             assembled: Vec::new(),
+            times: [std::time::Duration::ZERO; 2],
         }
     }
 
@@ -160,7 +191,13 @@ impl<'a> BaseLogits<'a> {
         theta1: &Named<'_, M>,
         d: &dyn Dataset,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((self.of(theta0, d)?, self.of(theta1, d)?))
+        let t = std::time::Instant::now();
+        let z0 = self.of(theta0, d)?;
+        self.times[0] += t.elapsed();
+        let t = std::time::Instant::now();
+        let z1 = self.of(theta1, d)?;
+        self.times[1] += t.elapsed();
+        Ok((z0, z1))
     }
 
     /// The head's logits `[len, c]` of the samples `range` of `d` (a progress bar per call).

@@ -59,12 +59,43 @@ pub fn forward_by_lambda<M: Interpolate>(
     batch: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<(Vec<f32>, usize)> {
+    let (z, n, _) = forward_by_lambda_timed(theta0, theta1, data, lambdas, batch, bar)?;
+    Ok((z, n))
+}
+
+/// [`forward_by_lambda`], with the time spent in the merged models' forwards (the rest of
+/// its time is the merges; on a GPU a merge's launch returns before the merge has run, so its
+/// device time shows in the first forward after it).
+pub(crate) fn forward_by_lambda_timed<M: Interpolate>(
+    theta0: &M,
+    theta1: &M,
+    data: &dyn Dataset,
+    lambdas: &[f32],
+    batch: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Vec<f32>, usize, std::time::Duration)> {
     check_coefs(lambdas.len(), data.len())?;
-    let bits: Vec<u32> = lambdas.iter().map(|l| l.to_bits()).collect();
-    forward_groups(&bits, theta0.num_classes(), |b, idx| {
-        let merged = theta0.interpolate(theta1, f32::from_bits(b))?;
-        forward_indices(&merged, data, idx, batch, bar)
-    })
+    // The groups of equal λ (by f32 bits, in bit order), all merged through
+    // `Interpolate::for_each_merged` (a device model: one launch for all of them).
+    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in lambdas.iter().enumerate() {
+        groups.entry(l.to_bits()).or_default().push(i);
+    }
+    let keys: Vec<f32> = groups.keys().map(|&b| f32::from_bits(b)).collect();
+    let idx: Vec<&Vec<usize>> = groups.values().collect();
+    let c = theta0.num_classes();
+    let mut out = vec![0f32; lambdas.len() * c];
+    let mut forward_time = std::time::Duration::ZERO;
+    theta0.for_each_merged(theta1, &keys, &mut |k, merged| {
+        let t = std::time::Instant::now();
+        let z = forward_indices(merged, data, idx[k], batch, bar)?;
+        forward_time += t.elapsed();
+        for (r, &i) in idx[k].iter().enumerate() {
+            out[i * c..(i + 1) * c].copy_from_slice(&z[r * c..(r + 1) * c]);
+        }
+        Ok(())
+    })?;
+    Ok((out, groups.len(), forward_time))
 }
 
 /// Logits `[N, C]` where sample i runs through θ(λ_i) with a prepared blended forward

@@ -15,7 +15,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `100 · #{i: pred_i = y_i} / N`, the accuracy in percent.
 pub(crate) fn accuracy(pred: &[u32], labels: &[i64]) -> f64 {
@@ -184,24 +184,33 @@ pub struct TaskArrays {
     pub lambda: Vec<f32>,
 }
 
-/// Seconds per stage, in the order the stages first ran.
+/// Seconds per stage, in the order the stages first ran. Kept as whole nanoseconds
+/// ([`Duration`]) and converted once at the end, so each figure is `n / 1e9` (which survives the
+/// JSON round trip of `report.json` exactly; a sum of such f64 values may not).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Timer(Vec<(String, f64)>);
+pub(crate) struct Timer(Vec<(String, Duration)>);
 
 impl Timer {
     /// Adds the time since `t` to `stage`.
     pub fn add(&mut self, stage: &str, t: Instant) {
-        let s = t.elapsed().as_secs_f64();
+        self.add_duration(stage, t.elapsed());
+    }
+
+    /// Adds `d` to `stage`.
+    pub fn add_duration(&mut self, stage: &str, d: Duration) {
         match self.0.iter_mut().find(|(n, _)| n == stage) {
-            Some((_, v)) => *v += s,
-            None => self.0.push((stage.to_string(), s)),
+            Some((_, v)) => *v += d,
+            None => self.0.push((stage.to_string(), d)),
         }
     }
 
-    /// The stages and, last, `total` since `start`.
+    /// The stages and, last, `total` since `start`, in seconds.
     pub fn finish(mut self, start: Instant) -> Vec<(String, f64)> {
-        self.0.push(("total".into(), start.elapsed().as_secs_f64()));
+        self.0.push(("total".into(), start.elapsed()));
         self.0
+            .into_iter()
+            .map(|(n, d)| (n, d.as_secs_f64()))
+            .collect()
     }
 }
 
@@ -316,7 +325,13 @@ pub struct Report {
     pub cache_hits: usize,
     /// Logits computed.
     pub cache_misses: usize,
-    /// Seconds per stage, in order, `total` last.
+    /// Seconds per stage, in order, `total` last: `logits` (θ0's and θ1's, split in
+    /// `logits-theta0` / `logits-theta1`), `temperature`, `baselines` (WiSE-FT's λ and the
+    /// ensemble's weight on validation: `wise`, `ensemble`), `coefficients`, `wise-grid`,
+    /// `mixture`, `merges` and `merged-forwards` (inside `dawin`), and one entry per method
+    /// (its whole time). On a GPU a merge's launch returns at once: its device time is counted
+    /// in the forward after it. `dawin eval --device cuda` adds `upload` (θ0 and θ1 to
+    /// the device) first.
     pub timings: Vec<(String, f64)>,
     /// How each dataset (validation included) was read: conventions applied, notes.
     #[serde(default)]

@@ -63,6 +63,7 @@ pub fn evaluate_streaming<M: Interpolate>(
         metric: metric.as_ref(),
         coefficient: config.coefficient,
         wise_alpha: config.wise_alpha,
+        device: Some(m0),
     };
     let c = m0.num_classes();
     let sub = data.class_mapping();

@@ -12,12 +12,14 @@
 //! ```
 pub(crate) mod checks;
 pub(crate) mod config;
+pub(crate) mod device;
 pub(crate) mod lambda;
 pub(crate) mod report;
 pub(crate) mod task_arithmetic;
 
 use self::checks::check_mtl;
 use self::config::{MtlConfig, MtlMethod, MtlTask};
+use self::device::{Encoder, EncoderForward, MtlDevice};
 use self::lambda::{mean_lambda, task_arrays, task_weights};
 use self::report::{MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow};
 use self::task_arithmetic::{encoder_of, merge_encoders, relative_distance, ties_merge};
@@ -63,6 +65,72 @@ pub fn evaluate_mtl_full<E: ParamSource>(
 where
     Error: From<E::Error>,
 {
+    evaluate_mtl_on(None, base, models, tasks, config)
+}
+
+/// [`evaluate_mtl_full`] with the encoders' forwards and merges on `device` (e.g.
+/// [`crate::cuda::mtl::CudaEncoders`], which holds θ0 and the M encoders of `models`, uploaded
+/// once, in this order): the fine-tuned and base rows from the uploaded encoders, weight
+/// averaging, task arithmetic and DaWin's per-component merges by the task-arithmetic kernel,
+/// TIES merged on the host and uploaded, `dawin-sample` by the blended forward (on the CPU when
+/// the device cannot run it). The heads, λ, mixtures and report are the CPU's.
+pub fn evaluate_mtl_device<E: ParamSource>(
+    device: &dyn MtlDevice,
+    base: &ClipClassifier,
+    models: &[(String, &E)],
+    tasks: &[MtlTask<'_>],
+    config: &MtlConfig,
+) -> Result<MtlOutput>
+where
+    Error: From<E::Error>,
+{
+    // The device must hold θ0 and these models, in this order.
+    let mut want = vec![device::probe::<[&[f32]]>(
+        &base.weights().encoder_params()[..],
+    )?];
+    for (_, m) in models {
+        want.push(device::probe(*m)?);
+    }
+    let have = device.probes();
+    if have.len() != want.len() {
+        return Err(Error::invalid(
+            "device",
+            format!(
+                "holds {} fine-tuned models, the evaluation is given {}",
+                have.len().saturating_sub(1),
+                models.len()
+            ),
+        ));
+    }
+    for (j, (h, w)) in have.iter().zip(&want).enumerate() {
+        let same = h.len() == w.len() && h.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            let what = match j {
+                0 => "θ0".to_string(),
+                j => format!("model `{}`", models[j - 1].0),
+            };
+            return Err(Error::invalid(
+                "device",
+                format!(
+                    "holds another encoder than {what} at position {j}: upload θ0 and the \
+                     models given to the evaluation, in the same order"
+                ),
+            ));
+        }
+    }
+    evaluate_mtl_on(Some(device), base, models, tasks, config)
+}
+
+fn evaluate_mtl_on<E: ParamSource>(
+    device: Option<&dyn MtlDevice>,
+    base: &ClipClassifier,
+    models: &[(String, &E)],
+    tasks: &[MtlTask<'_>],
+    config: &MtlConfig,
+) -> Result<MtlOutput>
+where
+    Error: From<E::Error>,
+{
     let t_all = Instant::now();
     let s = check_mtl(base, models, tasks, config)?;
     let mut timer = Timer::default();
@@ -73,6 +141,7 @@ where
         tasks,
         config,
         s,
+        device,
     };
     // 0. Every model must be a fine-tune of this base.
     let t = Instant::now();
@@ -129,6 +198,7 @@ where
         mean_lambda,
         mixtures: table.mixtures,
         relative_distance: distances,
+        device: device.map_or_else(|| "cpu".to_string(), |d| d.describe()),
         timings: timer.finish(t_all),
         data: (tasks.iter())
             .map(|t| (t.name.clone(), DataInfo::of(t.data)))
@@ -145,6 +215,20 @@ struct Run<'a, E: ?Sized> {
     config: &'a MtlConfig,
     /// DaWin's scale s.
     s: f32,
+    /// Where the encoders run; `None`: the CPU.
+    device: Option<&'a dyn MtlDevice>,
+}
+
+/// `dawin-sample`'s per-sample forward: on the device, or the CPU's stacked encoders.
+enum Blend<'d> {
+    Device(Box<dyn EncoderForward + 'd>),
+    Cpu(Box<BlendedWeights>),
+}
+
+/// An encoder to run: on the host, or prepared on the device.
+enum Enc<'e> {
+    Host(&'e ClipClassifier),
+    Device(&'e dyn EncoderForward),
 }
 
 /// The table as the methods fill it: rows, and per dataset the predictions of every row, the
@@ -180,7 +264,7 @@ impl Table {
     }
 }
 
-impl<E: ParamSource + ?Sized> Run<'_, E>
+impl<'a, E: ParamSource + ?Sized> Run<'a, E>
 where
     Error: From<E::Error>,
 {
@@ -211,8 +295,16 @@ where
     /// Logits `[task][model]` of every fine-tuned model with each dataset's head.
     fn fine_tuned_logits(&self, names: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
         let mut out = vec![Vec::with_capacity(self.models.len()); self.tasks.len()];
-        for (name, m) in names.iter().zip(&self.models) {
-            let enc = encoder_of(self.base, *m)?;
+        for (j, (name, m)) in names.iter().zip(&self.models).enumerate() {
+            let host;
+            let dev = self.on_device(Encoder::Task(j))?;
+            let enc = match &dev {
+                Some(f) => Enc::Device(&**f),
+                None => {
+                    host = encoder_of(self.base, *m)?;
+                    Enc::Host(&host)
+                }
+            };
             for (task, per) in self.tasks.iter().zip(out.iter_mut()) {
                 per.push(self.logits(&enc, task, &all(task), name)?);
             }
@@ -220,22 +312,36 @@ where
         Ok(out)
     }
 
+    /// `enc` prepared on the device, when there is one and it can run it.
+    fn on_device(&self, enc: Encoder<'_>) -> Result<Option<Box<dyn EncoderForward + 'a>>> {
+        match self.device {
+            Some(d) => d.encoder(enc),
+            None => Ok(None),
+        }
+    }
+
     /// Logits of the samples `idx` of `task` through `encoder` and the task's head.
     fn logits(
         &self,
-        encoder: &ClipClassifier,
+        encoder: &Enc<'_>,
         task: &MtlTask<'_>,
         idx: &[usize],
         label: &str,
     ) -> Result<Vec<f32>> {
         let b = self.bar(idx.len(), format!("{label} on {}", task.name));
-        let f = features(encoder, task.data, idx, self.config.batch_size, &b)?;
+        let batch = self.config.batch_size;
+        let f = match encoder {
+            Enc::Host(e) => features(e, task.data, idx, batch, &b)?,
+            Enc::Device(d) => batches(task.data, idx, batch, &b, |x, ch| {
+                d.features(x, ch.len(), None)
+            })?,
+        };
         b.finish_and_clear();
         task_logits(task, &f)
     }
 
     /// Predictions of `encoder` on every dataset.
-    fn predictions(&self, encoder: &ClipClassifier, label: &str) -> Result<Vec<Option<Vec<u32>>>> {
+    fn predictions(&self, encoder: &Enc<'_>, label: &str) -> Result<Vec<Option<Vec<u32>>>> {
         (self.tasks.iter())
             .map(|t| {
                 Ok(Some(stats::argmax(
@@ -279,25 +385,43 @@ where
                 table.add("individual†".into(), preds, &labels, None);
             }
             MtlMethod::Base => {
-                let preds = self.predictions(self.base, "base")?;
+                let dev = self.on_device(Encoder::Base)?;
+                let enc = dev.as_deref().map_or(Enc::Host(self.base), Enc::Device);
+                let preds = self.predictions(&enc, "base")?;
                 table.add("base".into(), preds, &labels, None);
             }
             MtlMethod::WeightAvg | MtlMethod::TaskArithmetic | MtlMethod::Ties => {
-                let merged = match method {
-                    MtlMethod::WeightAvg => {
-                        merge_encoders(self.base, &self.models, &vec![1.0 / m as f32; m])?
-                    }
-                    MtlMethod::TaskArithmetic => {
-                        merge_encoders(self.base, &self.models, &vec![self.config.ta_scale; m])?
-                    }
-                    _ => ties_merge(
-                        self.base,
-                        &self.models,
-                        self.config.ties_top,
-                        self.config.ties_scale,
-                    )?,
+                let w = match method {
+                    MtlMethod::WeightAvg => vec![1.0 / m as f32; m],
+                    _ => vec![self.config.ta_scale; m],
                 };
-                let preds = self.predictions(&merged, method.name())?;
+                let ties = || {
+                    let (top, scale) = (self.config.ties_top, self.config.ties_scale);
+                    ties_merge(self.base, &self.models, top, scale)
+                };
+                let host_merge = || match method {
+                    MtlMethod::Ties => ties(),
+                    _ => merge_encoders(self.base, &self.models, &w),
+                };
+                // On the device: task arithmetic by its kernel, TIES merged on the host and
+                // uploaded.
+                let tied;
+                let spec = match (method, self.device.is_some()) {
+                    (_, false) => None,
+                    (MtlMethod::Ties, true) => {
+                        tied = ties()?;
+                        Some(Encoder::Host(&tied))
+                    }
+                    (_, true) => Some(Encoder::Merged(&w)),
+                };
+                let dev = match spec {
+                    Some(spec) => self.on_device(spec)?,
+                    None => None,
+                };
+                let preds = match dev {
+                    Some(d) => self.predictions(&Enc::Device(&*d), method.name())?,
+                    None => self.predictions(&Enc::Host(&host_merge()?), method.name())?,
+                };
                 table.add(method.name().into(), preds, &labels, Some(1));
             }
             MtlMethod::Dawin => {
@@ -312,8 +436,14 @@ where
                             .iter()
                             .map(|&v| self.s * v as f32)
                             .collect();
-                        let merged = merge_encoders(self.base, &self.models, &w)?;
-                        self.logits(&merged, t, idx, &format!("dawin K={k}"))
+                        let label = format!("dawin K={k}");
+                        match self.on_device(Encoder::Merged(&w))? {
+                            Some(d) => self.logits(&Enc::Device(&*d), t, idx, &label),
+                            None => {
+                                let merged = merge_encoders(self.base, &self.models, &w)?;
+                                self.logits(&Enc::Host(&merged), t, idx, &label)
+                            }
+                        }
                     })?;
                     merges += nm;
                     table.clusters[i] = Some(cl.assign.iter().map(|&k| k as i64).collect());
@@ -325,11 +455,17 @@ where
                 table.add("dawin".into(), preds, &labels, Some(merges));
             }
             MtlMethod::DawinSample => {
-                // The blended forward holds all M + 1 encoders (stacked), read one at a time.
-                let bw =
-                    BlendedWeights::from_loader(self.base.config(), self.base.weights(), m, |j| {
-                        Ok::<_, Error>(encoder_of(self.base, self.models[j])?.into_weights())
-                    })?;
+                // On the device: the blended forward over the M + 1 arenas. On the CPU (or a
+                // device that cannot run it): all M + 1 encoders stacked, read one at a time.
+                let blend = match self.on_device(Encoder::Blended)? {
+                    Some(d) => Blend::Device(d),
+                    None => Blend::Cpu(Box::new(BlendedWeights::from_loader(
+                        self.base.config(),
+                        self.base.weights(),
+                        m,
+                        |j| Ok::<_, Error>(encoder_of(self.base, self.models[j])?.into_weights()),
+                    )?)),
+                };
                 let mut preds = Vec::new();
                 for (t, a) in self.tasks.iter().zip(arrays) {
                     let b = self.bar(t.data.len(), format!("dawin-sample on {}", t.name));
@@ -337,7 +473,10 @@ where
                     let batch = self.config.batch_size;
                     let f = batches(t.data, &all(t), batch, &b, |x, ch| {
                         let w = &co[ch[0] * m..(ch[0] + ch.len()) * m];
-                        Ok(cpu::blended::forward(x, ch.len(), &bw, w)?.1)
+                        match &blend {
+                            Blend::Device(d) => d.features(x, ch.len(), Some(w)),
+                            Blend::Cpu(bw) => Ok(cpu::blended::forward(x, ch.len(), bw, w)?.1),
+                        }
                     })?;
                     b.finish_and_clear();
                     preds.push(Some(argmax(&task_logits(t, &f)?, t)?));

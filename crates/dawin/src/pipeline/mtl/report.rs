@@ -66,7 +66,10 @@ pub struct MtlReport {
     /// `‖τ_j‖ / ‖θ0‖` of each fine-tuned encoder ([`crate::mtl::relative_distance`]).
     #[serde(default)]
     pub relative_distance: BTreeMap<String, f64>,
-    /// Seconds per stage, `total` last.
+    /// Where the encoders ran: `cpu`, or the device ([`crate::mtl::MtlDevice::describe`]).
+    #[serde(default)]
+    pub device: String,
+    /// Seconds per stage, `total` last (`dawin eval-mtl --device cuda` adds `upload` first).
     pub timings: Vec<(String, f64)>,
     /// How each dataset was read: conventions applied, notes.
     #[serde(default)]
