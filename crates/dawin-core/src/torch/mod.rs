@@ -169,6 +169,19 @@ pub enum TorchFormat {
     TorchScript,
 }
 
+impl TorchFormat {
+    /// The layout in words: `torch.save (zip)`, `torch.save (legacy)`,
+    /// `pickle.dump (legacy storages)`, `TorchScript`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TorchFormat::Zip => "torch.save (zip)",
+            TorchFormat::Legacy => "torch.save (legacy)",
+            TorchFormat::Pickle => "pickle.dump (legacy storages)",
+            TorchFormat::TorchScript => "TorchScript",
+        }
+    }
+}
+
 /// A plain (non-tensor) value of the object graph, for [`TorchCheckpoint::attribute`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attr {

@@ -8,24 +8,41 @@ use crate::dtype::{DType, Param};
 use crate::error::{Error, Result};
 use crate::state_dict::{OwnedTensor, StateDict};
 
-/// Read access to a checkpoint's tensors, whatever the file format: names, dtypes, shapes, data
-/// as row-major little-endian bytes (borrowed when the file stores them that way), as `f32` or
-/// in their own half type.
+/// Read access to a checkpoint's tensors, whatever holds them: names, dtypes, shapes, data as
+/// row-major little-endian bytes (borrowed when the file stores them that way), as `f32` or in
+/// their own half type, and the file's string metadata.
 ///
-/// Names are listed in the file's order: sorted for safetensors ([`StateDict`]), state-dict order
-/// for PyTorch files. Tensors of a dtype without a [`DType`] (PyTorch `i32`, `i16`, `i8`, `bool`)
-/// are listed but their `dtype`/data calls fail with [`Error::UnsupportedDtype`], as safetensors
-/// dtypes outside [`DType`] do; [`TorchCheckpoint`] itself reads them.
+/// This is the one tensor-source abstraction of the workspace: safetensors files
+/// ([`StateDict`]), PyTorch files ([`TorchCheckpoint`]), either ([`Checkpoint`]), and in
+/// `dawin-vit` shard indexes, directories and tensors held in memory all implement it, so every
+/// loader reads every form the same way, one tensor at a time.
+///
+/// Names are listed in the source's order: sorted for safetensors ([`StateDict`]), state-dict
+/// order for PyTorch files. Tensors of a dtype without a [`DType`] (PyTorch `i32`, `i16`, `i8`,
+/// `bool`) are listed but their `dtype`/data calls fail with [`Error::UnsupportedDtype`], as
+/// safetensors dtypes outside [`DType`] do; [`TorchCheckpoint`] itself reads them.
 pub trait TensorSource {
-    /// The file.
-    fn path(&self) -> &Path;
-    /// Tensor names, in the file's order.
+    /// How errors and reports name this source: the file path, a shard index, `<memory>`.
+    fn source_name(&self) -> String;
+    /// Tensor names, in the source's order.
     fn tensor_names(&self) -> Vec<&str>;
     /// The dtype and shape of `name`; errors name the tensor and the file.
     fn tensor_meta(&self, name: &str) -> Result<(DType, Vec<usize>)>;
     /// The elements of `name`, row-major, little-endian: borrowed from the file when it stores
     /// them so (always for safetensors; contiguous PyTorch tensors), gathered otherwise.
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>>;
+
+    /// The shape of `name`; `None` when it is absent or of a dtype without a [`DType`].
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensor_meta(name).ok().map(|(_, s)| s)
+    }
+
+    /// A string of the file's metadata (safetensors `__metadata__`); `None` when absent or when
+    /// the format has none.
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        let _ = key;
+        None
+    }
 
     /// The elements of `name` converted to `f32` (see [`crate::TensorView::to_f32_vec`]).
     fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
@@ -50,7 +67,7 @@ pub trait TensorSource {
         if dtype != T::DTYPE {
             return Err(Error::Mismatch(format!(
                 "tensor `{name}` in {} is {dtype}, not {}",
-                self.path().display(),
+                self.source_name(),
                 T::DTYPE
             )));
         }
@@ -70,8 +87,8 @@ pub trait TensorSource {
 }
 
 impl TensorSource for StateDict {
-    fn path(&self) -> &Path {
-        StateDict::path(self)
+    fn source_name(&self) -> String {
+        self.path().display().to_string()
     }
     fn tensor_names(&self) -> Vec<&str> {
         self.names()
@@ -83,11 +100,17 @@ impl TensorSource for StateDict {
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         Ok(Cow::Borrowed(self.tensor(name)?.bytes))
     }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.get(name).map(|t| t.shape.to_vec())
+    }
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        self.metadata().and_then(|m| m.get(key).cloned())
+    }
 }
 
 impl TensorSource for TorchCheckpoint {
-    fn path(&self) -> &Path {
-        TorchCheckpoint::path(self)
+    fn source_name(&self) -> String {
+        self.path().display().to_string()
     }
     fn tensor_names(&self) -> Vec<&str> {
         self.names()
@@ -148,6 +171,23 @@ impl Checkpoint {
         }
     }
 
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Checkpoint::Safetensors(s) => s.path(),
+            Checkpoint::Torch(t) => t.path(),
+        }
+    }
+
+    /// The file's layout in words: `safetensors`, `torch.save (zip)`, `torch.save (legacy)`,
+    /// `pickle.dump (legacy storages)` or `TorchScript`.
+    pub fn format_name(&self) -> &'static str {
+        match self {
+            Checkpoint::Safetensors(_) => "safetensors",
+            Checkpoint::Torch(t) => t.format().name(),
+        }
+    }
+
     fn inner(&self) -> &dyn TensorSource {
         match self {
             Checkpoint::Safetensors(s) => s,
@@ -157,8 +197,8 @@ impl Checkpoint {
 }
 
 impl TensorSource for Checkpoint {
-    fn path(&self) -> &Path {
-        self.inner().path()
+    fn source_name(&self) -> String {
+        self.inner().source_name()
     }
     fn tensor_names(&self) -> Vec<&str> {
         self.inner().tensor_names()
@@ -168,5 +208,11 @@ impl TensorSource for Checkpoint {
     }
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         self.inner().tensor_bytes(name)
+    }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.inner().tensor_shape(name)
+    }
+    fn metadata_value(&self, key: &str) -> Option<String> {
+        self.inner().metadata_value(key)
     }
 }
