@@ -55,14 +55,18 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod benchmarks;
 mod blended;
 mod checkpoint;
 mod config;
+mod convert;
 pub mod cpu;
 pub mod cuda;
 mod dataset;
 mod error;
+mod head;
+mod load;
 mod model;
 mod params;
 pub mod preprocess;
@@ -73,14 +77,19 @@ pub mod tokenizer;
 pub mod webdataset;
 mod weights;
 
+pub use arch::{Architecture, Resolved, Source, SourceKind};
 pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
 pub use checkpoint::{
-    complete_vision_tower, embed_width, load_head, open_checkpoint, Checkpoint, CheckpointEncoder,
+    complete_vision_tower, embed_width, open_checkpoint, Checkpoint, CheckpointEncoder,
+    DIRECTORY_FILES,
 };
 pub use config::{Activation, VitConfig};
+pub use convert::{convert, parse_size, ConvertOptions, Converted};
 pub use dataset::{Batch, ImageDataset, Skipped};
 pub use error::{Error, Result};
+pub use head::{load_head, ClassificationHead, NORMALIZE_METADATA_KEY};
+pub use load::{inspect_checkpoint, open_resolved, resolve_checkpoint, Opened};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};
 // Also reachable as `preprocess::…`: left as they are while preprocessing is being rewritten
