@@ -21,7 +21,7 @@ struct Cli {
 enum Cmd {
     /// Evaluate every method (ZS, FT, WiSE-FT, ensemble, DCS, DOE, DaWin, oracles) on an ID
     /// validation set, an ID test set and shifted test sets; print the Markdown table.
-    Eval(cmd::eval::EvalArgs),
+    Eval(Box<cmd::eval::EvalArgs>),
     /// Run one checkpoint over a dataset and write its logits [N, C] (and features) as .npy.
     Logits(cmd::logits::LogitsArgs),
     /// Interpolation coefficients λ(x) from two .npy logits files (θ0, θ1).
@@ -37,17 +37,25 @@ enum Cmd {
     /// individual models, weight averaging, task arithmetic, TIES-merging and DaWin (λ_j(x) =
     /// softmax_j(−H_j(x)), θ(x) = θ0 + s Σ_j λ_j(x) τ_j).
     EvalMtl(cmd::eval_mtl::EvalMtlArgs),
+    /// Show a checkpoint's form, naming and architecture, every field with its source (tensor
+    /// shapes, a config file, a flag, a default), and the tensors ignored or unused.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Write any readable checkpoint as safetensors in the tool's naming, its architecture in
+    /// the metadata (optionally sharded with a Hugging Face index).
+    Convert(cmd::convert::ConvertArgs),
 }
 
 fn main() {
     let r = match Cli::parse().cmd {
-        Cmd::Eval(a) => cmd::eval::run(a),
+        Cmd::Eval(a) => cmd::eval::run(*a),
         Cmd::Logits(a) => cmd::logits::run(a),
         Cmd::Coef(a) => cmd::coef::run(a),
         Cmd::Mixture(a) => cmd::mixture::run(a),
         Cmd::Merge(a) => cmd::merge::run(a),
         Cmd::Demo(a) => cmd::demo::run(a),
         Cmd::EvalMtl(a) => cmd::eval_mtl::run(a),
+        Cmd::Inspect(a) => cmd::inspect::run(a),
+        Cmd::Convert(a) => cmd::convert::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e}");

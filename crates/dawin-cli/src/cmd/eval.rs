@@ -1,7 +1,7 @@
 //! `dawin eval`: every method on an ID validation set, an ID test set and shifted test sets
 //! ([`dawin::eval::evaluate`]), or streaming DaWin batch by batch
 //! ([`dawin::eval::evaluate_streaming`]).
-use super::{load_model, stem};
+use super::{annotate_report, load_model, stem, warn_defaults};
 use crate::args::{Common, LoadArgs};
 use crate::device::{on_gpu, resolve_device, Device};
 use clap::Args;
@@ -13,13 +13,21 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Pre-trained / zero-shot checkpoint θ0 (.safetensors, OpenAI or Hugging Face naming, with
-    /// classification_head.weight/.bias).
+    /// Pre-trained / zero-shot checkpoint θ0: .safetensors, .pt/.pth/.bin (torch.save, pickle,
+    /// TorchScript), a shard index or a directory; OpenAI/open_clip or Hugging Face naming; with
+    /// classification_head.weight/.bias unless --theta0-head is given.
     #[arg(long)]
     theta0: PathBuf,
-    /// Fine-tuned checkpoint θ1 (same architecture).
+    /// Fine-tuned checkpoint θ1 (same architecture, same forms).
     #[arg(long)]
     theta1: PathBuf,
+    /// θ0's classification head from a file (a pickled ClassificationHead, a state dict or
+    /// safetensors with weight/bias or classification_head.*); replaces a head in θ0.
+    #[arg(long, value_name = "FILE")]
+    theta0_head: Option<PathBuf>,
+    /// θ1's classification head from a file (as --theta0-head).
+    #[arg(long, value_name = "FILE")]
+    theta1_head: Option<PathBuf>,
     /// Labelled ID validation set (safetensors `images`/`labels`, or an image-folder tree).
     #[arg(long)]
     val: PathBuf,
@@ -59,8 +67,10 @@ fn parse_test(s: &str) -> (String, PathBuf) {
 }
 
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    let m0 = load_model(&a.theta0, &a.load.options())?;
-    let m1 = load_model(&a.theta1, &a.load.options())?;
+    let m0 = load_model(&a.theta0, a.theta0_head.as_deref(), &a.load.options())?;
+    let m1 = load_model(&a.theta1, a.theta1_head.as_deref(), &a.load.options())?;
+    let archs: Vec<_> = [&m0, &m1].iter().filter_map(|m| m.architecture()).collect();
+    warn_defaults(&archs);
     m0.check_compatible(&m1).map_err(|e| {
         Error::invalid(
             format!("{} vs {}", a.theta0.display(), a.theta1.display()),
@@ -185,6 +195,12 @@ pub(crate) fn run_eval(
     );
     if let Some(o) = &out {
         dawin::report::write_outputs(&res, o)?;
+        let archs: Vec<(String, &dawin::vit::Architecture)> =
+            [("theta0", theta0.1), ("theta1", theta1.1)]
+                .into_iter()
+                .filter_map(|(k, m)| m.architecture().map(|a| (k.to_string(), a)))
+                .collect();
+        annotate_report(o, &archs)?;
         if !common.no_plots {
             dawin::plot::lambda_histograms(&res.per_sample, &o.join("lambda_hist.png"))?;
             dawin::plot::id_vs_ood(r, &o.join("id_vs_ood.png"))?;

@@ -1,8 +1,8 @@
 //! `dawin eval-mtl`: the multi-task evaluation ([`dawin::mtl::evaluate_mtl_full`]) of a base
 //! encoder, M fine-tuned encoders and one head per dataset; the tables printed, `report.json`,
 //! the heat map and the per-sample arrays written.
-use super::name_path;
-use crate::args::MtlOpts;
+use super::{annotate_report, name_path, warn_defaults};
+use crate::args::{ArchArgs, MtlOpts};
 use clap::Args;
 use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
 use dawin::vit::LoadOptions;
@@ -12,15 +12,17 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub(crate) struct EvalMtlArgs {
-    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors, a shard index
-    /// model.safetensors.index.json, or a directory with either; a head in it is ignored).
+    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors, .pt/.pth/.bin of any
+    /// PyTorch kind, a shard index, or a directory; a head in it is ignored).
     #[arg(long)]
     base: PathBuf,
-    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base; file, shard
-    /// index or directory; a Hugging Face CLIPVisionModel takes the base's projection).
+    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base; any form of
+    /// --base; a Hugging Face CLIPVisionModel takes the base's projection).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
-    /// Classification head of a dataset, repeatable: NAME=PATH (classification_head.weight [C, E]).
+    /// Classification head of a dataset, repeatable: NAME=FILE (a pickled ClassificationHead such
+    /// as task_vectors' head_<Task>.pt, a state dict or safetensors with weight/bias or
+    /// classification_head.weight [C, E] / .bias [C]).
     #[arg(long = "head", required = true)]
     heads: Vec<String>,
     /// Evaluation dataset, repeatable: NAME=PATH; NAME must have a --head.
@@ -29,6 +31,8 @@ pub(crate) struct EvalMtlArgs {
     /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
     #[arg(long)]
     vit_heads: Option<usize>,
+    #[command(flatten)]
+    arch: ArchArgs,
     #[command(flatten)]
     opts: MtlOpts,
 }
@@ -49,10 +53,7 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         .iter()
         .map(|s| name_path("--test", s))
         .collect::<Result<Vec<_>>>()?;
-    let opts = LoadOptions {
-        heads: a.vit_heads,
-        layer_norm_eps: None,
-    };
+    let opts = a.arch.options(a.vit_heads);
     run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, None)
 }
 
@@ -84,6 +85,13 @@ pub(crate) fn run_mtl(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let loaded = load_mtl(base, models, heads, load)?;
+    warn_defaults(
+        &loaded
+            .architectures
+            .iter()
+            .map(|(_, a)| a)
+            .collect::<Vec<_>>(),
+    );
     for n in &loaded.vision_only {
         eprintln!("model `{n}`: a vision tower only (no visual_projection.weight); projection taken from the base");
     }
@@ -144,6 +152,12 @@ pub(crate) fn run_mtl(
     println!("‖θ_j − θ0‖/‖θ0‖: {}", dist.join(", "));
     if let Some(dir) = &out {
         write_mtl_outputs(&output, dir)?;
+        let archs: Vec<(String, &dawin::vit::Architecture)> = loaded
+            .architectures
+            .iter()
+            .map(|(n, a)| (n.clone(), a))
+            .collect();
+        annotate_report(dir, &archs)?;
         dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?;
         println!("outputs: {}", dir.display());
     }

@@ -1,6 +1,6 @@
 //! `dawin logits`: one checkpoint over a dataset ([`dawin::vit::ClipClassifier::predict_dataset`]),
 //! its logits (and features, labels) written as `.npy`.
-use super::load_model;
+use super::{load_model, warn_defaults};
 use crate::args::{BatchArg, DeviceArg, LoadArgs};
 use crate::device::{resolve_device, Device};
 use clap::Args;
@@ -12,9 +12,14 @@ use std::path::PathBuf;
 #[command(mut_arg("heads", |a| a.help("Attention heads, when the checkpoint does not say")))]
 #[command(mut_arg("device", |a| a.help("Device: auto, cpu, cuda or cuda:N")))]
 pub(crate) struct LogitsArgs {
-    /// Checkpoint (.safetensors).
+    /// Checkpoint: .safetensors, .pt/.pth/.bin (torch.save, pickle, TorchScript), a shard index
+    /// or a directory.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Classification head from a file (a pickled ClassificationHead, a state dict or
+    /// safetensors with weight/bias or classification_head.*); replaces a head in the checkpoint.
+    #[arg(long, value_name = "FILE")]
+    head: Option<PathBuf>,
     /// Dataset (safetensors or image folder).
     #[arg(long)]
     data: PathBuf,
@@ -42,7 +47,8 @@ pub(crate) fn run(a: LogitsArgs) -> Result<()> {
             "`dawin logits` runs on the CPU in this build (use `dawin eval --device cuda`)",
         ));
     }
-    let m = load_model(&a.checkpoint, &a.load.options())?;
+    let m = load_model(&a.checkpoint, a.head.as_deref(), &a.load.options())?;
+    warn_defaults(&m.architecture().into_iter().collect::<Vec<_>>());
     let ds = dawin::vit::ImageDataset::open(&a.data, m.config().image_size)?;
     let batch = a.batch.batch_size.max(1);
     let p = m.predict_dataset(&ds, batch, false, a.features.is_some())?;
