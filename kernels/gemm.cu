@@ -1,9 +1,12 @@
 // dawin-kernels: a tensor-core GEMM with fused epilogues, f16 or bf16 inputs, f32 accumulation.
 //
-//   gemm_T        out[i, n] = epi( Σ_k A[i, k] W[n, k] + bias[n] ) (+ out[i, n] when res = out)
-//                 epi = identity or QuickGELU x·σ(1.702x); out f32 or T
-//   gemm_blend_T  out[i, n] = epi( Σ_s c[i, s] (Σ_k A[i, k] W_s[n, k] + bias_s[n]) ) (+ res[i, n])
-//                 over S ≤ DAWIN_MAX_SETS weight sets in one launch (blend.cuh)
+//   gemm_T        out[i, n] = γ[n] · act( Σ_k A[i, k] W[n, k] + bias[n] ) (+ out[i, n] when res = out)
+//                 act = identity, QuickGELU x·σ(1.702x) or exact GELU x·½(1 + erf(x/√2));
+//                 γ = 1 or a per-column scale (LayerScale); out f32 or T
+//   gemm_blend_T  out[i, n] = γ_i[n] · act( Σ_s c[i, s] (Σ_k A[i, k] W_s[n, k] + bias_s[n]) ) (+ res[i, n])
+//                 with γ_i[n] = Σ_s c[i, s] γ_s[n] (the merged model's LayerScale times the
+//                 merged model's linear map), over S ≤ DAWIN_MAX_SETS weight sets in one launch
+//                 (blend.cuh)
 //   gemm_lds_T, gemm_blend_lds_T: the same with plain 32-bit shared loads of the fragments
 //                 instead of ldmatrix (for comparison and as a fallback)
 //
@@ -76,23 +79,37 @@ __device__ __forceinline__ void ldmatrix_x4(const u16* p, u32* d) {
 }
 
 __device__ __forceinline__ float quick_gelu(float x) { return x / (1.0f + expf(-1.702f * x)); }
+// PyTorch's nn.GELU() (approximate='none'): x · 0.5 · (1 + erf(x · M_SQRT1_2)), with CUDA's erff.
+// Not inlined: the epilogue applies it to 64 accumulators per thread, fully unrolled, and 64
+// inlined copies of erff per kernel would double the size of gemm.ptx (a call per element in
+// the epilogue only; ptxas: no spills, no stack).
+__device__ __noinline__ float gelu_erf(float x) { return x * 0.5f * (1.0f + erff(x * 0.70710678118654752f)); }
+
+#define GEMM_ACT_NONE 0
+#define GEMM_ACT_QUICK_GELU 1
+#define GEMM_ACT_GELU 2
+
+__device__ __forceinline__ float gemm_act(u32 act, float x) {
+    return act == GEMM_ACT_QUICK_GELU ? quick_gelu(x) : act == GEMM_ACT_GELU ? gelu_erf(x) : x;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Parameters (passed by value as __grid_constant__). Layout mirrored in
 // crates/dawin-kernels/src/gemm.rs; size checked against the PTX by the registry tests.
 
-// 200 bytes.
+// 264 bytes.
 struct GemmParams {
     u64 a;                     // const T* [m, lda]
-    u64 w[DAWIN_MAX_SETS];  // const T* [n, k] per set
+    u64 w[DAWIN_MAX_SETS];     // const T* [n, k] per set
     u64 bias[DAWIN_MAX_SETS];  // const T* [n] per set, or 0
+    u64 scale[DAWIN_MAX_SETS]; // const T* [n] per set (LayerScale γ_s), or 0 (every set or none)
     u64 out;                   // T* or float* [m, ldo]
     u64 res;                   // const float* [m, ldo] added after the epilogue, or 0 (may equal out)
     u64 coef;                  // const float* [m / rows_per_coef, sets], or 0 (blend kernel only)
     u32 m, n, k, lda, ldo;
     u32 sets;                  // weight sets (blend kernel; 1 otherwise)
     u32 rows_per_coef;
-    u32 gelu;                  // 1: QuickGELU after the bias
+    u32 act;                   // GEMM_ACT_*: after the bias (and the blend)
     u32 out_f32;               // 1: out is float*
     u32 pad;
 };
@@ -241,6 +258,38 @@ template <class D, bool BLEND, bool LDSM> __device__ __forceinline__ void gemm_i
             }
         }
     }
+    // LayerScale of the blend: γ_i[c] = Σ_s c[i, s] γ_s[c] (the merged model's factor), into acc,
+    // which the blend no longer needs; one pass per set, the set's coefficients and factors
+    // loaded once per row and column of this thread.
+    const bool scaled = p.scale[0] != 0;
+    if (BLEND && scaled) {
+        for (u32 s = 0; s < sets; ++s) {
+            const u16* gs = reinterpret_cast<const u16*>(p.scale[s]);
+            float gcol[4][2];
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const u32 c = bn + wn + (u32)nt * 8u + 2u * tig + (u32)e;
+                    gcol[nt][e] = c < p.n ? D::to_f32(gs[c]) : 0.0f;
+                }
+#pragma unroll
+            for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const u32 r = bm + wm + (u32)mt * 16u + g + 8u * (u32)h;
+                    const float cf = r < p.m ? blend_coef(reinterpret_cast<const float*>(p.coef), sets, r, p.rows_per_coef, s) : 0.0f;
+#pragma unroll
+                    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const float t = cf * gcol[nt][e];
+                            acc[mt][nt][2 * h + e] = s == 0 ? t : acc[mt][nt][2 * h + e] + t;
+                        }
+                }
+        }
+    }
+    const u16* scale0 = reinterpret_cast<const u16*>(p.scale[0]);
     const float* res = reinterpret_cast<const float*>(p.res);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
@@ -252,7 +301,8 @@ template <class D, bool BLEND, bool LDSM> __device__ __forceinline__ void gemm_i
                 const u32 c = bn + wn + (u32)nt * 8u + 2u * tig + (u32)(e & 1);
                 if (r >= p.m || c >= p.n) continue;
                 float v = BLEND ? tot[BLEND ? mt : 0][nt][e] : acc[mt][nt][e];
-                if (p.gelu) v = quick_gelu(v);
+                v = gemm_act(p.act, v);
+                if (scaled) v *= BLEND ? acc[mt][nt][e] : D::to_f32(scale0[c]);
                 const u64 o = (u64)r * p.ldo + c;
                 if (res != 0) v += res[o];
                 if (p.out_f32) reinterpret_cast<float*>(p.out)[o] = v;

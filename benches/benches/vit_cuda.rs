@@ -1,4 +1,5 @@
-//! CUDA forward of CLIP ViT-B/32 and B/16 (random weights) on the hand-written kernels of
+//! CUDA forward of CLIP ViT-B/32 and B/16 (and, on request, L/14 and open_clip's ViT-H/14: exact
+//! GELU, 16 heads of 80; random weights) on the hand-written kernels of
 //! `dawin-kernels` (gemm.cu, attention.cu, norm.cu, embed.cu), in fp16 and bf16, and the exact
 //! per-sample blended forward of issue #8.
 //!
@@ -16,23 +17,29 @@
 //! * `explicit loop`: per sample, a merge on the device and a batch-1 forward
 //!   (`VIT_CUDA_LOOP` samples timed, default 32, scaled to the batch), and after the table
 //!   the loop's cost over the blended forward's (issue #8 target: ≥ 20×);
-//! * `GEMM c_fc`: the forward's largest GEMM alone (bias + QuickGELU epilogue), TFLOP/s to set
-//!   against the device's tensor-core peak, with ldmatrix and with 32-bit fragment loads (the
-//!   forward rows use ldmatrix unless `DAWIN_VIT_GEMM=lds`);
+//! * `GEMM c_fc`: the forward's largest GEMM alone (bias + the model's activation: QuickGELU, or
+//!   exact GELU for H/14), TFLOP/s to set against the device's tensor-core peak, with ldmatrix
+//!   and with 32-bit fragment loads (the forward rows use ldmatrix unless `DAWIN_VIT_GEMM=lds`);
+//! * `attention`: one attention launch alone at the model's shape (`attention_*` for head dims
+//!   ≤ 64, `attention_wide_*` for H/14's 80), TFLOP/s of its `4·B·T²·W` FLOPs;
 //!
 //! then the time per kind of kernel (GEMM, attention, layer norm, other) of one forward and of
 //! one blended forward, every launch synchronised (`CudaVit::profile_device`).
 //!
 //! Run: `cargo bench -p dawin-benches --bench vit_cuda` (env: `VIT_CUDA_BATCH`, default 256;
-//! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`). Without a GPU it prints
+//! `VIT_CUDA_ITERS`, default 10; `VIT_CUDA_MODELS`, default `b32,b16`, also `l14`, `h14`: the
+//! ViT-H/14 rows hold four 632 M-parameter models, about 10 GB of host memory and a minute or two
+//! of GPU time, hence not by default). Without a GPU it prints
 //! a SKIPPED line naming the cause (`DAWIN_REQUIRE_GPU=1`: it fails instead).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use dawin_kernels::{FragmentLoad, GemmShape, GemmWeights, Gpu, Half, Output};
+use dawin_kernels::{
+    AttentionShape, FragmentLoad, GemmActivation, GemmShape, GemmWeights, Gpu, Half, Output,
+};
 use dawin_vit::cuda::{CudaVit, Precision};
-use dawin_vit::{ClipWeights, VitConfig};
+use dawin_vit::{Activation, ClipWeights, VitConfig};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,28 +64,26 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-/// Median seconds of one GEMM launch of `[m, k] × [n, k]ᵀ` with bias and QuickGELU
+/// Median seconds of one GEMM launch of `[m, k] × [n, k]ᵀ` with bias and the activation `act`
 /// (T output), over `iters` launches after a warm-up.
 fn gemm_alone(
     gpu: &Gpu,
     p: Precision,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    act: GemmActivation,
     iters: usize,
     load: FragmentLoad,
 ) -> f64 {
     match p {
-        Precision::F16 => gemm_alone_t::<half::f16>(gpu, m, n, k, iters, load),
-        Precision::Bf16 => gemm_alone_t::<half::bf16>(gpu, m, n, k, iters, load),
+        Precision::F16 => gemm_alone_t::<half::f16>(gpu, (m, n, k), act, iters, load),
+        Precision::Bf16 => gemm_alone_t::<half::bf16>(gpu, (m, n, k), act, iters, load),
     }
 }
 
 fn gemm_alone_t<T: Half>(
     gpu: &Gpu,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    act: GemmActivation,
     iters: usize,
     load: FragmentLoad,
 ) -> f64 {
@@ -92,13 +97,14 @@ fn gemm_alone_t<T: Half>(
     let b = gpu.upload(&vals(n)).expect("upload");
     let mut out = gpu.zeros::<T>(m * n).expect("alloc");
     let shape = GemmShape {
-        gelu: true,
+        act,
         ..GemmShape::new(m, n, k)
     };
     time(iters, || {
         let sets = [GemmWeights {
             weight: w.view(),
             bias: Some(b.view()),
+            scale: None,
         }];
         gpu.gemm_with(
             &shape,
@@ -111,6 +117,26 @@ fn gemm_alone_t<T: Half>(
         .expect("gemm");
         gpu.synchronize().expect("sync");
     })
+}
+
+/// Median seconds of one attention launch of `shape` (T in and out), over `iters` launches.
+fn attention_alone(gpu: &Gpu, p: Precision, shape: &AttentionShape, iters: usize) -> f64 {
+    fn run<T: Half>(gpu: &Gpu, shape: &AttentionShape, iters: usize) -> f64 {
+        let qkv: Vec<T> = (0..shape.qkv_len())
+            .map(|i| T::from_f32(((i % 89) as f32 / 89.0 - 0.5) * 2.0))
+            .collect();
+        let qkv = gpu.upload(&qkv).expect("upload");
+        let mut out = gpu.zeros::<T>(shape.out_len()).expect("alloc");
+        time(iters, || {
+            gpu.attention(shape, &qkv.view(), &mut out.view_mut())
+                .expect("attention");
+            gpu.synchronize().expect("sync");
+        })
+    }
+    match p {
+        Precision::F16 => run::<half::f16>(gpu, shape, iters),
+        Precision::Bf16 => run::<half::bf16>(gpu, shape, iters),
+    }
 }
 
 fn main() {
@@ -138,8 +164,9 @@ fn main() {
             "b32" => VitConfig::vit_b32(1000),
             "b16" => VitConfig::vit_b16(1000),
             "l14" => VitConfig::vit_l14(1000),
+            "h14" => VitConfig::vit_h14(1000),
             other => {
-                println!("unknown model {other} (b32, b16, l14)");
+                println!("unknown model {other} (b32, b16, l14, h14)");
                 continue;
             }
         };
@@ -227,17 +254,39 @@ fn main() {
                 looped / b1,
                 b1 / one
             ));
-            // The forward's largest GEMM alone (MLP c_fc: [B·T, W] × [W, M]ᵀ, bias + QuickGELU):
-            // the kernel's rate, to compare with the device's tensor-core peak.
+            // The forward's largest GEMM alone (MLP c_fc: [B·T, W] × [W, M]ᵀ, bias + the
+            // model's activation): the kernel's rate, to compare with the tensor-core peak.
             let (gm, gn, gk) = (batch * cfg.num_tokens(), cfg.mlp_dim, cfg.width);
+            let act = match cfg.activation {
+                Activation::QuickGelu => GemmActivation::QuickGelu,
+                Activation::Gelu => GemmActivation::Gelu,
+            };
             for load in [FragmentLoad::Ldmatrix, FragmentLoad::Lds] {
-                let gsecs = gemm_alone(&gpu, p, gm, gn, gk, iters, load);
+                let gsecs = gemm_alone(&gpu, p, (gm, gn, gk), act, iters, load);
                 println!(
-                    "| {name} | {p:?} | GEMM c_fc {gm}×{gn}×{gk} ({load:?}) | {:.3} | | {:.1} | |",
+                    "| {name} | {p:?} | GEMM c_fc {gm}×{gn}×{gk} {act:?} ({load:?}) | {:.3} | | {:.1} | |",
                     gsecs * 1e3,
                     2.0 * (gm * gn * gk) as f64 / gsecs / 1e12
                 );
             }
+            // One block's attention alone: QKᵀ and PV, 4·B·T²·W FLOPs.
+            let att = AttentionShape {
+                batch,
+                seq: cfg.num_tokens(),
+                heads: cfg.heads,
+                head_dim: cfg.head_dim(),
+                scale: 1.0 / (cfg.head_dim() as f32).sqrt(),
+            };
+            let asecs = attention_alone(&gpu, p, &att, iters);
+            let t = cfg.num_tokens() as f64;
+            println!(
+                "| {name} | {p:?} | attention {} heads × {} ({}) | {:.3} | | {:.1} | |",
+                att.heads,
+                att.head_dim,
+                att.kernel().0.trim_end_matches('_'),
+                asecs * 1e3,
+                4.0 * batch as f64 * t * t * cfg.width as f64 / asecs / 1e12
+            );
             // Where the time goes (each launch timed alone, so the sum is a little larger).
             for (what, c) in [("forward", None), ("blended M=1", Some(&lambdas[..]))] {
                 let prof = vit2.profile_device(&img, batch, c).expect("profile");

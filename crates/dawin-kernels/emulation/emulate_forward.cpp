@@ -4,7 +4,9 @@
 // multiples of the 128×128 GEMM tile (N not even a multiple of 8), K not a multiple of the
 // 32-wide K tile, lda > K, sequences of 1, 50 and 70 tokens (one and two 64-key chunks, one and
 // three 32-query blocks), both fragment loads of the GEMM (ldmatrix and 32-bit loads), a blended GEMM / layer norm / embedding over 3 weight sets with
-// coefficients that select one set exactly (λ = 0 and 1) and random ones, head dims 64, 32, 8.
+// coefficients that select one set exactly (λ = 0 and 1) and random ones, the GEMM's epilogues
+// (QuickGELU, exact GELU, LayerScale γ plain and blended, residual), and head dims 64, 32, 8, 1
+// and 9 (attention_*) and 65, 80, 88, 104, 127, 128 (attention_wide_*: ViT-H, g, bigG).
 //
 //   g++ -std=c++20 -O1 -ffp-contract=off -pthread -Wno-unknown-pragmas \
 //       -fsanitize=address,undefined -fno-sanitize-recover=all emulate_forward.cpp -o emulate_forward
@@ -124,19 +126,27 @@ static void test_im2col(bool bf) {
 
 struct GemmCase {
     u32 m, n, k, lda;
-    bool bias, gelu, residual, out_f32;
+    bool bias;
+    u32 act;            // GEMM_ACT_*: 0 none, 1 QuickGELU, 2 exact GELU
+    bool residual, out_f32;
     u32 sets;           // 0: the plain kernel; ≥ 1: the blend kernel with this many sets
     u32 rows_per_coef;  // blend kernel
+    bool scale = false; // LayerScale γ per set
 };
+
+// Exact GELU in double precision: x·Φ(x), Φ(x) = ½ erfc(−x/√2) (std::erfc: no cancellation for
+// x ≪ 0, an independent formula from the kernel's x·½(1 + erf(x/√2))).
+static double ref_gelu(double x) { return x * 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
 static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     const u32 ldo = (c.n + 7) / 8 * 8 + 8;
     const u32 nsets = std::max(c.sets, 1u);
     auto a = random_half(bf, (size_t)c.m * c.lda, 1.0f);
-    std::vector<std::vector<u16>> w(nsets), bias(nsets);
+    std::vector<std::vector<u16>> w(nsets), bias(nsets), gamma(nsets);
     for (u32 s = 0; s < nsets; ++s) {
         w[s] = random_half(bf, (size_t)c.n * c.k, 0.5f);
         bias[s] = random_half(bf, c.n, 0.5f);
+        gamma[s] = random_half(bf, c.n, 1.5f);
     }
     const u32 groups = (c.m + std::max(c.rows_per_coef, 1u) - 1) / std::max(c.rows_per_coef, 1u);
     std::vector<float> coef((size_t)groups * nsets);
@@ -164,6 +174,7 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     for (u32 s = 0; s < nsets; ++s) {
         p.w[s] = (u64)w[s].data();
         p.bias[s] = c.bias ? (u64)bias[s].data() : 0;
+        p.scale[s] = c.scale ? (u64)gamma[s].data() : 0;
     }
     p.out = c.out_f32 ? (u64)outf.ptr() : (u64)outh.ptr();
     p.res = c.residual ? (u64)outf.ptr() : 0;  // in place, as the residual stream does
@@ -175,7 +186,7 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     p.ldo = ldo;
     p.sets = nsets;
     p.rows_per_coef = std::max(c.rows_per_coef, 1u);
-    p.gelu = c.gelu;
+    p.act = c.act;
     p.out_f32 = c.out_f32;
     const EmuDim3 grid{(c.n + GEMM_BN - 1) / GEMM_BN, (c.m + GEMM_BM - 1) / GEMM_BM, 1};
     emu_launch_blocks(grid, GEMM_THREADS, [&] {
@@ -190,8 +201,8 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
     outf.guards("gemm f32 out");
     outh.guards("gemm T out");
     char what[160];
-    std::snprintf(what, sizeof what, "gemm %s%s%s m=%u n=%u k=%u lda=%u bias=%d gelu=%d res=%d f32=%d sets=%u", c.sets ? "blend " : "", lds ? "lds " : "ldmatrix ",
-                  bf ? "bf16" : "f16", c.m, c.n, c.k, c.lda, c.bias, c.gelu, c.residual, c.out_f32, c.sets);
+    std::snprintf(what, sizeof what, "gemm %s%s%s m=%u n=%u k=%u lda=%u bias=%d act=%u scale=%d res=%d f32=%d sets=%u", c.sets ? "blend " : "", lds ? "lds " : "ldmatrix ",
+                  bf ? "bf16" : "f16", c.m, c.n, c.k, c.lda, c.bias, c.act, c.scale, c.residual, c.out_f32, c.sets);
     const std::string group = std::string(c.sets ? "gemm_blend_" : "gemm_") + (bf ? "bf16" : "f16") + (c.out_f32 ? "_f32out" : "_Tout");
     for (u32 i = 0; i < c.m; ++i) {
         for (u32 j = 0; j < ldo; ++j) {
@@ -201,7 +212,7 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
                 else CHECK(outh[o] == SENT16, "%s: column %u >= n written", what, j);
                 continue;
             }
-            double want = 0.0, mag = 0.0;
+            double want = 0.0, mag = 0.0, gm = 0.0, gmag = 0.0;
             for (u32 s = 0; s < nsets; ++s) {
                 double y = 0.0, ym = 0.0;
                 for (u32 kk = 0; kk < c.k; ++kk) {
@@ -216,8 +227,16 @@ static void test_gemm(bool bf, const GemmCase& c, bool lds) {
                 const double cf = c.sets ? coef[(size_t)(i / p.rows_per_coef) * nsets + s] : 1.0;
                 want += cf * y;
                 mag += std::fabs(cf) * ym;
+                gm += cf * ref_from_half(bf, gamma[s][j]);
+                gmag += std::fabs(cf * ref_from_half(bf, gamma[s][j]));
             }
-            if (c.gelu) want = want / (1.0 + std::exp(-1.702 * want));
+            if (c.act == 1) want = want / (1.0 + std::exp(-1.702 * want));
+            if (c.act == 2) want = ref_gelu(want);
+            if (c.scale) {
+                // γ_i = Σ_s c_s γ_s (the merged model's LayerScale) times the blended branch.
+                want *= gm;
+                mag = mag * gmag + 1e-6 * gmag;
+            }
             if (c.residual) want += res[o];
             // f32 accumulation of up to k + sets terms of magnitude `mag`: a few ulps of f32 each.
             const double acc_tol = 1e-6 * (c.k + 8 * nsets) * mag + 1e-6;
@@ -342,17 +361,22 @@ static void test_layernorm(bool bf, u32 rows, u32 d, u32 in_stride, bool out_f32
 
 static void test_attention(bool bf, u32 batch, u32 seq, u32 heads, u32 hd) {
     const u32 width = heads * hd, ld = 3 * width;
-    const float scale = 0.125f;
+    const float scale = 1.0f / std::sqrt((float)hd);
     auto qkv = random_half(bf, (size_t)batch * seq * ld, 1.5f);
     Guarded<u16> out((size_t)batch * seq * width, SENT16);
-    const EmuDim3 grid{(seq + ATT_QB - 1) / ATT_QB, heads, batch};
+    // The launcher's choice (crates/dawin-kernels/src/ops.rs, AttentionShape::kernel).
+    const bool wide = hd > 64;
+    const u32 qb = wide ? 24 : 32;
+    const EmuDim3 grid{(seq + qb - 1) / qb, heads, batch};
     emu_launch_blocks(grid, ATT_THREADS, [&] {
-        if (bf) attention_bf16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
-        else attention_f16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
+        if (wide) bf ? attention_wide_bf16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale)
+                     : attention_wide_f16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
+        else bf ? attention_bf16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale)
+                : attention_f16(qkv.data(), out.ptr(), batch, seq, heads, hd, scale);
     });
     out.guards("attention");
     auto at = [&](u32 b, u32 t, u32 col) { return (double)ref_from_half(bf, qkv[((size_t)b * seq + t) * ld + col]); };
-    const std::string group = std::string("attention_") + (bf ? "bf16" : "f16");
+    const std::string group = std::string(wide ? "attention_wide_" : "attention_") + (bf ? "bf16" : "f16");
     std::vector<double> s(seq);
     for (u32 b = 0; b < batch; ++b)
         for (u32 h = 0; h < heads; ++h)
@@ -373,7 +397,7 @@ static void test_attention(bool bf, u32 batch, u32 seq, u32 heads, u32 hd) {
                         mag += s[j] / z * std::fabs(at(b, j, 2 * width + h * hd + d));
                     }
                     const size_t o = ((size_t)b * seq + q) * width + h * hd + d;
-                    // f32 scores (64-term dots of values ≤ 1.5²·0.125), expf, f32 sums over seq keys.
+                    // f32 scores (hd-term dots of values ≤ 1.5²/√hd), expf, f32 sums over seq keys.
                     close(group, ref_from_half(bf, out[o]), want, 2e-5 * (mag + 1) * (1 + seq / 16.0), ulp_rel(bf), "attention", o);
                 }
             }
@@ -412,16 +436,22 @@ int main() {
         test_im2col(bf);
         for (bool lds : {false, true}) {
             // plain GEMMs: one tile, tails in M, N (not a multiple of 8), K; lda > K; all epilogues
-            test_gemm(bf, {1, 8, 8, 8, true, false, false, true, 0, 1}, lds);
-            test_gemm(bf, {130, 136, 72, 72, true, false, false, false, 0, 1}, lds);
-            test_gemm(bf, {70, 100, 40, 48, true, true, false, false, 0, 1}, lds);
-            test_gemm(bf, {129, 24, 96, 104, true, false, true, true, 0, 1}, lds);
-            test_gemm(bf, {33, 40, 16, 16, false, false, false, true, 0, 1}, lds);
+            // fields: m, n, k, lda, bias, act, residual, out_f32, sets, rows_per_coef, scale
+            test_gemm(bf, {1, 8, 8, 8, true, 0, false, true, 0, 1}, lds);
+            test_gemm(bf, {130, 136, 72, 72, true, 0, false, false, 0, 1}, lds);
+            test_gemm(bf, {70, 100, 40, 48, true, 1, false, false, 0, 1}, lds);
+            test_gemm(bf, {70, 100, 40, 48, true, 2, false, false, 0, 1}, lds);   // exact GELU
+            test_gemm(bf, {129, 24, 96, 104, true, 0, true, true, 0, 1}, lds);
+            test_gemm(bf, {129, 24, 96, 104, true, 0, true, true, 0, 1, true}, lds);  // LayerScale
+            test_gemm(bf, {33, 40, 16, 16, false, 0, false, true, 0, 1}, lds);
             // blended: 3 sets (λ = 0, λ = 1 and random rows), with GELU, with a residual; 1 set
-            test_gemm(bf, {37, 72, 48, 48, true, true, false, false, 3, 5}, lds);
-            test_gemm(bf, {140, 20, 40, 40, true, false, true, true, 3, 7}, lds);
-            test_gemm(bf, {9, 16, 24, 24, true, false, false, true, 1, 1}, lds);
-            test_gemm(bf, {20, 16, 24, 24, false, false, false, true, 2, 10}, lds);
+            test_gemm(bf, {37, 72, 48, 48, true, 1, false, false, 3, 5}, lds);
+            test_gemm(bf, {37, 72, 48, 48, true, 2, false, false, 3, 5}, lds);    // exact GELU
+            test_gemm(bf, {140, 20, 40, 40, true, 0, true, true, 3, 7}, lds);
+            test_gemm(bf, {140, 20, 40, 40, true, 0, true, true, 3, 7, true}, lds);  // blended γ
+            test_gemm(bf, {9, 16, 24, 24, true, 0, false, true, 1, 1}, lds);
+            test_gemm(bf, {9, 16, 24, 24, true, 0, true, true, 1, 1, true}, lds);
+            test_gemm(bf, {20, 16, 24, 24, false, 0, false, true, 2, 10}, lds);
         }
         test_embed(bf, 1);
         test_embed(bf, 3);
@@ -433,6 +463,17 @@ int main() {
         test_attention(bf, 2, 1, 1, 64);
         test_attention(bf, 1, 37, 3, 32);  // the test fixture's head dimension
         test_attention(bf, 1, 5, 2, 8);
+        test_attention(bf, 1, 9, 2, 1);
+        test_attention(bf, 1, 20, 2, 9);    // odd head dims
+        test_attention(bf, 1, 50, 3, 48);   // the arch_hw48 fixture's head dimension
+        // attention_wide_*: ViT-H/14 (80), g/14 (88), bigG/14 (104); 33 and 70 keys are two and
+        // three 32-key chunks, 50 queries three 24-query blocks.
+        test_attention(bf, 1, 50, 2, 80);
+        test_attention(bf, 1, 33, 1, 88);
+        test_attention(bf, 2, 70, 1, 104);
+        test_attention(bf, 1, 1, 2, 128);
+        test_attention(bf, 1, 25, 1, 65);
+        test_attention(bf, 1, 24, 1, 127);
         test_l2norm(bf);
     }
     std::printf("forward kernels emulation: %d checks passed; largest error / tolerance per group:\n", g_checks);

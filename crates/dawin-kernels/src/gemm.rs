@@ -1,10 +1,13 @@
 //! The tensor-core GEMM of `kernels/gemm.cu` on device views (sm_80 and newer):
 //!
-//! `out[i, n] = epi(Σ_s c[i, s]·(Σ_k A[i, k]·W_s[n, k] + bias_s[n])) (+ out[i, n])`
+//! `out[i, n] = γ_i[n]·act(Σ_s c[i, s]·(Σ_k A[i, k]·W_s[n, k] + bias_s[n])) (+ out[i, n])`
 //!
-//! with `epi` the identity or QuickGELU `x·σ(1.702x)`, one weight set without coefficients (c = 1)
-//! and up to [`MAX_SETS`] with them (the per-sample blend: `c[i, 0] = 1 − Σ_j w_ij`,
-//! `c[i, j] = w_ij` gives `Y0 + Σ_j w_ij (Y_j − Y0)`), f16 or bf16 inputs, f32 accumulation.
+//! with `act` the identity, QuickGELU `x·σ(1.702x)` or exact GELU `x·½(1 + erf(x/√2))`
+//! ([`GemmActivation`]), `γ_i[n] = Σ_s c[i, s]·γ_s[n]` a per-column scale when the weight sets
+//! carry one (LayerScale: the merged model's γ times the merged model's branch) and 1 otherwise,
+//! one weight set without coefficients (c = 1) and up to [`MAX_SETS`] with them (the per-sample
+//! blend: `c[i, 0] = 1 − Σ_j w_ij`, `c[i, j] = w_ij` gives `Y0 + Σ_j w_ij (Y_j − Y0)`), f16 or
+//! bf16 inputs, f32 accumulation.
 
 use crate::buffer::DeviceView;
 use crate::device::Gpu;
@@ -37,6 +40,29 @@ impl FragmentLoad {
     }
 }
 
+/// The activation of a GEMM's epilogue, applied after the bias (and the blend).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmActivation {
+    /// None.
+    #[default]
+    Identity,
+    /// QuickGELU `x·σ(1.702x)` (OpenAI's CLIP).
+    QuickGelu,
+    /// Exact GELU `x·½(1 + erf(x/√2))` (PyTorch's `nn.GELU()`; CUDA's `erff`).
+    Gelu,
+}
+
+impl GemmActivation {
+    /// `GEMM_ACT_*` of `gemm.cu`.
+    fn code(self) -> u32 {
+        match self {
+            GemmActivation::Identity => 0,
+            GemmActivation::QuickGelu => 1,
+            GemmActivation::Gelu => 2,
+        }
+    }
+}
+
 /// Block tile of the GEMM: rows (of A and of the output).
 const TILE_M: usize = 128;
 /// Block tile of the GEMM: columns (rows of W).
@@ -58,15 +84,15 @@ pub struct GemmShape {
     pub ldo: usize,
     /// Output rows per row of blend coefficients (e.g. tokens per image); 1 without a blend.
     pub rows_per_coef: usize,
-    /// QuickGELU after the bias (and the blend).
-    pub gelu: bool,
+    /// The activation after the bias (and the blend).
+    pub act: GemmActivation,
     /// Add the result to what the f32 output holds (`out += y`, a residual connection).
     pub accumulate: bool,
 }
 
 impl GemmShape {
     /// Contiguous `[m, k] × [n, k]ᵀ → [m, n]`: `lda = k`, `ldo = n`, one coefficient row per
-    /// output row, no GELU, no accumulation.
+    /// output row, no activation, no accumulation.
     pub fn new(m: usize, n: usize, k: usize) -> Self {
         GemmShape {
             m,
@@ -75,7 +101,7 @@ impl GemmShape {
             lda: k,
             ldo: n,
             rows_per_coef: 1,
-            gelu: false,
+            act: GemmActivation::Identity,
             accumulate: false,
         }
     }
@@ -90,7 +116,7 @@ impl GemmShape {
         self.n * self.k
     }
 
-    /// Elements each bias must hold, `n`.
+    /// Elements each bias (and each scale) must hold, `n`.
     pub fn bias_len(&self) -> usize {
         self.n
     }
@@ -134,14 +160,17 @@ impl GemmShape {
     }
 }
 
-/// One weight set of a GEMM: `W [n, k]` row-major (a linear map's weight, 16-byte aligned) and
-/// its bias `[n]`, if any.
+/// One weight set of a GEMM: `W [n, k]` row-major (a linear map's weight, 16-byte aligned), its
+/// bias `[n]`, if any, and its per-column output scale `γ [n]` (LayerScale), if any: every set
+/// of a launch has a scale or none has.
 #[derive(Debug)]
 pub struct GemmWeights<'a, T: Half> {
     /// The weight.
     pub weight: DeviceView<'a, T>,
     /// The bias.
     pub bias: Option<DeviceView<'a, T>>,
+    /// The scale γ applied after the activation (LayerScale).
+    pub scale: Option<DeviceView<'a, T>>,
 }
 
 /// `struct GemmParams` of `gemm.cu`.
@@ -151,6 +180,7 @@ struct GemmParams {
     a: u64,
     w: [u64; MAX_SETS],
     bias: [u64; MAX_SETS],
+    scale: [u64; MAX_SETS],
     out: u64,
     res: u64,
     coef: u64,
@@ -161,7 +191,7 @@ struct GemmParams {
     ldo: u32,
     sets: u32,
     rows_per_coef: u32,
-    gelu: u32,
+    act: u32,
     out_f32: u32,
     pad: u32,
 }
@@ -174,11 +204,12 @@ impl KernelArg for GemmParams {
 const _: () = assert!(std::mem::size_of::<GemmParams>() == struct_size(GEMM_PARAMS));
 
 impl Gpu {
-    /// One GEMM with its fused epilogue (bias, QuickGELU, blend over weight sets, accumulation
-    /// into an f32 output); the blend kernel runs when `coef` is given (`[⌈m / rows_per_coef⌉,
-    /// sets]` f32). Checks (errors name the argument): the shape ([`GemmShape::check`]), every
-    /// view's length, A and every W 16-byte aligned, 1 ..= [`MAX_SETS`] sets (one without
-    /// coefficients), a device of compute capability 8.0 or newer.
+    /// One GEMM with its fused epilogue (bias, activation, blend over weight sets, scale,
+    /// accumulation into an f32 output); the blend kernel runs when `coef` is given
+    /// (`[⌈m / rows_per_coef⌉, sets]` f32). Checks (errors name the argument): the shape
+    /// ([`GemmShape::check`]), every view's length, A and every W 16-byte aligned, a scale on
+    /// every set or on none, 1 ..= [`MAX_SETS`] sets (one without coefficients), a device of
+    /// compute capability 8.0 or newer.
     ///
     /// Fragments are read with [`FragmentLoad::from_env`] (`ldmatrix` unless
     /// `DAWIN_VIT_GEMM=lds`).
@@ -211,7 +242,11 @@ impl Gpu {
             if let Some(b) = &w.bias {
                 ensure_len("bias", b.len(), s.bias_len())?;
             }
+            if let Some(g) = &w.scale {
+                ensure_len("scale", g.len(), s.bias_len())?;
+            }
         }
+        check_scales(&sets.iter().map(|w| w.scale.is_some()).collect::<Vec<_>>())?;
         if let Some(c) = coef {
             ensure_len("coef", c.len(), s.coef_len(sets.len()))?;
         }
@@ -227,7 +262,7 @@ impl Gpu {
             ldo: to_u32("ldo", s.ldo)?,
             sets: sets.len() as u32,
             rows_per_coef: to_u32("rows_per_coef", s.rows_per_coef)?,
-            gelu: u32::from(s.gelu),
+            act: s.act.code(),
             out_f32: u32::from(out.is_f32()),
             ..Default::default()
         };
@@ -236,6 +271,7 @@ impl Gpu {
             p.w[i] = addr.of(&w.weight);
             ensure_aligned16("weight", p.w[i])?;
             p.bias[i] = w.bias.as_ref().map_or(0, |b| addr.of(b));
+            p.scale[i] = w.scale.as_ref().map_or(0, |g| addr.of(g));
         }
         p.out = out.address(&mut addr);
         if s.accumulate {
@@ -257,6 +293,18 @@ impl Gpu {
         l.arg(&p)?;
         l.run(cfg)
     }
+}
+
+/// The scales of a launch: on every weight set or on none (the kernel reads `scale[0]` to
+/// decide).
+pub(crate) fn check_scales(has_scale: &[bool]) -> Result<()> {
+    let n = has_scale.iter().filter(|&&s| s).count();
+    ensure(n == 0 || n == has_scale.len(), "scale", || {
+        format!(
+            "{n} of {} weight sets have a scale: every set needs one, or none",
+            has_scale.len()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -304,6 +352,10 @@ mod tests {
             .to_string()
             .contains("accumulate"));
         acc.check(1, false, true).unwrap();
+        check_scales(&[true, true]).unwrap();
+        check_scales(&[false, false]).unwrap();
+        let e = check_scales(&[true, false]).unwrap_err().to_string();
+        assert!(e.contains("`scale`") && e.contains("1 of 2"), "{e}");
     }
 
     #[test]

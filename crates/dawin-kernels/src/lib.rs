@@ -32,10 +32,11 @@
 //!
 //! **Transformer kernels** (sm_80 and newer, f16/bf16 storage [`Half`], f32 accumulation), each
 //! with a shape type whose `check` and `*_len` methods are the launcher's checks without a
-//! device: a tensor-core GEMM with fused bias / QuickGELU / residual epilogues and a per-row
-//! blend over up to [`source::MAX_SETS`] weight sets ([`Gpu::gemm`], [`GemmShape`]), layer norm
+//! device: a tensor-core GEMM with fused bias / QuickGELU or exact GELU / LayerScale / residual
+//! epilogues and a per-row blend over up to [`source::MAX_SETS`] weight sets ([`Gpu::gemm`],
+//! [`GemmShape`]), layer norm
 //! and L2 normalisation ([`Gpu::layer_norm`], [`Gpu::l2_normalize`]), attention
-//! ([`Gpu::attention`]), im2col and token embeddings ([`Gpu::im2col`], [`Gpu::embed_tokens`]).
+//! ([`Gpu::attention`], head dims up to [`MAX_HEAD_DIM`]), im2col and token embeddings ([`Gpu::im2col`], [`Gpu::embed_tokens`]).
 //! `dawin-vit`'s CUDA forward is built from them.
 //!
 //! **Host data in, host data out.** [`Backend`] runs the merges and statistics on host slices,
@@ -97,7 +98,7 @@ pub use backend::Backend;
 pub use buffer::{DeviceVec, DeviceView, DeviceViewMut};
 pub use device::{Gpu, GpuOptions, PtxSource};
 pub use error::{Error, Result, StartFailure};
-pub use gemm::{FragmentLoad, GemmShape, GemmWeights};
+pub use gemm::{FragmentLoad, GemmActivation, GemmShape, GemmWeights};
 pub use layout::{param_names, ArenaEntry, ArenaLayout, HostArena, ARENA_ALIGN, ARENA_GRANULE};
 pub use ops::{
     AttentionShape, EmbedShape, EmbedWeights, Half, Im2colShape, L2NormShape, LayerNormShape,

@@ -7,7 +7,7 @@
 //! * [`Gpu::embed_tokens`]: `x[b, 0] = Σ_s c_s (cls_s + pos_s[0])`,
 //!   `x[b, 1 + p] = patches[b·P + p] + Σ_s c_s pos_s[1 + p]`;
 //! * [`Gpu::layer_norm`]: `y = Σ_s c_s (γ_s ⊙ (x − μ)/√(σ² + ε) + β_s)`;
-//! * [`Gpu::attention`]: per (batch, head) `softmax(q kᵀ·scale) v`, head dim ≤ 64 and even;
+//! * [`Gpu::attention`]: per (batch, head) `softmax(q kᵀ·scale) v`, head dim 1 ..= 128;
 //! * [`Gpu::l2_normalize`]: `f = x/‖x‖₂` (a zero row stays zero), as f32 and as T.
 //!
 //! Every launcher checks its views against the shape (lengths, strides, limits) and returns an
@@ -34,10 +34,13 @@ pub trait Half: Param + sealed::Sealed {}
 impl Half for f16 {}
 impl Half for bf16 {}
 
-/// The largest head dimension of the attention kernel (it must also be even).
-pub const MAX_HEAD_DIM: usize = 64;
-/// Queries per block of the attention kernel.
+/// The largest head dimension of the attention kernels (ViT-bigG/14 has 104).
+pub const MAX_HEAD_DIM: usize = 128;
+/// The largest head dimension of `attention_*`; wider heads run `attention_wide_*`.
+const ATT_NARROW_HEAD_DIM: usize = 64;
+/// Queries per block of `attention_*` (4 warps of 8) and of `attention_wide_*` (4 warps of 6).
 const ATT_QUERIES_PER_BLOCK: usize = 32;
+const ATT_WIDE_QUERIES_PER_BLOCK: usize = 24;
 
 /// Where a GEMM or a layer norm writes: T values or f32 values.
 #[derive(Debug)]
@@ -435,7 +438,7 @@ pub struct AttentionShape {
     pub seq: usize,
     /// Heads.
     pub heads: usize,
-    /// Head dimension: even, at most [`MAX_HEAD_DIM`].
+    /// Head dimension: 1 ..= [`MAX_HEAD_DIM`].
     pub head_dim: usize,
     /// Scale of the scores, usually `1/√head_dim`.
     pub scale: f32,
@@ -452,14 +455,24 @@ impl AttentionShape {
         self.batch * self.seq * self.heads * self.head_dim
     }
 
+    /// The kernel (without its type suffix) and the queries per block of its grid:
+    /// `attention_` (32) for head dims ≤ 64, `attention_wide_` (24) above.
+    pub fn kernel(&self) -> (&'static str, usize) {
+        if self.head_dim <= ATT_NARROW_HEAD_DIM {
+            ("attention_", ATT_QUERIES_PER_BLOCK)
+        } else {
+            ("attention_wide_", ATT_WIDE_QUERIES_PER_BLOCK)
+        }
+    }
+
     /// The checks of [`Gpu::attention`] that need no buffer.
     pub fn check(&self) -> Result<()> {
         let (batch, seq, heads, hd) = (self.batch, self.seq, self.heads, self.head_dim);
-        ensure(
-            hd > 0 && hd.is_multiple_of(2) && hd <= MAX_HEAD_DIM,
-            "hd",
-            || format!("head dimension {hd} must be even and at most {MAX_HEAD_DIM}"),
-        )?;
+        ensure(hd > 0 && hd <= MAX_HEAD_DIM, "hd", || {
+            format!(
+                "head dimension {hd} is not supported by the attention kernels (1 ..= {MAX_HEAD_DIM})"
+            )
+        })?;
         ensure(
             batch > 0 && seq > 0 && heads > 0,
             "batch, seq, heads",
@@ -488,15 +501,12 @@ impl Gpu {
         let (pq, po) = (DevPtr(addr.of(qkv)), DevPtr(addr.of_mut(out)));
         let (batch, seq) = (shape.batch as u32, shape.seq as u32);
         let (heads, hd) = (shape.heads as u32, shape.head_dim as u32);
-        let mut l = self.launch(&format!("attention_{}", T::DTYPE.name()))?;
+        let (kernel, per_block) = shape.kernel();
+        let mut l = self.launch(&format!("{kernel}{}", T::DTYPE.name()))?;
         l.arg(&pq)?.arg(&po)?.arg(&batch)?.arg(&seq)?.arg(&heads)?;
         l.arg(&hd)?.arg(&shape.scale)?;
         l.run(LaunchConfig {
-            grid_dim: (
-                shape.seq.div_ceil(ATT_QUERIES_PER_BLOCK) as u32,
-                heads,
-                batch,
-            ),
+            grid_dim: (shape.seq.div_ceil(per_block) as u32, heads, batch),
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         })
@@ -622,7 +632,22 @@ mod tests {
         };
         att.check().unwrap();
         assert_eq!(att.qkv_len(), 3 * att.out_len());
-        for hd in [0, 3, 66] {
+        for (hd, kernel) in [
+            (1, "attention_"),
+            (33, "attention_"),
+            (64, "attention_"),
+            (65, "attention_wide_"),
+            (104, "attention_wide_"),
+            (128, "attention_wide_"),
+        ] {
+            let a = AttentionShape {
+                head_dim: hd,
+                ..att
+            };
+            a.check().unwrap();
+            assert_eq!(a.kernel().0, kernel, "{hd}");
+        }
+        for hd in [0, 129, 256] {
             let e = AttentionShape {
                 head_dim: hd,
                 ..att

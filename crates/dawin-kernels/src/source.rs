@@ -308,10 +308,10 @@ pub const ROW_STATS: KernelSource = KernelSource {
     }],
 };
 
-/// `struct GemmParams` of `gemm.cu` (200 bytes).
+/// `struct GemmParams` of `gemm.cu` (264 bytes).
 pub const GEMM_PARAMS: ArgKind = ArgKind::Struct {
     name: "GemmParams",
-    size: 8 + 2 * MAX_SETS * 8 + 3 * 8 + 10 * 4,
+    size: 8 + 3 * MAX_SETS * 8 + 3 * 8 + 10 * 4,
     align: 8,
 };
 
@@ -339,7 +339,8 @@ macro_rules! struct_sig {
     };
 }
 
-/// `kernels/gemm.cu`: the tensor-core GEMM with fused epilogues (bias, QuickGELU, residual) and
+/// `kernels/gemm.cu`: the tensor-core GEMM with fused epilogues (bias, QuickGELU or exact GELU,
+/// LayerScale, residual) and
 /// its blended form over up to [`MAX_SETS`] weight sets, with `ldmatrix` or 32-bit fragment
 /// loads (`_lds`), f16 and bf16.
 pub const GEMM: KernelSource = KernelSource {
@@ -359,23 +360,32 @@ pub const GEMM: KernelSource = KernelSource {
     ],
 };
 
-/// `kernels/attention.cu`: multi-head attention, f16 and bf16.
+macro_rules! attention_sig {
+    ($name:literal) => {
+        KernelSig {
+            name: $name,
+            c_signature: concat!(
+                "void ",
+                $name,
+                "(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)"
+            ),
+            args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
+        }
+    };
+}
+
+/// `kernels/attention.cu`: multi-head attention, f16 and bf16, for head dims ≤ 64
+/// (`attention_*`) and 65 ..= 128 (`attention_wide_*`).
 pub const ATTENTION: KernelSource = KernelSource {
     file: "attention.cu",
     source: include_str!("../kernels/attention.cu"),
     shipped_ptx: include_str!("../ptx/attention.ptx"),
     arch: SM80_ARCH,
     kernels: &[
-        KernelSig {
-            name: "attention_f16",
-            c_signature: "void attention_f16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
-            args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
-        },
-        KernelSig {
-            name: "attention_bf16",
-            c_signature: "void attention_bf16(const u16* qkv, u16* out, u32 batch, u32 seq, u32 heads, u32 hd, float scale)",
-            args: &[Ptr, Ptr, U32, U32, U32, U32, F32],
-        },
+        attention_sig!("attention_f16"),
+        attention_sig!("attention_bf16"),
+        attention_sig!("attention_wide_f16"),
+        attention_sig!("attention_wide_bf16"),
     ],
 };
 
@@ -652,7 +662,7 @@ mod tests {
             .source
             .contains(&format!("#define DAWIN_MAX_SETS {MAX_SETS}\n")));
         assert_eq!(MULTI_LERP_PARAMS.ptx_decl(), ".align 8 .b8 [200]");
-        assert_eq!(GEMM_PARAMS.ptx_decl(), ".align 8 .b8 [200]");
+        assert_eq!(GEMM_PARAMS.ptx_decl(), ".align 8 .b8 [264]");
         assert_eq!(LAYER_NORM_PARAMS.ptx_decl(), ".align 8 .b8 [184]");
         assert_eq!(EMBED_PARAMS.ptx_decl(), ".align 8 .b8 [168]");
         assert_eq!(TASK_ARITH_PARAMS.ptx_decl(), ".align 8 .b8 [392]");

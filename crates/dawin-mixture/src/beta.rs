@@ -13,6 +13,11 @@
 //!    (ε = `f64::EPSILON`), followed by one M-step.
 //! 2. **E-step**: `ln γᵢₖ = ln πₖ + (aₖ−1) ln λᵢ + (bₖ−1) ln(1−λᵢ) − ln B(aₖ, bₖ) − ln Σⱼ (…)ⱼ`
 //!    (log-sum-exp); the mean log-likelihood is `ℓ = (1/N) Σᵢ ln Σₖ πₖ Beta(λᵢ; aₖ, bₖ)`.
+//!    Every Beta log-density (E-step, log-likelihoods, predictions, the K = 1 closed form) is
+//!    that of [`crate::special::ln_beta_pdf`]: this formula while `aₖ + bₖ < 1024`, and an
+//!    equivalent form about the component mean without cancellation for the concentrated
+//!    components (`aₖ, bₖ` up to ~10⁹ for nearly equal coefficients), where this one would lose
+//!    seven digits.
 //! 3. **M-step** (weighted method of moments): `Nₖ = Σᵢ γᵢₖ + 10ε`, `πₖ = Nₖ / Σⱼ Nⱼ`,
 //!    `m = Σᵢ γᵢₖ λᵢ / Nₖ`, `v = Σᵢ γᵢₖ λᵢ² / Nₖ − m²`, `v ← min(v, m(1−m)/4) + 10ε`,
 //!    `c = m(1−m)/(v + 10⁻¹⁰) − 1`, `aₖ = c m`, `bₖ = c (1−m)`.
@@ -34,7 +39,9 @@
 //! * When two initialisations reach the same k-means partition, their EM runs would be identical
 //!   bit for bit, so the run is not repeated.
 //! * `K = 1` is solved in closed form: every responsibility is exactly 1, so EM reduces to one
-//!   M-step on the plain moments `m = Σλ/N`, `v = Σλ²/N − m²`; `n_iter() = 0`.
+//!   M-step on the plain moments `m = Σλ/N`, `v = Σλ²/N − m²`; `n_iter() = 0`. The
+//!   log-density is linear in its features, so `ℓ` comes from their means (one blocked pass,
+//!   a second one for a concentrated component's centred features).
 //! * The EM runs on the sorted coefficients, so the fit does not depend on the input order.
 //! * k-means comes from this crate: scikit-learn's algorithm, but with a different random
 //!   stream and Lloyd run to its fixed point (scikit-learn stops on a centre-shift tolerance,
@@ -46,13 +53,13 @@ use crate::em::{
     VAR_FLOOR,
 };
 use crate::error::{invalid, MixtureError, Result};
-use crate::fastmath::{fill_ln, ln_pos};
+use crate::fastmath::{fill_ln, fill_log1pmx_ratio, ln_pos};
 use crate::input::{
     argmax, check_clamp, check_common, check_shape, check_weights, clamp_unit, softmax_in_place,
     sort_positive,
 };
 use crate::kmeans::{kmeans_1d, Sorted1d};
-use crate::special::ln_beta;
+use crate::logpdf::{BetaLogPdf, Centre};
 
 /// Default clamp: coefficients are moved into `[1e-6, 1 − 1e-6]` before taking logarithms.
 pub const DEFAULT_CLAMP_EPS: f64 = 1e-6;
@@ -172,11 +179,13 @@ fn beta_moments(m: f64, v: f64) -> (f64, f64) {
 }
 
 impl EmModel for BetaParams {
-    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64]) {
+    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64], centres: &mut [Option<Centre>]) {
         for k in 0..self.w.len() {
-            c0[k] = self.w[k].ln() - ln_beta(self.a[k], self.b[k]);
-            ca[2 * k] = self.a[k] - 1.0;
-            ca[2 * k + 1] = self.b[k] - 1.0;
+            let pdf = BetaLogPdf::new(self.a[k], self.b[k]);
+            c0[k] = self.w[k].ln() + pdf.c0;
+            ca[2 * k] = pdf.am1;
+            ca[2 * k + 1] = pdf.bm1;
+            centres[k] = pdf.centre;
         }
     }
 
@@ -347,9 +356,11 @@ fn fit_clamped(x: &[f64], config: &BetaMixtureConfig, threads: Threads) -> Resul
     BetaMixtureFit::from_params(params, out, mean_ll, config.clamp_eps)
 }
 
+/// Block of the closed-form K = 1 passes.
+const BLOCK: usize = 512;
+
 fn closed_form_k1(x: &[f64], clamp_eps: f64) -> BetaMixtureFit {
     // One pass for the moments and the mean logarithms, with ln computed a block at a time.
-    const BLOCK: usize = 512;
     let (mut s1, mut s2, mut sl, mut sl1) = (0.0, 0.0, 0.0, 0.0);
     let (mut lx, mut l1x) = ([0.0; BLOCK], [0.0; BLOCK]);
     for chunk in x.chunks(BLOCK) {
@@ -366,9 +377,18 @@ fn closed_form_k1(x: &[f64], clamp_eps: f64) -> BetaMixtureFit {
     let n = x.len() as f64;
     let m = s1 / n;
     let (a, b) = beta_moments(m, s2 / n - m * m);
-    // With one component each sample's log-sum-exp is its single term, so
-    // ℓ = (a − 1)·mean(ln λ) + (b − 1)·mean(ln(1 − λ)) − ln B(a, b).
-    let mean_ll = (a - 1.0) * (sl / n) + (b - 1.0) * (sl1 / n) - ln_beta(a, b);
+    // With one component each sample's log-sum-exp is its single term, and the log-density is
+    // linear in its two features, so ℓ = c0 + (a − 1)·mean(g₁) + (b − 1)·mean(g₂): with the
+    // features of the E-step, ln λ and ln(1 − λ) (already summed), or, for a concentrated
+    // component, the centred ones (a second pass).
+    let pdf = BetaLogPdf::new(a, b);
+    let mean_ll = match pdf.centre {
+        None => pdf.bm1.mul_add(sl1 / n, pdf.am1.mul_add(sl / n, pdf.c0)),
+        Some(c) => {
+            let (sd, s1, s2) = centred_feature_sums(x, &c);
+            c.combine(pdf.c0, pdf.am1, pdf.bm1, sd / n, s1 / n, s2 / n)
+        }
+    };
     let params = BetaParams {
         w: vec![1.0],
         a: vec![a],
@@ -385,6 +405,24 @@ fn closed_form_k1(x: &[f64], clamp_eps: f64) -> BetaMixtureFit {
         converged: true,
         clamp_eps,
     }
+}
+
+/// The sums over the coefficients of the centred features `(d, h(u), h(v))` of
+/// [`crate::logpdf`], a block at a time.
+fn centred_feature_sums(x: &[f64], c: &Centre) -> (f64, f64, f64) {
+    let (mut sd, mut s1, mut s2) = (0.0, 0.0, 0.0);
+    let (mut g1, mut g2) = ([0.0; BLOCK], [0.0; BLOCK]);
+    for chunk in x.chunks(BLOCK) {
+        let (g1, g2) = (&mut g1[..chunk.len()], &mut g2[..chunk.len()]);
+        fill_log1pmx_ratio(chunk, g1, c.m, c.inv_m, false);
+        fill_log1pmx_ratio(chunk, g2, c.m, c.inv_1m, true);
+        for ((&v, &u), &w) in chunk.iter().zip(g1.iter()).zip(g2.iter()) {
+            sd += v - c.m;
+            s1 += u;
+            s2 += w;
+        }
+    }
+    (sd, s1, s2)
 }
 
 impl BetaMixtureFit {
@@ -472,17 +510,17 @@ impl BetaMixtureFit {
     fn log_joint_rows<T: Copy + Into<f64>>(&self, values: &[T]) -> Result<(usize, Vec<f64>)> {
         let x = clamp_unit(values, self.clamp_eps)?;
         let k = self.k();
-        let c0: Vec<f64> = (0..k)
-            .map(|j| self.weights[j].ln() - ln_beta(self.a[j], self.b[j]))
+        let pdfs: Vec<BetaLogPdf> = (0..k)
+            .map(|j| BetaLogPdf::new(self.a[j], self.b[j]))
             .collect();
+        let c0: Vec<f64> = (0..k).map(|j| self.weights[j].ln() + pdfs[j].c0).collect();
         let mut out = Vec::with_capacity(x.len() * k);
         // The E-step's own features and operation order, so that predictions on the fitted
         // coefficients agree with its responsibilities bit for bit.
         for &v in &x {
             let (u, w) = (ln_pos(v), ln_pos(1.0 - v));
             for j in 0..k {
-                let l = (self.a[j] - 1.0).mul_add(u, c0[j]);
-                out.push((self.b[j] - 1.0).mul_add(w, l));
+                out.push(pdfs[j].log_joint(c0[j], v, u, w));
             }
         }
         Ok((k, out))

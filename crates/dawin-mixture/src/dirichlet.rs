@@ -38,6 +38,7 @@ use crate::input::{
     argmax, check_clamp, check_common, check_shape, check_weights, clamp_rows, softmax_in_place,
 };
 use crate::kmeans::{KMeans, KMeansConfig};
+use crate::logpdf::Centre;
 use crate::special::ln_multi_beta;
 
 /// Lloyd iterations allowed to the k-means initialisation.
@@ -198,7 +199,7 @@ fn dirichlet_moments(mean: &[f64], sq: impl Iterator<Item = f64>, alpha: &mut [f
 }
 
 impl EmModel for DirParams {
-    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64]) {
+    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64], _centres: &mut [Option<Centre>]) {
         let m = self.m;
         for k in 0..self.w.len() {
             let al = &self.alpha[k * m..(k + 1) * m];

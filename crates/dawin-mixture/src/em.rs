@@ -10,7 +10,10 @@
 //! ```
 //!
 //! so the features are computed once per fit and an E-step costs K·F multiply-adds per sample
-//! plus one log-sum-exp. One [`pass`] over the data performs the E-step and accumulates what the
+//! plus one log-sum-exp. A concentrated Beta component (`a + b ≥ 1024`) is the exception: its
+//! terms would cancel catastrophically, so it is evaluated about its mean with per-sample
+//! centred features instead ([`crate::logpdf`]; about the cost of a linear component for
+//! samples near its mean, up to about four times that for samples far from it). One [`pass`] over the data performs the E-step and accumulates what the
 //! M-step needs (`Nₖ = Σᵢ γᵢₖ`, `Σᵢ γᵢₖ xᵢq`, `Σᵢ γᵢₖ xᵢq²`) and the log-likelihood
 //! `Σᵢ ln Σₖ exp(lᵢₖ)`, without storing the N×K responsibilities.
 //!
@@ -28,6 +31,7 @@
 //! twin agree bit for bit (tested), whichever one a machine runs.
 
 use crate::fastmath::{exp_nonpos, fill_ln};
+use crate::logpdf::Centre;
 
 /// Accumulation lanes: sample i goes to lane i mod 8 (two AVX2 registers, so that every
 /// running sum and product is split into two independent dependency chains).
@@ -193,19 +197,25 @@ fn renormalised_product(p: f64, s: f64, expo: &mut i64) -> f64 {
     f64::from_bits((bits & MANTISSA) | EXP_ONE)
 }
 
-/// One E-step over all samples with log-joint coefficients `c0[k]`, `ca[k·F + f]`.
+/// One E-step over all samples with log-joint coefficients `c0[k]`, `ca[k·F + f]`; a
+/// component with a centre (Beta data only) uses its centred features instead of the shared
+/// ones (see [`crate::logpdf`]).
 ///
 /// Returns `Σᵢ ln Σₖ exp(c0ₖ + Σ_f caₖf · featᵢf)`; when `stats` is given, also fills it.
 pub(crate) fn pass(
     data: &EmData,
     c0: &[f64],
     ca: &[f64],
+    centres: &[Option<Centre>],
     ws: &mut Workspace,
     stats: Option<&mut Stats>,
 ) -> f64 {
     debug_assert_eq!(c0.len(), ws.k);
     debug_assert_eq!(ca.len(), ws.k * data.n_feat);
     debug_assert_eq!(ws.q, data.n_mom);
+    assert!(centres.len() == ws.k);
+    // Centred features are those of a Beta component: λ is moment column 0.
+    assert!(centres.iter().all(Option::is_none) || (data.n_feat == 2 && data.n_mom == 1));
     ws.acc.reset();
     let want_stats = stats.is_some();
     let mut done = 0;
@@ -214,11 +224,11 @@ pub(crate) fn pass(
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            done = unsafe { simd::pass_avx2(data, c0, ca, ws, want_stats) };
+            done = unsafe { simd::pass_avx2(data, c0, ca, centres, ws, want_stats) };
         }
     }
     for i in done..data.n {
-        sample_step(data, i, c0, ca, ws, want_stats);
+        sample_step(data, i, c0, ca, centres, ws, want_stats);
     }
     finish(ws, stats)
 }
@@ -231,6 +241,7 @@ fn sample_step(
     i: usize,
     c0: &[f64],
     ca: &[f64],
+    centres: &[Option<Centre>],
     ws: &mut Workspace,
     want_stats: bool,
 ) {
@@ -238,6 +249,11 @@ fn sample_step(
     let j = i % LANES;
     let e = &mut ws.e;
     for k in 0..k_n {
+        if let Some(centre) = &centres[k] {
+            let (d, g1, g2) = centre.features(data.mom[i]);
+            e[k] = centre.combine(c0[k], ca[2 * k], ca[2 * k + 1], d, g1, g2);
+            continue;
+        }
         let mut l = c0[k];
         for f in 0..n_feat {
             l = ca[k * n_feat + f].mul_add(data.feat[f * n_pad + i], l);
@@ -290,233 +306,13 @@ fn finish(ws: &Workspace, stats: Option<&mut Stats>) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod simd {
-    //! AVX2 + FMA twin of [`super::sample_step`], stage by stage over blocks of 16 vectors.
-    use std::arch::x86_64::*;
-
-    use super::{EmData, Workspace, EXP_ONE, LANES, MANTISSA};
-    use crate::fastmath::{
-        EXP_E, EXP_LN2_HI, EXP_LN2_LO, EXP_LOG2E, EXP_MIN_ARG, EXP_O, EXP_SHIFT,
-    };
-
-    /// Vector twin of [`crate::fastmath::exp_nonpos`] (same operations in the same order).
-    #[inline(always)]
-    unsafe fn exp_v(x: __m256d) -> __m256d {
-        let min = _mm256_set1_pd(EXP_MIN_ARG);
-        let xc = _mm256_max_pd(x, min);
-        let shift = _mm256_set1_pd(EXP_SHIFT);
-        let t = _mm256_fmadd_pd(xc, _mm256_set1_pd(EXP_LOG2E), shift);
-        let n = _mm256_sub_pd(t, shift);
-        let r = _mm256_fmadd_pd(n, _mm256_set1_pd(-EXP_LN2_HI), xc);
-        let r = _mm256_fmadd_pd(n, _mm256_set1_pd(-EXP_LN2_LO), r);
-        let r2 = _mm256_mul_pd(r, r);
-        let c = _mm256_set1_pd;
-        let e = _mm256_fmadd_pd(c(EXP_E[3]), r2, c(EXP_E[2]));
-        let e = _mm256_fmadd_pd(e, r2, c(EXP_E[1]));
-        let e = _mm256_fmadd_pd(e, r2, c(EXP_E[0]));
-        let o = _mm256_fmadd_pd(c(EXP_O[2]), r2, c(EXP_O[1]));
-        let o = _mm256_fmadd_pd(o, r2, c(EXP_O[0]));
-        let ro = _mm256_mul_pd(r, o);
-        let p = _mm256_add_pd(
-            c(1.0),
-            _mm256_div_pd(_mm256_add_pd(ro, ro), _mm256_sub_pd(e, ro)),
-        );
-        let ni = _mm256_sub_epi64(
-            _mm256_castpd_si256(t),
-            _mm256_set1_epi64x(EXP_SHIFT.to_bits() as i64),
-        );
-        let scale = _mm256_castsi256_pd(_mm256_slli_epi64(
-            _mm256_add_epi64(ni, _mm256_set1_epi64x(1023)),
-            52,
-        ));
-        let y = _mm256_mul_pd(p, scale);
-        let below = _mm256_cmp_pd(x, min, _CMP_LT_OQ);
-        _mm256_andnot_pd(below, y)
-    }
-
-    #[inline(always)]
-    unsafe fn ld(p: *const f64) -> __m256d {
-        _mm256_loadu_pd(p)
-    }
-
-    #[inline(always)]
-    unsafe fn st(p: *mut f64, v: __m256d) {
-        _mm256_storeu_pd(p, v)
-    }
-
-    /// f64 per vector.
-    const W: usize = 4;
-    /// Vectors per block: each stage below loops over the block's independent vectors, which
-    /// keeps enough independent work in flight to hide the latency of `exp`.
-    const VB: usize = 16;
-
-    /// Calls `f(g, v)` for the vectors `v < nv` in order, `g = v mod 2` the lane group, two at a
-    /// time so that the two groups' accumulators stay in registers.
-    #[inline(always)]
-    fn in_pairs(nv: usize, mut f: impl FnMut(usize, usize)) {
-        let mut v = 0;
-        while v + 1 < nv {
-            f(0, v);
-            f(1, v + 1);
-            v += 2;
-        }
-        if v < nv {
-            f(0, v);
-        }
-    }
-
-    /// Processes the samples `0..4⌊N/4⌋`, returns how many it processed. Vector v of a block
-    /// (samples `i0 + 4v .. i0 + 4v + 4`, `i0` a multiple of 64) accumulates into lane group
-    /// `v mod 2`, i.e. sample i into lane `i mod 8`, in increasing order, exactly as the scalar
-    /// twin does.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pass_avx2(
-        data: &EmData,
-        c0: &[f64],
-        ca: &[f64],
-        ws: &mut Workspace,
-        want_stats: bool,
-    ) -> usize {
-        const { assert!(LANES == 2 * W) };
-        let (k_n, n_feat, n_mom, n_pad) = (ws.k, data.n_feat, data.n_mom, data.n_pad);
-        let n4 = data.n / W * W;
-        // Every pointer access below stays inside these bounds: a block reads samples
-        // i0 .. i0 + 4·nv ≤ n4 ≤ N of columns of stride n_pad ≥ N, and uses `[K][VB]` scratch.
-        assert!(ws.block.len() >= k_n * VB && c0.len() >= k_n && ca.len() >= k_n * n_feat);
-        assert!(
-            data.feat.len() >= n_feat * n_pad && data.mom.len() >= n_mom * n_pad && n_pad >= data.n
-        );
-        let feat = data.feat.as_ptr();
-        let mom = data.mom.as_ptr();
-        let lb = ws.block.as_mut_ptr() as *mut f64;
-        let acc = &mut ws.acc;
-        let mut mxb = [_mm256_setzero_pd(); VB];
-        let mut sb = [_mm256_setzero_pd(); VB];
-        let mut rb = [_mm256_setzero_pd(); VB];
-        let mut ll_max = [ld(acc.ll_max.as_ptr()), ld(acc.ll_max.as_ptr().add(W))];
-        let mut ll_prod = [ld(acc.ll_prod.as_ptr()), ld(acc.ll_prod.as_ptr().add(W))];
-        let mut ll_expo = [
-            _mm256_loadu_si256(acc.ll_expo.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(acc.ll_expo.as_ptr().add(W) as *const __m256i),
-        ];
-        let mant = _mm256_set1_epi64x(MANTISSA as i64);
-        let one = _mm256_set1_epi64x(EXP_ONE as i64);
-        let bias = _mm256_set1_epi64x(1023);
-        let unit = _mm256_set1_pd(1.0);
-        let mut i0 = 0;
-        while i0 < n4 {
-            let nv = ((n4 - i0) / W).min(VB);
-            // 1. log-joints l[k][v] = c0[k] + Σ_f ca[k][f] · feat[f][v] (FMAs in f order)
-            for k in 0..k_n {
-                let lk = lb.add(k * VB * W);
-                let c = _mm256_set1_pd(c0[k]);
-                for f in 0..n_feat {
-                    let cf = _mm256_set1_pd(ca[k * n_feat + f]);
-                    let col = feat.add(f * n_pad + i0);
-                    if f == 0 {
-                        for v in 0..nv {
-                            st(lk.add(v * W), _mm256_fmadd_pd(cf, ld(col.add(v * W)), c));
-                        }
-                    } else {
-                        for v in 0..nv {
-                            st(
-                                lk.add(v * W),
-                                _mm256_fmadd_pd(cf, ld(col.add(v * W)), ld(lk.add(v * W))),
-                            );
-                        }
-                    }
-                }
-                if n_feat == 0 {
-                    for v in 0..nv {
-                        st(lk.add(v * W), c);
-                    }
-                }
-            }
-            // 2. maxima over components
-            for v in 0..nv {
-                mxb[v] = ld(lb.add(v * W));
-                sb[v] = _mm256_setzero_pd();
-            }
-            for k in 1..k_n {
-                let lk = lb.add(k * VB * W);
-                for v in 0..nv {
-                    mxb[v] = _mm256_max_pd(ld(lk.add(v * W)), mxb[v]);
-                }
-            }
-            // 3. exponentials and their sums
-            for k in 0..k_n {
-                for v in 0..nv {
-                    let slot = lb.add((k * VB + v) * W);
-                    let e = exp_v(_mm256_sub_pd(ld(slot), mxb[v]));
-                    st(slot, e);
-                    sb[v] = _mm256_add_pd(sb[v], e);
-                }
-            }
-            // 4. reciprocals and log-likelihood lanes
-            for v in 0..nv {
-                rb[v] = _mm256_div_pd(unit, sb[v]);
-            }
-            in_pairs(nv, |g, v| {
-                ll_max[g] = _mm256_add_pd(ll_max[g], mxb[v]);
-                let bits = _mm256_castpd_si256(_mm256_mul_pd(ll_prod[g], sb[v]));
-                ll_expo[g] = _mm256_add_epi64(
-                    ll_expo[g],
-                    _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), bias),
-                );
-                ll_prod[g] =
-                    _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, mant), one));
-            });
-            // 5. responsibilities and moments
-            if want_stats {
-                for k in 0..k_n {
-                    let pn = acc.n[k].as_mut_ptr();
-                    let mut an = [ld(pn), ld(pn.add(W))];
-                    in_pairs(nv, |g, v| {
-                        an[g] = _mm256_add_pd(
-                            an[g],
-                            _mm256_mul_pd(ld(lb.add((k * VB + v) * W)), rb[v]),
-                        );
-                    });
-                    st(pn, an[0]);
-                    st(pn.add(W), an[1]);
-                    for q in 0..n_mom {
-                        let kq = k * n_mom + q;
-                        let (p1, p2) = (acc.s1[kq].as_mut_ptr(), acc.s2[kq].as_mut_ptr());
-                        let mut a1 = [ld(p1), ld(p1.add(W))];
-                        let mut a2 = [ld(p2), ld(p2.add(W))];
-                        let col = mom.add(q * n_pad + i0);
-                        in_pairs(nv, |g, v| {
-                            let gam = _mm256_mul_pd(ld(lb.add((k * VB + v) * W)), rb[v]);
-                            let x = ld(col.add(v * W));
-                            let gx = _mm256_mul_pd(gam, x);
-                            a1[g] = _mm256_add_pd(a1[g], gx);
-                            a2[g] = _mm256_fmadd_pd(gx, x, a2[g]);
-                        });
-                        st(p1, a1[0]);
-                        st(p1.add(W), a1[1]);
-                        st(p2, a2[0]);
-                        st(p2.add(W), a2[1]);
-                    }
-                }
-            }
-            i0 += nv * W;
-        }
-        for g in 0..2 {
-            st(acc.ll_max.as_mut_ptr().add(g * W), ll_max[g]);
-            st(acc.ll_prod.as_mut_ptr().add(g * W), ll_prod[g]);
-            _mm256_storeu_si256(
-                acc.ll_expo.as_mut_ptr().add(g * W) as *mut __m256i,
-                ll_expo[g],
-            );
-        }
-        n4
-    }
-}
+mod simd;
 
 /// A mixture whose parameters EM updates.
 pub(crate) trait EmModel {
-    /// Log-joint coefficients of the current parameters (see the module docs).
-    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64]);
+    /// Log-joint coefficients of the current parameters (see the module docs), and the
+    /// centres of the components evaluated in centred form (left `None` otherwise).
+    fn coefficients(&self, c0: &mut [f64], ca: &mut [f64], centres: &mut [Option<Centre>]);
     /// M-step from the statistics of one pass.
     fn m_step(&mut self, stats: &Stats);
 }
@@ -536,6 +332,7 @@ pub(crate) struct EmScratch {
     stats: Stats,
     c0: Vec<f64>,
     ca: Vec<f64>,
+    centres: Vec<Option<Centre>>,
 }
 
 impl EmScratch {
@@ -545,13 +342,14 @@ impl EmScratch {
             stats: Stats::zeros(k, data.n_mom),
             c0: vec![0.0; k],
             ca: vec![0.0; k * data.n_feat],
+            centres: vec![None; k],
         }
     }
 
     /// Mean log-likelihood of `model` on `data`.
     pub fn mean_ll(&mut self, data: &EmData, model: &impl EmModel) -> f64 {
-        model.coefficients(&mut self.c0, &mut self.ca);
-        pass(data, &self.c0, &self.ca, &mut self.ws, None) / data.n as f64
+        model.coefficients(&mut self.c0, &mut self.ca, &mut self.centres);
+        pass(data, &self.c0, &self.ca, &self.centres, &mut self.ws, None) / data.n as f64
     }
 }
 
@@ -571,11 +369,12 @@ pub(crate) fn run_em(
     let mut converged = false;
     for it in 1..=max_iter {
         n_iter = it;
-        model.coefficients(&mut scratch.c0, &mut scratch.ca);
+        model.coefficients(&mut scratch.c0, &mut scratch.ca, &mut scratch.centres);
         last_ll = pass(
             data,
             &scratch.c0,
             &scratch.ca,
+            &scratch.centres,
             &mut scratch.ws,
             Some(&mut scratch.stats),
         ) / data.n as f64;
@@ -731,7 +530,7 @@ mod tests {
         let data = EmData::beta(&x);
         let mut ws = Workspace::new(3, 1);
         let mut st = Stats::zeros(3, 1);
-        let ll = pass(&data, &c0, &ca, &mut ws, Some(&mut st));
+        let ll = pass(&data, &c0, &ca, &[None; 3], &mut ws, Some(&mut st));
         let (ll_ref, st_ref) = naive(&x, &c0, &ca);
         assert!(
             (ll - ll_ref).abs() < 1e-11 * ll_ref.abs().max(1.0),
@@ -745,7 +544,7 @@ mod tests {
         let total: f64 = st.nk.iter().sum();
         assert!((total - 203.0).abs() < 1e-10);
         // Without statistics the log-likelihood is the same number.
-        let ll2 = pass(&data, &c0, &ca, &mut ws, None);
+        let ll2 = pass(&data, &c0, &ca, &[None; 3], &mut ws, None);
         assert_eq!(ll.to_bits(), ll2.to_bits());
     }
 
@@ -754,34 +553,49 @@ mod tests {
         data: &EmData,
         c0: &[f64],
         ca: &[f64],
+        centres: &[Option<Centre>],
         ws: &mut Workspace,
         stats: Option<&mut Stats>,
     ) -> f64 {
         ws.acc.reset();
         for i in 0..data.n {
-            sample_step(data, i, c0, ca, ws, stats.is_some());
+            sample_step(data, i, c0, ca, centres, ws, stats.is_some());
         }
         finish(ws, stats)
     }
 
     #[test]
     fn simd_and_scalar_paths_are_bit_identical() {
-        let x: Vec<f64> = (0..503)
+        let mut x: Vec<f64> = (0..503)
             .map(|i| ((i * 7919) % 997) as f64 / 997.0 * 0.98 + 0.01)
             .collect();
-        let c0 = [-0.7, -1.1, -2.0, 0.2];
+        // Values at and next to the concentrated components' means, and near the clamps.
+        for i in 0..40 {
+            x[5 * i] = 0.3 + (i as f64 - 20.0) * 1e-9;
+            x[5 * i + 1] = 0.999_999 - i as f64 * 1e-12;
+        }
+        x[7] = 1e-9;
         let ca = [2.0, 7.0, 10.0, 10.0, 7.0, 1.5, 40.0, 35.0];
         let data = EmData::beta(&x);
-        let mut ws = Workspace::new(4, 1);
-        let mut st_a = Stats::zeros(4, 1);
-        let mut st_b = Stats::zeros(4, 1);
-        let a = pass(&data, &c0, &ca, &mut ws, Some(&mut st_a));
-        let b = pass_scalar(&data, &c0, &ca, &mut ws, Some(&mut st_b));
-        assert_eq!(a.to_bits(), b.to_bits());
-        for j in 0..4 {
-            assert_eq!(st_a.nk[j].to_bits(), st_b.nk[j].to_bits());
-            assert_eq!(st_a.s1[j].to_bits(), st_b.s1[j].to_bits());
-            assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
+        let concentrated = crate::logpdf::BetaLogPdf::new(0.3e9, 0.7e9);
+        let near_one = crate::logpdf::BetaLogPdf::new(2e6, 2.0);
+        for centres in [
+            [None; 4],
+            [None, concentrated.centre, None, near_one.centre],
+        ] {
+            let c0 = [-0.7, -1.1, -2.0, 0.2];
+            let mut ws = Workspace::new(4, 1);
+            let mut st_a = Stats::zeros(4, 1);
+            let mut st_b = Stats::zeros(4, 1);
+            let a = pass(&data, &c0, &ca, &centres, &mut ws, Some(&mut st_a));
+            let b = pass_scalar(&data, &c0, &ca, &centres, &mut ws, Some(&mut st_b));
+            assert!(a.is_finite());
+            assert_eq!(a.to_bits(), b.to_bits());
+            for j in 0..4 {
+                assert_eq!(st_a.nk[j].to_bits(), st_b.nk[j].to_bits());
+                assert_eq!(st_a.s1[j].to_bits(), st_b.s1[j].to_bits());
+                assert_eq!(st_a.s2[j].to_bits(), st_b.s2[j].to_bits());
+            }
         }
     }
 

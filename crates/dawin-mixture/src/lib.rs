@@ -14,7 +14,8 @@
 //!   (M models, multi-task merging).
 //! * [`KMeans`] — seeded k-means++ / Lloyd in any dimension (with an `O(K log N)`-per-iteration
 //!   path for 1-D data); it initialises both mixtures.
-//! * [`special`] — `ln Γ`, `ln B(a, b)` and the multivariate `ln B(α)`.
+//! * [`special`] — `ln Γ`, `ln B(a, b)`, the multivariate `ln B(α)`, and the Beta
+//!   log-density `ln f(λ; a, b)` evaluated without cancellation for concentrated components.
 //!
 //! Every fit is reproducible: the same input, configuration and seed give bit-identical results
 //! on every run. Bad input (empty, NaN, out of `[0, 1]`, rows not summing to 1, `k = 0`, fewer
@@ -52,6 +53,7 @@ mod error;
 mod fastmath;
 mod input;
 pub mod kmeans;
+mod logpdf;
 pub mod special;
 
 pub use beta::{fit_batchwise, BetaMixture, BetaMixtureConfig, BetaMixtureFit, DEFAULT_CLAMP_EPS};

@@ -112,6 +112,35 @@ impl VitConfig {
         Self::clip(224, 14, 1024, 24, 16, 768, num_classes)
     }
 
+    /// open_clip's ViT-H-14 at 224 px (LAION-2B): patch 14, width 1280, 32 layers, 16 heads of
+    /// 80, MLP 5120, embed 1024, exact GELU.
+    pub fn vit_h14(num_classes: usize) -> Self {
+        VitConfig {
+            activation: Activation::Gelu,
+            ..Self::clip(224, 14, 1280, 32, 16, 1024, num_classes)
+        }
+    }
+
+    /// open_clip's ViT-g-14 at 224 px (LAION-2B): patch 14, width 1408, 40 layers, 16 heads of
+    /// 88, MLP 6144, embed 1024, exact GELU.
+    pub fn vit_g14(num_classes: usize) -> Self {
+        VitConfig {
+            mlp_dim: 6144,
+            activation: Activation::Gelu,
+            ..Self::clip(224, 14, 1408, 40, 16, 1024, num_classes)
+        }
+    }
+
+    /// open_clip's ViT-bigG-14 at 224 px (LAION-2B): patch 14, width 1664, 48 layers, 16 heads
+    /// of 104, MLP 8192, embed 1280, exact GELU.
+    pub fn vit_bigg14(num_classes: usize) -> Self {
+        VitConfig {
+            mlp_dim: 8192,
+            activation: Activation::Gelu,
+            ..Self::clip(224, 14, 1664, 48, 16, 1280, num_classes)
+        }
+    }
+
     /// Patches per side, `image_size / patch_size`.
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
@@ -177,11 +206,6 @@ impl VitConfig {
                 self.layer_norm_eps
             )));
         }
-        if self.layer_scale {
-            return Err(Error::Config(
-                "LayerScale (ls_1.gamma / ls_2.gamma) is not supported by this version".into(),
-            ));
-        }
         Ok(())
     }
 
@@ -224,6 +248,20 @@ mod tests {
         );
         for c in [b32, VitConfig::vit_b16(10), l14] {
             c.validate().unwrap();
+        }
+        // open_clip's model configs (ViT-H-14.json, ViT-g-14.json, ViT-bigG-14.json):
+        // width, layers, head_width, mlp_ratio, embed_dim.
+        for (c, w, l, hw, mlp, e) in [
+            (VitConfig::vit_h14(10), 1280, 32, 80, 5120, 1024),
+            (VitConfig::vit_g14(10), 1408, 40, 88, 6144, 1024),
+            (VitConfig::vit_bigg14(10), 1664, 48, 104, 8192, 1280),
+        ] {
+            c.validate().unwrap();
+            assert_eq!(
+                (c.width, c.layers, c.head_dim(), c.mlp_dim, c.embed_dim),
+                (w, l, hw, mlp, e)
+            );
+            assert_eq!((c.num_tokens(), c.activation), (257, Activation::Gelu));
         }
     }
 

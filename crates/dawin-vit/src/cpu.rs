@@ -406,7 +406,9 @@ impl Workspace {
 }
 
 /// One residual block in place on `x` `[batch·T, W]`:
-/// `x += out_proj(attention(in_proj(ln_1(x))))`, then `x += c_proj(QuickGELU(c_fc(ln_2(x))))`.
+/// `x += γ1 ⊙ out_proj(attention(in_proj(ln_1(x))))`, then
+/// `x += γ2 ⊙ c_proj(act(c_fc(ln_2(x))))`, with `act` = `cfg.activation` and the LayerScale
+/// factors γ1, γ2 (`blk.ls_1`, `blk.ls_2`) only when the block has them (else 1).
 pub fn residual_block(
     x: &mut [f32],
     batch: usize,
@@ -426,11 +428,56 @@ pub fn residual_block(
         cfg.heads,
         &mut ws.attn,
     );
-    linear_residual(&ws.attn, rows, &blk.attn_out_proj, x);
+    branch_residual(
+        &ws.attn,
+        rows,
+        &blk.attn_out_proj,
+        blk.ls_1.as_deref(),
+        &mut ws.h,
+        x,
+    );
     layer_norm(x, cfg.width, &blk.ln_2, cfg.layer_norm_eps, &mut ws.h);
     linear(&ws.h, rows, &blk.mlp_c_fc, &mut ws.mlp);
     activation(cfg.activation, &mut ws.mlp);
-    linear_residual(&ws.mlp, rows, &blk.mlp_c_proj, x);
+    branch_residual(
+        &ws.mlp,
+        rows,
+        &blk.mlp_c_proj,
+        blk.ls_2.as_deref(),
+        &mut ws.h,
+        x,
+    );
+}
+
+/// The end of a residual branch: `out += x Wᵀ + b` ([`linear_residual`]), or with a LayerScale
+/// `gamma` `out += γ ⊙ (x Wᵀ + b)` (the branch first computed into `tmp`, `[rows, out_dim]`).
+pub fn branch_residual(
+    x: &[f32],
+    rows: usize,
+    lin: &Linear,
+    gamma: Option<&[f32]>,
+    tmp: &mut [f32],
+    out: &mut [f32],
+) {
+    match gamma {
+        None => linear_residual(x, rows, lin, out),
+        Some(g) => {
+            linear(x, rows, lin, tmp);
+            scaled_add(tmp, g, out);
+        }
+    }
+}
+
+/// `out[r] += γ ⊙ y[r]` for every row `r` of `y` and `out` (rows of `γ.len()` values).
+pub fn scaled_add(y: &[f32], gamma: &[f32], out: &mut [f32]) {
+    assert_eq!(y.len(), out.len(), "scaled_add: lengths");
+    out.par_chunks_mut(gamma.len())
+        .zip(y.par_chunks(gamma.len()))
+        .for_each(|(o, y)| {
+            for ((o, &y), &g) in o.iter_mut().zip(y).zip(gamma) {
+                *o += g * y;
+            }
+        });
 }
 
 /// `row ← row / ‖row‖₂` for each row of `width` (a zero row stays zero).

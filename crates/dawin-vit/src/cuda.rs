@@ -10,15 +10,18 @@
 //! patches = cols · conv1ᵀ                           f32 [B·G², W]
 //! x       = ln_pre(patches ⊕ class ⊕ position)      f32 [rows, W]
 //! per block: h = ln_1(x); qkv = h·in_projᵀ + b; a = attention(qkv)
-//!            x += a·out_projᵀ + b                   (residual fused in the GEMM epilogue)
-//!            h = ln_2(x); f = QuickGELU(h·c_fcᵀ + b) (fused); x += f·c_projᵀ + b (fused)
+//!            x += γ1 ⊙ (a·out_projᵀ + b)           (LayerScale and residual fused in the GEMM
+//!                                                    epilogue; γ = 1 without LayerScale)
+//!            h = ln_2(x); f = act(h·c_fcᵀ + b) (fused; QuickGELU or exact GELU with erff)
+//!            x += γ2 ⊙ (f·c_projᵀ + b)              (fused)
 //! f = ln_post(x[:, 0])·proj; f̂ = f/‖f‖; logits = f̂·headᵀ + b_head
 //! ```
 //!
 //! [`CudaVit::forward_blended`] runs issue #8's exact per-sample interpolation: every
 //! parametrised op of sample i is `Σ_s c_is op(θ_s; h_i)` with `c_i0 = 1 − Σ_j w_ij`,
 //! `c_ij = w_ij` (= `op(θ0; h_i) + Σ_j w_ij (op(θ_j; h_i) − op(θ0; h_i))`), each GEMM over the
-//! M + 1 weight sets in one launch with the blend in its epilogue.
+//! M + 1 weight sets in one launch with the blend in its epilogue; a LayerScale branch is the
+//! merged model's, `(Σ_s c_is γ_s) ⊙ Σ_s c_is (W_s h_i + b_s)`.
 //!
 //! Each model's parameters live in one [`DeviceArena`] laid out as the parameter list
 //! ([`crate::ParamList`]: names as the OpenAI checkpoint spells them, `proj` as `[E, W]`,
@@ -29,12 +32,15 @@
 //! interpreter of the kernels' formulas (`host.rs`).
 //!
 //! Requirements (checked, errors name the config field): width, mlp_dim and embed_dim
-//! multiples of 8, head dimension even and ≤ 64, a GPU of compute capability ≥ 8.0.
+//! multiples of 8, head dimension (width / heads) at most 128 (ViT-H/14: 80, g/14: 88,
+//! bigG/14: 104), a GPU of compute capability ≥ 8.0.
 
 use std::sync::Arc;
 
 use dawin_kernels::source::MAX_SETS;
-use dawin_kernels::{ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, Half, HostArena, Param};
+use dawin_kernels::{
+    ArenaLayout, DType, DeviceArena, DeviceVec, Gpu, Half, HostArena, Param, MAX_HEAD_DIM,
+};
 use half::{bf16, f16};
 
 use crate::config::VitConfig;
@@ -112,17 +118,11 @@ pub fn check_config(cfg: &VitConfig) -> CudaResult<()> {
             )));
         }
     }
-    if cfg.activation != crate::Activation::QuickGelu {
-        return Err(cfg_err(format!(
-            "activation {}: the CUDA forward implements QuickGELU only",
-            cfg.activation.name()
-        )));
-    }
     let hd = cfg.head_dim();
-    if hd == 0 || !hd.is_multiple_of(2) || hd > 64 {
+    if hd == 0 || hd > MAX_HEAD_DIM {
         return Err(cfg_err(format!(
-            "heads = {}: head dimension {hd} (width / heads) must be even and at most 64 for \
-             the CUDA forward",
+            "heads = {}: head dimension {hd} (width / heads) is above the {MAX_HEAD_DIM} the \
+             CUDA attention kernels support",
             cfg.heads
         )));
     }

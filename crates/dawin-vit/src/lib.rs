@@ -21,7 +21,7 @@
 //! CUDA parameter arena are all derived from it.
 //!
 //! **Forwards.** [`cpu`] is the reference, written as small layer functions (`embed`,
-//! `layer_norm`, `linear`, `attention`, `quick_gelu`, `residual_block`) that variants reuse;
+//! `layer_norm`, `linear`, `attention`, `activation`, `residual_block`) that variants reuse;
 //! [`cpu::blended`] runs a batch in which every sample has its own interpolation coefficients,
 //! exactly and without merging a model per sample, over [`BlendedWeights`] (θ0 and the deltas
 //! θ_j − θ0 stacked). [`cuda`] is the GPU forward (hand-written fp16/bf16 tensor-core kernels,

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 
 use crate::config::VitConfig;
+use crate::tensors::TensorSource;
 use crate::weights::{CheckpointNaming, ClipWeights};
 
 /// What a tensor parametrises.
@@ -48,6 +49,11 @@ pub enum Module {
     MlpFc,
     /// A block's second MLP layer (`mlp.c_proj`).
     MlpProj,
+    /// A block's LayerScale of the attention branch (`ls_1.gamma`, open_clip's
+    /// `ls_init_value`): `x += γ1 ⊙ attn(ln_1(x))`.
+    Ls1,
+    /// A block's LayerScale of the MLP branch (`ls_2.gamma`): `x += γ2 ⊙ mlp(ln_2(x))`.
+    Ls2,
     /// The layer norm of the class token (`ln_post`).
     LnPost,
     /// The projection to the embedding (`proj`, no bias).
@@ -74,6 +80,8 @@ pub enum Role {
     LayerNorm,
     /// A linear map's weight `[out, in]` or bias `[out]`.
     Linear,
+    /// A per-channel factor `[width]` of a residual branch (LayerScale's γ).
+    LayerScale,
 }
 
 /// Which part of the classifier a tensor belongs to.
@@ -357,6 +365,50 @@ impl ParamList {
     }
 }
 
+/// Checks, before loading, that `src` holds the tensors that only some configs have (LayerScale's
+/// `ls_1.gamma` / `ls_2.gamma` when `cfg.layer_scale`): an error names every missing one (the
+/// first 6 and a count) and says why they are needed.
+pub(crate) fn check_config_tensors(
+    cfg: &VitConfig,
+    naming: &CheckpointNaming,
+    src: &dyn TensorSource,
+) -> crate::Result<()> {
+    if !cfg.layer_scale {
+        return Ok(());
+    }
+    let names: std::collections::HashSet<&str> = src.tensor_names().into_iter().collect();
+    let missing: Vec<String> = ParamList::new(cfg)
+        .iter()
+        .filter(|d| matches!(d.key.module, Module::Ls1 | Module::Ls2))
+        .flat_map(|d| d.checkpoint_tensors(naming, ""))
+        .map(|(n, _)| n)
+        .filter(|n| !names.contains(n.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = missing.iter().take(6).map(|n| format!("`{n}`")).collect();
+    let more = match missing.len() {
+        n if n > 6 => format!(" and {} more", n - 6),
+        _ => String::new(),
+    };
+    let hf = match naming {
+        CheckpointNaming::HuggingFace { .. } => {
+            " (Hugging Face's CLIP has no LayerScale: a checkpoint in its naming holds them \
+             only if written by this tool)"
+        }
+        CheckpointNaming::OpenAi { .. } => "",
+    };
+    Err(crate::Error::Config(format!(
+        "the config has LayerScale (layer_scale = true), but {} lacks {} of its {} factors: \
+         {}{more}{hf}; load it with layer_scale = false if the tower has none",
+        src.source_name(),
+        missing.len(),
+        2 * cfg.layers,
+        shown.join(", ")
+    )))
+}
+
 impl<'a> IntoIterator for &'a ParamList {
     type Item = &'a ParamDef;
     type IntoIter = std::slice::Iter<'a, ParamDef>;
@@ -570,6 +622,13 @@ clip_tensor_list! {
             |c| vec![c.width, c.mlp_dim], Same("mlp.c_proj.weight"), Same("mlp.fc2.weight");
         opt [mlp_c_proj] bias => MlpProj Bias Linear,
             |c| vec![c.width], Same("mlp.c_proj.bias"), Same("mlp.fc2.bias");
+        // LayerScale (open_clip's `ls_init_value`), only in configs with `layer_scale`.
+        // Hugging Face's CLIP has none: a Hugging Face checkpoint of such a config must carry
+        // them under the block prefix with open_clip's names (as `to_tensor_map` writes them).
+        opt [] ls_1 => Ls1 Weight LayerScale,
+            |c| vec![c.width], Same("ls_1.gamma"), Same("ls_1.gamma"), if |c| c.layer_scale;
+        opt [] ls_2 => Ls2 Weight LayerScale,
+            |c| vec![c.width], Same("ls_2.gamma"), Same("ls_2.gamma"), if |c| c.layer_scale;
     }
     tower {
         // After the blocks.
@@ -787,6 +846,78 @@ mod tests {
         }
         let total: usize = list.iter().map(ParamDef::numel).sum();
         assert_eq!(bw.memory_bytes(), 4 * 3 * total);
+    }
+
+    /// LayerScale: two more tensors per block, named as open_clip names them, in every derived
+    /// list (params, saving and loading in both namings, blended stacks); a checkpoint without
+    /// them cannot be loaded as a LayerScale config (the error names them).
+    #[test]
+    fn layer_scale_adds_two_factors_per_block() {
+        let c = VitConfig {
+            layer_scale: true,
+            ..cfg()
+        };
+        let list = ParamList::new(&c);
+        assert_eq!(list.len(), 5 + 14 * c.layers + 3 + 2);
+        for (module, t) in [(Module::Ls1, "ls_1.gamma"), (Module::Ls2, "ls_2.gamma")] {
+            let d = list
+                .get(
+                    list.index_of(&ParamKey::block(module, Part::Weight, 2))
+                        .unwrap(),
+                )
+                .unwrap();
+            assert_eq!(d.name(), format!("transformer.resblocks.2.{t}"));
+            assert_eq!(
+                (d.shape.clone(), d.role, d.group),
+                (vec![64], Role::LayerScale, Group::Encoder)
+            );
+        }
+        assert!(ParamList::new(&cfg())
+            .iter()
+            .all(|d| d.role != Role::LayerScale));
+        let w = ClipWeights::random(&c, 4).unwrap();
+        w.check(&c).unwrap();
+        let g = w.visual.resblocks[1].ls_2.as_ref().unwrap();
+        assert!(g.iter().all(|v| (0.0..1.0).contains(v)) && g[0] != g[1]);
+        assert_eq!(w.params().len(), list.len());
+        assert_eq!(w.encoder_params().len(), list.len() - 2);
+        // A LayerScale model is not a model without it, and the reverse.
+        let mut plain = w.clone();
+        plain.visual.resblocks[0].ls_1 = None;
+        assert!(plain
+            .check(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("ls_1.gamma"));
+        assert!(w
+            .check(&cfg())
+            .unwrap_err()
+            .to_string()
+            .contains("ls_1.gamma"));
+        for naming in namings() {
+            let map = w.to_tensor_map(&c, &naming).unwrap();
+            let back = ClipWeights::load(&map, None, &c, &naming).unwrap();
+            assert_eq!(back, w, "{naming:?}");
+            // The same checkpoint without its factors, loaded as a LayerScale config.
+            let without = ClipWeights::random(&cfg(), 4)
+                .unwrap()
+                .to_tensor_map(&cfg(), &naming)
+                .unwrap();
+            let e = ClipWeights::load(&without, None, &c, &naming)
+                .unwrap_err()
+                .to_string();
+            let first = format!("{}0.ls_1.gamma", naming.block_prefix());
+            assert!(e.contains(&first) && e.contains("lacks 6 of its 6"), "{e}");
+            let hf = matches!(naming, CheckpointNaming::HuggingFace { .. });
+            assert_eq!(
+                e.contains("Hugging Face's CLIP has no LayerScale"),
+                hf,
+                "{e}"
+            );
+        }
+        let bw = BlendedWeights::new(&c, &w, &[&ClipWeights::random(&c, 5).unwrap()]).unwrap();
+        let stacked = bw.stacked.visual.resblocks[0].ls_1.as_ref().unwrap();
+        assert_eq!(stacked.len(), 2 * c.width);
     }
 
     #[test]

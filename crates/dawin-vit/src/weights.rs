@@ -49,7 +49,8 @@ pub struct LayerNorm {
     pub bias: Vec<f32>,
 }
 
-/// One residual attention block: `x += attn(ln_1(x)); x += mlp(ln_2(x))`.
+/// One residual attention block: `x += attn(ln_1(x)); x += mlp(ln_2(x))`, or with LayerScale
+/// `x += γ1 ⊙ attn(ln_1(x)); x += γ2 ⊙ mlp(ln_2(x))`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResidualBlock {
     /// `ln_1` / `layer_norm1`.
@@ -64,6 +65,11 @@ pub struct ResidualBlock {
     pub mlp_c_fc: Linear,
     /// `mlp.c_proj` / `mlp.fc2`, `[W, M]`.
     pub mlp_c_proj: Linear,
+    /// LayerScale γ1 of the attention branch, `[W]` (`ls_1.gamma`); `Some` exactly when the
+    /// config has [`VitConfig::layer_scale`].
+    pub ls_1: Option<Vec<f32>>,
+    /// LayerScale γ2 of the MLP branch, `[W]` (`ls_2.gamma`); as `ls_1`.
+    pub ls_2: Option<Vec<f32>>,
 }
 
 /// The image tower: patch embedding, transformer, final norm and projection.
@@ -338,6 +344,7 @@ impl ClipWeights {
         naming: &CheckpointNaming,
     ) -> Result<Self> {
         cfg.validate()?;
+        crate::params::check_config_tensors(cfg, naming, src)?;
         let list = ParamList::new(cfg);
         let hsrc = head.unwrap_or(src);
         let head_root = head_root(hsrc).ok_or_else(|| Error::MissingTensor {
@@ -406,8 +413,10 @@ impl ClipWeights {
     }
 
     /// Random weights of shape `cfg` (for benches and tests): matrices `N(0, 1/in)`, biases and
-    /// embeddings `N(0, 0.02²)`, identity norms; deterministic for a given `seed`. The linear
-    /// maps are drawn first (weight then bias, in list order), then the embeddings.
+    /// embeddings `N(0, 0.02²)`, identity norms, LayerScale factors `0.5 + 0.1·N(0, 1)` (far
+    /// from the identity, so that a forward ignoring them is visibly wrong); deterministic for a
+    /// given `seed`. The linear maps are drawn first (weight then bias, in list order), then the
+    /// embeddings, then the LayerScale factors.
     pub fn random(cfg: &VitConfig, seed: u64) -> Result<Self> {
         use rand::{RngExt, SeedableRng};
         cfg.validate()?;
@@ -419,16 +428,17 @@ impl ClipWeights {
             }
         });
         let list = ParamList::new(cfg);
-        for role in [Role::Linear, Role::Embedding] {
+        for role in [Role::Linear, Role::Embedding, Role::LayerScale] {
             for (p, def) in w.params_mut().into_iter().zip(&list) {
                 if def.role != role {
                     continue;
                 }
-                let s = match (role, def.key.part) {
-                    (Role::Linear, Part::Weight) => 1.0 / (def.shape[1] as f32).sqrt(),
-                    _ => 0.02,
+                let (s, shift) = match (role, def.key.part) {
+                    (Role::Linear, Part::Weight) => (1.0 / (def.shape[1] as f32).sqrt(), 0.0),
+                    (Role::LayerScale, _) => (0.1, 0.5),
+                    _ => (0.02, 0.0),
                 };
-                p.iter_mut().for_each(|x| *x = s * normal());
+                p.iter_mut().for_each(|x| *x = shift + s * normal());
             }
         }
         Ok(w)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use common::{f32s, merged, read_raw, rel_err, tensor_map};
 use dawin_kernels::Gpu;
 use dawin_vit::cuda::{check_config, check_merge, CudaVit, Precision};
-use dawin_vit::{cpu, ClipClassifier, ClipWeights, LoadOptions, VitConfig};
+use dawin_vit::{cpu, Activation, ClipClassifier, ClipWeights, LoadOptions, VitConfig};
 use rand::{RngExt, SeedableRng};
 
 /// A fixture file: from `$DAWIN_VIT_FIXTURES` when set (a prebuilt test binary run on another
@@ -61,6 +61,18 @@ const GPU_TESTS: &[GpuTest] = &[
     (
         "cuda_forward_reads_a_merge_done_on_the_device",
         cuda_forward_reads_a_merge_done_on_the_device,
+    ),
+    (
+        "cuda_exact_gelu_and_layer_scale_match_cpu",
+        cuda_exact_gelu_and_layer_scale_match_cpu,
+    ),
+    (
+        "cuda_head_widths_48_80_104_match_cpu",
+        cuda_head_widths_48_80_104_match_cpu,
+    ),
+    (
+        "cuda_vit_h14_block_matches_cpu",
+        cuda_vit_h14_block_matches_cpu,
     ),
 ];
 
@@ -316,11 +328,25 @@ fn configs_the_kernels_cannot_run_are_errors_naming_the_field() {
     assert!(check_config(&VitConfig::vit_l14(10)).is_ok());
     cfg.heads = 1; // head dim 64 → fine
     assert!(check_config(&cfg).is_ok());
+    // Exact GELU, LayerScale and the wide heads of ViT-H/g/bigG-14 run.
+    for c in [
+        VitConfig::vit_h14(10),
+        VitConfig::vit_g14(10),
+        VitConfig::vit_bigg14(10),
+        VitConfig {
+            layer_scale: true,
+            width: 128,
+            heads: 1, // head dim 128, the largest
+            ..blend_cfg()
+        },
+    ] {
+        check_config(&c).unwrap();
+    }
     let mut bad = blend_cfg();
-    bad.width = 128;
-    bad.heads = 1; // head dim 128
+    bad.width = 136;
+    bad.heads = 1; // head dim 136
     let e = check_config(&bad).unwrap_err().to_string();
-    assert!(e.contains("heads") && e.contains("128"), "{e}");
+    assert!(e.contains("heads") && e.contains("136"), "{e}");
     let mut bad = blend_cfg();
     bad.embed_dim = 30;
     let e = check_config(&bad).unwrap_err().to_string();
@@ -433,4 +459,56 @@ fn cuda_forward_reads_a_merge_done_on_the_device(gpu: &Arc<Gpu>) {
         let want0 = cpu::forward(&x, 4, &cfg, &ws[0]).unwrap().0;
         assert!(rel_err(&z, &want0) <= tolerance(p));
     }
+}
+
+/// Exact GELU (the GEMM's erff epilogue) and LayerScale (γ in the epilogue of the out_proj and
+/// c_proj GEMMs; blended as the merged model has it), plain and blended, against the CPU.
+fn cuda_exact_gelu_and_layer_scale_match_cpu(gpu: &Arc<Gpu>) {
+    let gelu = VitConfig {
+        activation: Activation::Gelu,
+        ..blend_cfg()
+    };
+    let ls = VitConfig {
+        layer_scale: true,
+        ..gelu.clone()
+    };
+    for (cfg, what) in [(&gelu, "exact GELU"), (&ls, "GELU + LayerScale")] {
+        let w = perturbed(cfg, 3);
+        check_against_cpu(gpu, cfg, &w, &images(cfg, 5, 2), 5, what);
+        let models = vec![perturbed(cfg, 4), perturbed(cfg, 5)];
+        check_blended(gpu, cfg, &models, &[0.0, 1.0, 0.5, 0.2, 0.9], 5);
+        let models: Vec<ClipWeights> = (0..4).map(|s| perturbed(cfg, 6 + s)).collect();
+        let coeffs = [0.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.2, 0.3, 0.1];
+        check_blended(gpu, cfg, &models, &coeffs, 3);
+    }
+}
+
+/// Head widths that are not 64: 48 (`attention_*`), 80 and 104 (ViT-H/14's and bigG/14's,
+/// `attention_wide_*`), against the CPU.
+fn cuda_head_widths_48_80_104_match_cpu(gpu: &Arc<Gpu>) {
+    for (width, heads) in [(96, 2), (160, 2), (208, 2)] {
+        let cfg = VitConfig {
+            width,
+            heads,
+            mlp_dim: 2 * width,
+            ..blend_cfg()
+        };
+        let w = perturbed(&cfg, 8);
+        let what = format!("head width {}", width / heads);
+        check_against_cpu(gpu, &cfg, &w, &images(&cfg, 3, 4), 3, &what);
+        let models = vec![perturbed(&cfg, 9), perturbed(&cfg, 10)];
+        check_blended(gpu, &cfg, &models, &[0.0, 1.0, 0.4], 3);
+    }
+}
+
+/// One block of ViT-H/14 at its real size (224 px, 257 tokens, width 1280, 16 heads of 80,
+/// MLP 5120, exact GELU) with LayerScale, against the CPU.
+fn cuda_vit_h14_block_matches_cpu(gpu: &Arc<Gpu>) {
+    let cfg = VitConfig {
+        layers: 1,
+        layer_scale: true,
+        ..VitConfig::vit_h14(100)
+    };
+    let w = perturbed(&cfg, 12);
+    check_against_cpu(gpu, &cfg, &w, &images(&cfg, 2, 5), 2, "ViT-H/14 block");
 }

@@ -12,7 +12,12 @@
 //! * layer norm: `n_i = (h_i − μ) / sqrt(σ² + eps)` once, then
 //!   `n_i ⊙ (γ0 + Σ_j w_ij Δγ_j) + (β0 + Σ_j w_ij Δβ_j)`;
 //! * class and positional embeddings: `c0 + Σ_j w_ij Δc_j`, `p0 + Σ_j w_ij Δp_j` added per sample;
-//! * attention softmax, QuickGELU, the feature normalisation: as in [`crate::cpu::forward`].
+//! * LayerScale (`x += γ ⊙ branch`): the merged model's factor `γ_i = γ0 + Σ_j w_ij Δγ_j` times
+//!   the merged model's branch (the blended linear above), i.e. `(Σ_s c_is γ_s) ⊙ (Σ_s c_is
+//!   (W_s h_i + b_s))` over the weight sets s — not `Σ_s c_is γ_s ⊙ (W_s h_i + b_s)`, which is no
+//!   merged model's output;
+//! * attention softmax, the MLP activation, the feature normalisation: as in
+//!   [`crate::cpu::forward`].
 //!
 //! The GEMM work is (M + 1)× one model's; nothing else grows with M beyond O(batch · W · M).
 //! A coefficient of exactly 0 skips its delta term, so a sample with all-zero coefficients gets
@@ -58,7 +63,7 @@ pub fn forward(
         bw.models,
         &mut tmp,
         &mut logits,
-        false,
+        Residual::None,
     );
     Ok((logits, feats))
 }
@@ -137,7 +142,7 @@ pub fn encode_images(
         m,
         &mut tmp,
         &mut patches,
-        false,
+        Residual::None,
     );
     let sv = &bw.stacked.visual;
     let class = blend_vec(&sv.class_embedding, coeffs, m, batch);
@@ -175,9 +180,10 @@ pub fn encode_images(
             m,
             &mut tmp,
             &mut qkv,
-            false,
+            Residual::None,
         );
         attention(&qkv, batch, t, w, cfg.heads, &mut attn);
+        let g1 = blk.ls_1.as_ref().map(|g| blend_vec(g, coeffs, m, batch));
         blended_linear(
             &attn,
             rows,
@@ -187,7 +193,7 @@ pub fn encode_images(
             m,
             &mut tmp,
             &mut x,
-            true,
+            Residual::Add(g1.as_deref()),
         );
         blended_layer_norm(&x, t, &blk.ln_2, eps, coeffs, m, &mut h);
         blended_linear(
@@ -199,9 +205,10 @@ pub fn encode_images(
             m,
             &mut tmp,
             &mut mlp,
-            false,
+            Residual::None,
         );
         activation(cfg.activation, &mut mlp);
+        let g2 = blk.ls_2.as_ref().map(|g| blend_vec(g, coeffs, m, batch));
         blended_linear(
             &mlp,
             rows,
@@ -211,7 +218,7 @@ pub fn encode_images(
             m,
             &mut tmp,
             &mut x,
-            true,
+            Residual::Add(g2.as_deref()),
         );
     }
 
@@ -230,7 +237,15 @@ pub fn encode_images(
     });
     let mut feats = vec![0.0f32; batch * cfg.embed_dim];
     blended_linear(
-        &pooled, batch, 1, &sv.proj, coeffs, m, &mut tmp, &mut feats, false,
+        &pooled,
+        batch,
+        1,
+        &sv.proj,
+        coeffs,
+        m,
+        &mut tmp,
+        &mut feats,
+        Residual::None,
     );
     feats
 }
@@ -282,10 +297,21 @@ fn blended_layer_norm(
         });
 }
 
+/// How [`blended_linear`] writes its result.
+#[derive(Clone, Copy)]
+enum Residual<'a> {
+    /// `out = y`.
+    None,
+    /// `out += y`, or `out += γ_i ⊙ y` with per-sample LayerScale factors `γ` `[batch, out]`
+    /// (already blended: `γ_i = γ0 + Σ_j w_ij Δγ_j`).
+    Add(Option<&'a [f32]>),
+}
+
 /// Blended linear over `x` `[rows, in]` whose rows belong to sample `row / per_sample`:
-/// `y_r = W0 x_r + b0 + Σ_j w_ij (ΔW_j x_r + Δb_j)`, written to `out` `[rows, out]` (or added
-/// onto it when `residual`). One GEMM against the stacked weight into `tmp`
-/// `[rows, (M+1)·out]`, then the per-row combine.
+/// `y_r = W0 x_r + b0 + Σ_j w_ij (ΔW_j x_r + Δb_j)`, written to `out` `[rows, out]` or added
+/// onto it (see [`Residual`]; with LayerScale the merged model's branch is
+/// `γ_i ⊙ y_r`, the blended γ times the blended linear, not a blend of `γ_s ⊙ (W_s x + b_s)`).
+/// One GEMM against the stacked weight into `tmp` `[rows, (M+1)·out]`, then the per-row combine.
 #[allow(clippy::too_many_arguments)]
 fn blended_linear(
     x: &[f32],
@@ -296,19 +322,41 @@ fn blended_linear(
     m: usize,
     tmp: &mut Vec<f32>,
     out: &mut [f32],
-    residual: bool,
+    residual: Residual<'_>,
 ) {
     let n = lin.out_dim / (m + 1);
     let stride = (m + 1) * n;
     assert_eq!(out.len(), rows * n, "blended_linear: out length");
     tmp.resize(rows * stride, 0.0);
     super::linear(x, rows, lin, tmp);
+    if let Residual::Add(Some(gamma)) = residual {
+        // y_r in place in the first n columns of its tmp row, then out += γ_i ⊙ y_r.
+        out.par_chunks_mut(n)
+            .zip(tmp.par_chunks_mut(stride))
+            .enumerate()
+            .for_each(|(r, (o, t))| {
+                let s = r / per_sample;
+                let (y, deltas) = t.split_at_mut(n);
+                for (j, &wj) in coeffs[s * m..(s + 1) * m].iter().enumerate() {
+                    if wj != 0.0 {
+                        let d = &deltas[j * n..(j + 1) * n];
+                        y.iter_mut().zip(d).for_each(|(y, d)| *y += wj * d);
+                    }
+                }
+                let g = &gamma[s * n..(s + 1) * n];
+                for ((o, &y), &g) in o.iter_mut().zip(y.iter()).zip(g) {
+                    *o += g * y;
+                }
+            });
+        return;
+    }
+    let add = matches!(residual, Residual::Add(_));
     out.par_chunks_mut(n)
         .zip(tmp.par_chunks(stride))
         .enumerate()
         .for_each(|(r, (o, t))| {
             let s = r / per_sample;
-            if residual {
+            if add {
                 o.iter_mut().zip(&t[..n]).for_each(|(o, v)| *o += v);
             } else {
                 o.copy_from_slice(&t[..n]);

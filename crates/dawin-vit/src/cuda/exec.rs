@@ -172,10 +172,11 @@ impl<'a, T: Half> Exec<'a, T> {
             } => {
                 let weights = sets
                     .iter()
-                    .map(|&(w, b)| {
+                    .map(|s| {
                         Ok(GemmWeights {
-                            weight: self.half(w)?,
-                            bias: b.map(|b| self.half(b)).transpose()?,
+                            weight: self.half(s.weight)?,
+                            bias: s.bias.map(|b| self.half(b)).transpose()?,
+                            scale: s.scale.map(|g| self.half(g)).transpose()?,
                         })
                     })
                     .collect::<CudaResult<Vec<_>>>()?;

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use dawin_kernels::GemmActivation;
+
 use super::plan::{plan, Buf, Op, Work};
 use super::*;
 use crate::cpu;
@@ -132,11 +134,21 @@ fn exec(mem: &mut Mem, op: &Op) {
             let a = mem.half(*a, p.a_len());
             let c = mem.coef(*coef, p.coef_len(sets.len()));
             let mut tot = vec![0.0f64; m * n];
-            for (s, &(w, b)) in sets.iter().enumerate() {
-                let w = mem.half(w, p.weight_len());
-                let bias = b.map(|b| mem.half(b, p.bias_len()));
+            // LayerScale: on every set or none (the launcher's check), blended per row as the
+            // branch is: γ_i = Σ_s c_is γ_s.
+            let n_scaled = sets.iter().filter(|s| s.scale.is_some()).count();
+            assert!(
+                n_scaled == 0 || n_scaled == sets.len(),
+                "scale on some sets only"
+            );
+            let mut gamma = vec![0.0f32; if n_scaled > 0 { m * n } else { 0 }];
+            for (s, set) in sets.iter().enumerate() {
+                let w = mem.half(set.weight, p.weight_len());
+                let bias = set.bias.map(|b| mem.half(b, p.bias_len()));
+                let scale = set.scale.map(|g| mem.half(g, p.bias_len()));
                 for i in 0..m {
-                    let cf = f64::from(coef_at(c, sets.len(), i, p.rows_per_coef, s));
+                    let cf32 = coef_at(c, sets.len(), i, p.rows_per_coef, s);
+                    let cf = f64::from(cf32);
                     for j in 0..n {
                         let y: f64 = a[i * p.lda..i * p.lda + k]
                             .iter()
@@ -145,14 +157,24 @@ fn exec(mem: &mut Mem, op: &Op) {
                             .sum::<f64>()
                             + f64::from(bias.map_or(0.0, |b| b[j]));
                         tot[i * n + j] += cf * y;
+                        if let Some(g) = scale {
+                            gamma[i * n + j] += cf32 * g[j];
+                        }
                     }
                 }
             }
             for i in 0..m {
                 for j in 0..n {
                     let mut v = tot[i * n + j] as f32;
-                    if p.gelu {
-                        v /= 1.0 + (-1.702 * v).exp();
+                    match p.act {
+                        GemmActivation::Identity => {}
+                        GemmActivation::QuickGelu => v /= 1.0 + (-1.702 * v).exp(),
+                        GemmActivation::Gelu => {
+                            v *= 0.5 * (1.0 + cpu::erf_approx(v * std::f32::consts::FRAC_1_SQRT_2))
+                        }
+                    }
+                    if n_scaled > 0 {
+                        v *= gamma[i * n + j];
                     }
                     let idx = i * p.ldo + j;
                     if p.accumulate {
@@ -579,3 +601,6 @@ fn arena_layout_agrees_with_the_parameter_list() {
         assert_eq!(e.shape, shape, "{}", e.name);
     }
 }
+
+// Exact GELU, LayerScale, head widths other than 64, and the open_clip towers saved by PyTorch.
+mod arch;

@@ -5,10 +5,10 @@
 //! (`host.rs`, tests) runs the same ops on host memory.
 
 use dawin_kernels::{
-    AttentionShape, EmbedShape, GemmShape, Im2colShape, L2NormShape, LayerNormShape,
+    AttentionShape, EmbedShape, GemmActivation, GemmShape, Im2colShape, L2NormShape, LayerNormShape,
 };
 
-use crate::config::VitConfig;
+use crate::config::{Activation, VitConfig};
 use crate::params::{Module, ParamKey, ParamList, Part};
 
 /// An activation buffer of one forward.
@@ -105,6 +105,17 @@ pub(crate) enum Buf {
     Work(Work),
 }
 
+/// The tensors of one weight set of a GEMM.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GemmSet {
+    /// `[n, k]`.
+    pub(crate) weight: Buf,
+    /// `[n]`, if the map has a bias.
+    pub(crate) bias: Option<Buf>,
+    /// `[n]`: the LayerScale factors of the residual branch the GEMM ends, if any.
+    pub(crate) scale: Option<Buf>,
+}
+
 /// One kernel launch of a forward.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
@@ -116,8 +127,8 @@ pub(crate) enum Op {
     Gemm {
         shape: GemmShape,
         a: Buf,
-        /// Weight and bias of each set.
-        sets: Vec<(Buf, Option<Buf>)>,
+        /// Weight, bias and scale (LayerScale γ) of each set.
+        sets: Vec<GemmSet>,
         coef: Option<Buf>,
         out: Buf,
     },
@@ -183,16 +194,18 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
         part,
         layer,
     };
-    let linear = |module: Module, layer: Option<usize>| -> Vec<(Buf, Option<Buf>)> {
+    // A linear map of every set, scaled by the LayerScale `scale` (a module of the list, present
+    // or not) when the config has it.
+    let scaled = |module: Module, layer: Option<usize>, scale: Option<Module>| -> Vec<GemmSet> {
         (0..sets)
-            .map(|s| {
-                (
-                    required(key(module, Part::Weight, layer), s),
-                    param(key(module, Part::Bias, layer), s),
-                )
+            .map(|s| GemmSet {
+                weight: required(key(module, Part::Weight, layer), s),
+                bias: param(key(module, Part::Bias, layer), s),
+                scale: scale.and_then(|g| param(key(g, Part::Weight, layer), s)),
             })
             .collect()
     };
+    let linear = |module: Module, layer: Option<usize>| scaled(module, layer, None);
     let norm = |module: Module, layer: Option<usize>| -> Vec<(Buf, Buf)> {
         (0..sets)
             .map(|s| {
@@ -203,11 +216,17 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
             })
             .collect()
     };
-    let gemm = |m: usize, k: usize, n: usize, per: usize, gelu: bool, add: bool| GemmShape {
-        rows_per_coef: per,
-        gelu,
-        accumulate: add,
-        ..GemmShape::new(m, n, k)
+    let gemm =
+        |m: usize, k: usize, n: usize, per: usize, act: GemmActivation, add: bool| GemmShape {
+            rows_per_coef: per,
+            act,
+            accumulate: add,
+            ..GemmShape::new(m, n, k)
+        };
+    let none = GemmActivation::Identity;
+    let mlp_act = match cfg.activation {
+        Activation::QuickGelu => GemmActivation::QuickGelu,
+        Activation::Gelu => GemmActivation::Gelu,
     };
     let ln = |rows: usize, in_stride: usize, per: usize| LayerNormShape {
         rows,
@@ -230,7 +249,7 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
         out: w(Cols),
     });
     ops.push(Op::Gemm {
-        shape: gemm(batch * np, kp, wd, np, false, false),
+        shape: gemm(batch * np, kp, wd, np, none, false),
         a: w(Cols),
         sets: linear(Module::PatchEmbedding, None),
         coef,
@@ -272,7 +291,7 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
             out: w(H),
         });
         ops.push(Op::Gemm {
-            shape: gemm(rows, wd, 3 * wd, t, false, false),
+            shape: gemm(rows, wd, 3 * wd, t, none, false),
             a: w(H),
             sets: linear(Module::AttnInProj, layer),
             coef,
@@ -290,9 +309,9 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
             out: w(Att),
         });
         ops.push(Op::Gemm {
-            shape: gemm(rows, wd, wd, t, false, true),
+            shape: gemm(rows, wd, wd, t, none, true),
             a: w(Att),
-            sets: linear(Module::AttnOutProj, layer),
+            sets: scaled(Module::AttnOutProj, layer, Some(Module::Ls1)),
             coef,
             out: w(X),
         });
@@ -304,16 +323,16 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
             out: w(H),
         });
         ops.push(Op::Gemm {
-            shape: gemm(rows, wd, cfg.mlp_dim, t, true, false),
+            shape: gemm(rows, wd, cfg.mlp_dim, t, mlp_act, false),
             a: w(H),
             sets: linear(Module::MlpFc, layer),
             coef,
             out: w(Mlp),
         });
         ops.push(Op::Gemm {
-            shape: gemm(rows, cfg.mlp_dim, wd, t, false, true),
+            shape: gemm(rows, cfg.mlp_dim, wd, t, none, true),
             a: w(Mlp),
-            sets: linear(Module::MlpProj, layer),
+            sets: scaled(Module::MlpProj, layer, Some(Module::Ls2)),
             coef,
             out: w(X),
         });
@@ -327,7 +346,7 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
         out: w(Pooled),
     });
     ops.push(Op::Gemm {
-        shape: gemm(batch, wd, e, 1, false, false),
+        shape: gemm(batch, wd, e, 1, none, false),
         a: w(Pooled),
         sets: linear(Module::Proj, None),
         coef,
@@ -340,7 +359,7 @@ pub(crate) fn plan(cfg: &VitConfig, list: &ParamList, batch: usize, sets: usize)
         out: w(FeatT),
     });
     ops.push(Op::Gemm {
-        shape: gemm(batch, e, c, 1, false, false),
+        shape: gemm(batch, e, c, 1, none, false),
         a: w(FeatT),
         sets: linear(Module::Head, None),
         coef,
