@@ -147,26 +147,43 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `path` as PyTorch if it starts like a zip archive (`PK`) or a pickle (`0x80`),
-    /// as safetensors otherwise (then as a protocol 0/1 pickle if safetensors refuses a file that
-    /// starts with a pickle text opcode). Errors name the file.
+    /// Opens `path` as PyTorch if it starts like a zip archive (`PK`) or a pickle (`0x80`) and
+    /// not like safetensors (an 8-byte header length that fits the file, then `{`), as
+    /// safetensors otherwise (then as PyTorch if safetensors refuses a file that starts like a
+    /// zip or a pickle, text opcodes of protocols 0/1 included). Errors name the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
-        let mut head = [0u8; 2];
-        let n = {
+        let mut head = Vec::with_capacity(9);
+        let len = {
             use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            f.read(&mut head).map_err(|e| Error::io(path, e))?
+            let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+            f.take(9)
+                .read_to_end(&mut head)
+                .map_err(|e| Error::io(path, e))?;
+            len
         };
-        if n >= 2 && (head == *b"PK" || head[0] == 0x80) {
+        let torch_like = head.starts_with(b"PK") || head.first() == Some(&0x80);
+        // safetensors: an 8-byte little-endian header length N (whose low bytes may well be
+        // `PK` or 0x80), then the JSON header `{…`, within the file.
+        let safetensors_like = head.len() == 9 && head[8] == b'{' && {
+            let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            n.checked_add(8).is_some_and(|end| end <= len)
+        };
+        if torch_like && !safetensors_like {
             return Ok(Checkpoint::Torch(TorchCheckpoint::open(path)?));
         }
         match StateDict::open(path) {
             Ok(s) => Ok(Checkpoint::Safetensors(s)),
-            // A protocol 0/1 pickle starts with a text opcode, which safetensors refuses.
-            Err(e) if n >= 1 && b"(}]cN".contains(&head[0]) => TorchCheckpoint::open(path)
+            Err(e) if torch_like => TorchCheckpoint::open(path)
                 .map(Checkpoint::Torch)
                 .map_err(|_| e),
+            // A protocol 0/1 pickle starts with a text opcode, which safetensors refuses.
+            Err(e) if head.first().is_some_and(|b| b"(}]cN".contains(b)) => {
+                TorchCheckpoint::open(path)
+                    .map(Checkpoint::Torch)
+                    .map_err(|_| e)
+            }
             Err(e) => Err(e),
         }
     }
