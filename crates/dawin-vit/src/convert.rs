@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 
 use dawin_core::{DType, OwnedTensor};
 
-use crate::arch::LAYER_SCALE_TENSORS;
 use crate::arch::{
     ACTIVATION_METADATA_KEY, ARCH_METADATA_KEY, LAYER_NORM_EPS_METADATA_KEY,
     LAYER_SCALE_METADATA_KEY,
@@ -136,20 +135,6 @@ fn tool_tensors(opened: &Opened, dtype: DType) -> Result<Vec<OwnedTensor>> {
             _ => data,
         };
         out.push(cast(name, shape, &data, dtype)?);
-    }
-    if cfg.layer_scale {
-        let have: std::collections::HashSet<String> = out.iter().map(|t| t.name.clone()).collect();
-        for i in 0..cfg.layers {
-            for t in LAYER_SCALE_TENSORS {
-                let to = format!("{}{i}.{t}", out_naming.block_prefix());
-                if have.contains(&to) {
-                    continue; // the parameter list already has LayerScale
-                }
-                let from = format!("{}{i}.{t}", arch.naming.block_prefix());
-                let data = crate::tensors::fetch(ck, &from, &[cfg.width])?;
-                out.push(cast(to, vec![cfg.width], &data, dtype)?);
-            }
-        }
     }
     if let Some(h) = &arch.head {
         let (w, b, c, e) = match &opened.head {

@@ -162,21 +162,14 @@ pub(crate) fn shape_claims(
     Ok(out)
 }
 
-/// The checkpoint tensors a model of `cfg` reads from the encoder, LayerScale included.
+/// The checkpoint tensors a model of `cfg` reads from the encoder (the parameter list's: LayerScale
+/// included when `cfg.layer_scale`).
 pub(crate) fn used_encoder_tensors(cfg: &VitConfig, naming: &CheckpointNaming) -> BTreeSet<String> {
-    let mut used: BTreeSet<String> = ParamList::new(cfg)
+    ParamList::new(cfg)
         .group(Group::Encoder)
         .flat_map(|d| d.checkpoint_tensors(naming, ""))
         .map(|(n, _)| n)
-        .collect();
-    if cfg.layer_scale {
-        for i in 0..cfg.layers {
-            for t in LAYER_SCALE_TENSORS {
-                used.insert(format!("{}{i}.{t}", naming.block_prefix()));
-            }
-        }
-    }
-    used
+        .collect()
 }
 
 /// The vision tower's tensors: those under its prefix (`…visual.` or `…vision_model.`) and
