@@ -597,3 +597,60 @@ fn heads_from_every_form_with_normalize_honoured() {
         "{line}"
     );
 }
+
+#[test]
+fn eval_mtl_takes_pytorch_bases_models_and_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = torch("tiny_io.safetensors");
+    let images = StateDict::open(&io).unwrap();
+    let t = images.tensor("images").unwrap();
+    let data = dir.path().join("tiny.safetensors");
+    write_safetensors(
+        &data,
+        &[
+            OwnedTensor::from_f32("images", t.shape.to_vec(), &t.to_f32_vec()),
+            OwnedTensor::from_i64("labels", vec![3], &[0, 1, 2]),
+        ],
+        None,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "eval-mtl",
+        "--base",
+        &path_str(&torch("zeroshot.pt")),
+        "--model",
+        &format!("A={}", path_str(&torch("jit.pt"))),
+        "--model",
+        &format!("B={}", path_str(&torch("sd_bf16_legacy.pt"))),
+        "--head",
+        &format!("Tiny={}", path_str(&torch("head_Tiny.pt"))),
+        "--test",
+        &format!("Tiny={}", path_str(&data)),
+        "--vit-heads",
+        "2",
+        "--out",
+        &path_str(&out),
+        "-q",
+    ]);
+    ok(&o);
+    assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
+    // Each fine-tuned model's predictions are PyTorch's (argmax of its logits).
+    let argmax = |v: &[f32]| -> Vec<i64> {
+        v.chunks(5)
+            .map(|r| (0..5).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap() as i64)
+            .collect()
+    };
+    for (m, key) in [("A", "logits_f32"), ("B", "logits_bf16")] {
+        let pred = npy::read_i64(out.join(format!("Tiny/pred_ft_{m}.npy"))).unwrap();
+        assert_eq!(pred.data, argmax(&tensor(&io, key)), "model {m}");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let archs = report["architectures"].as_object().unwrap();
+    assert!(archs.len() >= 3, "{archs:?}");
+    for a in archs.values() {
+        assert_eq!(a["heads"]["value"], 2);
+        assert_eq!(a["activation"]["source"], "default");
+    }
+}
