@@ -9,7 +9,7 @@
 //! `arch_<v>_open_clip_config.json` is put beside the checkpoint as `open_clip_config.json`.
 //! The tiny files carry no config, so their tests pass `--heads 2` (nothing in a state dict
 //! says the head count; the default width/64 would be 1).
-use dawin::core::{npy, write_safetensors, Checkpoint, OwnedTensor, StateDict, TensorSource};
+use dawin::core::{npy, write_safetensors, CheckpointFile, OwnedTensor, StateDict, TensorSource};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -410,7 +410,7 @@ fn inspect_shows_every_field_with_its_source() {
 
 /// Every tensor of a checkpoint, by name: (dtype, shape, bytes).
 fn all_bytes(p: &Path) -> HashMap<String, (String, Vec<usize>, Vec<u8>)> {
-    let ck = Checkpoint::open(p).unwrap();
+    let ck = CheckpointFile::open(p).unwrap();
     ck.tensor_names()
         .into_iter()
         .map(|n| {

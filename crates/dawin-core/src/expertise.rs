@@ -21,7 +21,8 @@
 //! # Your own metric
 //!
 //! ```
-//! use dawin_core::{Expertise, ModelOutputs, Context, Result, coef};
+//! use dawin_core::expertise::{Context, Expertise, ModelOutputs};
+//! use dawin_core::{coef, Result};
 //!
 //! /// Expertise = exp(−(H / ln C)): entropy normalised by its maximum.
 //! struct NormalisedEntropy;

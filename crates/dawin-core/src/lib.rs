@@ -6,11 +6,11 @@
 //! two checkpoints into merged ones, on the CPU:
 //!
 //! * [`stats`]: stable row statistics of logits (softmax, entropy, cross-entropy, margins);
-//! * [`expertise`]: the [`Expertise`] trait and the paper's metrics (negative entropy by default);
+//! * [`expertise`]: the [`expertise::Expertise`] trait and the paper's metrics (negative entropy by default);
 //! * [`coef`]: Eq. 1, Eq. 2 with the domain offset, M-model softmax weights, the WiSE-FT plug-in;
 //! * [`temperature`]: temperature scaling fitted on labelled validation logits;
 //! * [`metrics`]: accuracy (with class subsets), Pearson correlation, TT/TF/FT/FF splits;
-//! * [`state_dict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
+//! * [`StateDict`] and [`merge`]: safetensors checkpoints through memmap2, and the CPU reference
 //!   merges (lerp, multi-lerp, task arithmetic) in f32/f16/bf16 with f32 arithmetic; whole-model
 //!   merges read parameter by parameter ([`merge::ParamSource`]: task arithmetic, TIES-merging)
 //!   and the task-vector distance `‖θ − θ0‖/‖θ0‖`;
@@ -19,16 +19,17 @@
 //!
 //! ## PyTorch checkpoints
 //!
-//! [`open_torch`] reads the files researchers hold: zip and legacy `torch.save` state dicts,
+//! [`torch::open_torch`] reads the files researchers hold: zip and legacy `torch.save` state dicts,
 //! whole pickled `nn.Module`s (names rebuilt as `state_dict()` gives them), WiSE-FT's
 //! `pickle.dump` files and TorchScript archives, through an inert unpickler that never imports or
 //! calls anything and bounds every allocation by the file size. Tensors keep their dtype, shape
-//! and strides and are read lazily from the memory map. [`Checkpoint`] opens either a PyTorch or
-//! a safetensors file and both implement [`TensorSource`], so callers treat them alike:
+//! and strides and are read lazily from the memory map. [`CheckpointFile`] opens one file, PyTorch
+//! or safetensors; both implement [`TensorSource`] (as do `dawin-vit`'s shard indexes and
+//! directories), so callers treat them alike:
 //!
 //! ```no_run
-//! use dawin_core::{Checkpoint, TensorSource};
-//! let ckpt = Checkpoint::open("finetune_clipvitb32.pt")?; // or a .safetensors
+//! use dawin_core::{CheckpointFile, TensorSource};
+//! let ckpt = CheckpointFile::open("finetune_clipvitb32.pt")?; // or a .safetensors
 //! for name in ckpt.tensor_names() {
 //!     let (dtype, shape) = ckpt.tensor_meta(name)?;
 //!     let values: Vec<f32> = ckpt.tensor_f32(name)?;
@@ -38,7 +39,8 @@
 //! ```
 //!
 //! ```
-//! use dawin_core::{coef, expertise::{Expertise, NegEntropy}, Context, ModelOutputs};
+//! use dawin_core::coef;
+//! use dawin_core::expertise::{Context, Expertise, ModelOutputs, NegEntropy};
 //!
 //! // Logits of θ0 (zero-shot) and θ1 (fine-tuned) on three samples, three classes.
 //! let z0 = [3.0, 0.0, 0.0,   0.2, 0.1, 0.0,   1.0, 1.0, 0.0];
@@ -56,22 +58,22 @@
 #![warn(missing_docs)]
 
 pub mod coef;
-pub mod dtype;
+mod dtype;
 mod error;
 pub mod expertise;
 pub mod merge;
 pub mod metrics;
 pub mod npy;
-pub mod state_dict;
+mod source;
+mod state_dict;
 pub mod stats;
 pub mod temperature;
 pub mod torch;
 
 pub use dtype::{DType, Param};
 pub use error::{Error, Result};
-pub use expertise::{Context, Expertise, ModelOutputs};
+pub use source::{CheckpointFile, TensorSource};
 pub use state_dict::{write_safetensors, OwnedTensor, StateDict, TensorView};
-pub use torch::{open_torch, Checkpoint, TensorSource, TorchCheckpoint};
 
 use std::path::Path;
 

@@ -146,7 +146,7 @@ fn metadata_and_names_round_trip() {
 /// the file and the JSON header follows.
 #[test]
 fn safetensors_whose_header_length_looks_like_a_pickle_or_a_zip_opens_as_safetensors() {
-    use dawin_core::{Checkpoint, TensorSource};
+    use dawin_core::{CheckpointFile, TensorSource};
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("h.safetensors");
     let header_len = |pad: usize| {
@@ -173,7 +173,7 @@ fn safetensors_whose_header_length_looks_like_a_pickle_or_a_zip_opens_as_safeten
             .unwrap();
             let bytes = std::fs::read(&p).unwrap();
             if bytes[0] == low && high.is_none_or(|h| bytes[1] == h) {
-                let ck = Checkpoint::open(&p).unwrap();
+                let ck = CheckpointFile::open(&p).unwrap();
                 assert_eq!(ck.format_name(), "safetensors");
                 assert_eq!(ck.tensor_f32("w").unwrap(), [1.0, 2.0]);
                 found = true;

@@ -2,7 +2,8 @@
 //! `scripts/core_reference.py` (numpy 2.1.3, scipy 1.14.1). The inputs below are the script's.
 
 use dawin_core::expertise::{ensemble_targets, expertise_by_name, merged_targets, BUILTIN_NAMES};
-use dawin_core::{coef, metrics, stats, temperature, Context, ModelOutputs};
+use dawin_core::expertise::{Context, ModelOutputs};
+use dawin_core::{coef, metrics, stats, temperature};
 
 const Z0: [f32; 20] = [
     2.0, 1.0, 0.1, -1.0, 0.5, 0.4, 0.3, 0.2, -3.0, 4.0, 1.0, 0.0, 1.5, 1.5, -0.5, 0.25, 0.0, 0.0,

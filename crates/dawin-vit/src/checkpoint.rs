@@ -1,5 +1,5 @@
 //! Opening checkpoints in every form ([`open_checkpoint`]): one file — safetensors, or a PyTorch
-//! `.pt`/`.pth`/`.bin`/`.pkl` in any form `dawin_core::TorchCheckpoint` reads (zip or legacy
+//! `.pt`/`.pth`/`.bin`/`.pkl` in any form `dawin_core::torch::TorchCheckpoint` reads (zip or legacy
 //! `torch.save`, `pickle.dump` with legacy storages, whole pickled modules, TorchScript) — a
 //! Hugging Face shard index of either (`model.safetensors.index.json`,
 //! `pytorch_model.bin.index.json`), or a directory holding one of them; all memory-mapped and
@@ -54,11 +54,13 @@ fn missing(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
     bad_file(path, std::io::ErrorKind::NotFound, msg)
 }
 
-/// A checkpoint, memory-mapped: one file (safetensors or PyTorch), or the shards of a Hugging
-/// Face shard index; plus tensors added in memory (the base's projection completing a vision
-/// tower). Tensors are read (and converted to f32) one at a time, when asked for.
+/// A checkpoint in any form, memory-mapped: one file ([`dawin_core::CheckpointFile`]:
+/// safetensors or PyTorch), or the shards of a Hugging Face shard index (each one such file);
+/// plus tensors added in memory (the base's projection completing a vision tower). This is the
+/// checkpoint type every loader of the workspace takes; it reads tensors through
+/// [`dawin_core::TensorSource`] (one at a time, converted to f32 when asked for).
 pub struct Checkpoint {
-    shards: Vec<dawin_core::Checkpoint>,
+    shards: Vec<dawin_core::CheckpointFile>,
     /// Tensor name → index in `shards` (sharded checkpoints only).
     index: Option<BTreeMap<String, usize>>,
     extra: TensorMap,
@@ -79,7 +81,7 @@ impl std::fmt::Debug for Checkpoint {
 
 impl Checkpoint {
     fn single(path: &Path) -> Result<Checkpoint> {
-        let ck = dawin_core::Checkpoint::open(path)?;
+        let ck = dawin_core::CheckpointFile::open(path)?;
         Ok(Checkpoint {
             format: ck.format_name().to_string(),
             shards: vec![ck],
@@ -109,7 +111,7 @@ impl Checkpoint {
     /// Whether this is PyTorch's layout of the given kind (for a single file).
     pub fn torch_format(&self) -> Option<TorchFormat> {
         match (&self.index, self.shards.first()) {
-            (None, Some(dawin_core::Checkpoint::Torch(t))) => Some(t.format()),
+            (None, Some(dawin_core::CheckpointFile::Torch(t))) => Some(t.format()),
             _ => None,
         }
     }
@@ -118,12 +120,12 @@ impl Checkpoint {
     /// `normalize`); `None` for safetensors.
     pub fn attribute(&self, dotted: &str) -> Option<Attr> {
         self.shards.iter().find_map(|s| match s {
-            dawin_core::Checkpoint::Torch(t) => t.attribute(dotted).cloned(),
-            dawin_core::Checkpoint::Safetensors(_) => None,
+            dawin_core::CheckpointFile::Torch(t) => t.attribute(dotted).cloned(),
+            dawin_core::CheckpointFile::Safetensors(_) => None,
         })
     }
 
-    fn shard_of(&self, name: &str) -> Option<&dawin_core::Checkpoint> {
+    fn shard_of(&self, name: &str) -> Option<&dawin_core::CheckpointFile> {
         match &self.index {
             None => self.shards.first(),
             Some(ix) => ix.get(name).map(|&i| &self.shards[i]),
@@ -206,7 +208,7 @@ const CHECKPOINT_EXTENSIONS: &[&str] = &["safetensors", "pt", "pth", "bin", "pkl
 
 /// Opens a checkpoint (memory-mapped, nothing read yet):
 ///
-/// * a file: safetensors, or a PyTorch file in any form `dawin_core::TorchCheckpoint` reads
+/// * a file: safetensors, or a PyTorch file in any form `dawin_core::torch::TorchCheckpoint` reads
 ///   (told apart by its first bytes, not its extension);
 /// * a Hugging Face shard index (`*.index.json`: `{"weight_map": {tensor: shard file}}`, shards
 ///   next to it, each safetensors or PyTorch);
@@ -306,7 +308,7 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
                 format!("no such file (a shard listed by {})", what()),
             ));
         }
-        let sd = dawin_core::Checkpoint::open(&p)?;
+        let sd = dawin_core::CheckpointFile::open(&p)?;
         formats.insert(sd.format_name());
         let names: HashSet<&str> = sd.tensor_names().into_iter().collect();
         for t in tensors {

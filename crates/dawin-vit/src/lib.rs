@@ -12,7 +12,7 @@
 //! Load a safetensors checkpoint in the Hugging Face or the OpenAI / open_clip naming with
 //! [`ClipClassifier::from_files`] (naming detected: [`CheckpointNaming`], config inferred from
 //! the shapes: [`infer_config`], what shapes cannot tell: [`LoadOptions`]), or build one from
-//! tensors in memory ([`TensorMap`], any [`TensorSource`]).
+//! tensors in memory ([`TensorMap`], any [`dawin_core::TensorSource`]).
 //!
 //! **The parameter list.** The tower's tensors are listed once ([`ParamList`]: per tensor its
 //! [`ParamKey`], [`Role`], [`Group`], shape, and how each naming stores it, [`Stored`]); loading,
@@ -77,7 +77,6 @@ pub mod tokenizer;
 pub mod webdataset;
 mod weights;
 
-pub use arch::{Architecture, Resolved, Source, SourceKind};
 pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
 pub use checkpoint::{
@@ -97,7 +96,7 @@ pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Store
 pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
 pub use prompts::PromptError;
 pub use source::{Crop, FileSource, ImageSource};
-pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
+pub use tensors::{Tensor, TensorMap, HEADS_METADATA_KEY};
 pub use tokenizer::{ClipTokenizer, TokenBatch, TokenizerError, TokenizerSource, Tokens};
 pub use webdataset::{WdsOptions, WebDataset};
 pub use weights::{

@@ -654,7 +654,8 @@ clip_tensor_list! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlendedWeights, TensorSource};
+    use crate::tensors::TensorSource;
+    use crate::BlendedWeights;
 
     fn cfg() -> VitConfig {
         VitConfig {

@@ -2,7 +2,7 @@
 //!
 //! The trait is dawin-core's [`TensorSource`] (re-exported here), the one tensor-source
 //! abstraction of the workspace: it is implemented by safetensors files and PyTorch files
-//! (`dawin_core::StateDict`, `dawin_core::TorchCheckpoint`, `dawin_core::Checkpoint`), by the
+//! (`dawin_core::StateDict`, `dawin_core::torch::TorchCheckpoint`, `dawin_core::CheckpointFile`), by the
 //! shard indexes and directories of [`crate::Checkpoint`], and here by [`TensorMap`] (tensors
 //! held in memory, e.g. a merged state dict).
 

@@ -195,7 +195,7 @@ pub(crate) fn run_eval(
     );
     if let Some(o) = &out {
         dawin::report::write_outputs(&res, o)?;
-        let archs: Vec<(String, &dawin::vit::Architecture)> =
+        let archs: Vec<(String, &dawin::vit::arch::Architecture)> =
             [("theta0", theta0.1), ("theta1", theta1.1)]
                 .into_iter()
                 .filter_map(|(k, m)| m.architecture().map(|a| (k.to_string(), a)))

@@ -152,7 +152,7 @@ pub(crate) fn run_mtl(
     println!("‖θ_j − θ0‖/‖θ0‖: {}", dist.join(", "));
     if let Some(dir) = &out {
         write_mtl_outputs(&output, dir)?;
-        let archs: Vec<(String, &dawin::vit::Architecture)> = loaded
+        let archs: Vec<(String, &dawin::vit::arch::Architecture)> = loaded
             .architectures
             .iter()
             .map(|(n, a)| (n.clone(), a))

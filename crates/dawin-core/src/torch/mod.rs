@@ -53,7 +53,6 @@ mod graph;
 mod loader;
 mod opcodes;
 mod pickle;
-mod source;
 mod tensor;
 
 use std::collections::HashMap;
@@ -64,7 +63,6 @@ use std::sync::Arc;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-pub use source::{Checkpoint, TensorSource};
 pub use tensor::TorchTensor;
 
 /// The reader's allocations (besides the memory map) stay below this many times the file size,

@@ -7,7 +7,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Interpolate;
 use dawin_core::expertise::expertise_by_name;
-use dawin_core::Expertise;
+use dawin_core::expertise::Expertise;
 use std::collections::HashSet;
 
 /// The datasets a two-model evaluation scores (ID first) and its expertise metric.

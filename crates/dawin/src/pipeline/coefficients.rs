@@ -3,7 +3,7 @@
 //! * Temperatures `T_j` fitted on the labelled ID validation set (minimum NLL), so that
 //!   `p_j = softmax(z_j / T_j)`;
 //! * the expertise of each model, `e_j(x) = exp(score_j(x))` for any
-//!   [`dawin_core::Expertise`] (negative entropy `score = −H(p_j)` by default), with the context
+//!   [`dawin_core::expertise::Expertise`] (negative entropy `score = −H(p_j)` by default), with the context
 //!   its metric needs: labels (oracles), the ensemble `½(p_0 + p_1)` or the merged model
 //!   `θ(½)`'s probabilities at `T = (T0 + T1)/2` (pseudo-labels);
 //! * Eq. 1 `λ(x) = e_1 / (e_0 + e_1)`, or Eq. 2 `λ(x) = (e_1 + O/T) / (e_0 + e_1 + O)` with the
@@ -20,7 +20,8 @@ use crate::model::Model;
 use dawin_core::expertise::{
     ensemble_targets, expertise_by_name, merged_targets, Needs, NegCrossEntropy, PseudoSource,
 };
-use dawin_core::{coef, stats, temperature, Context, Expertise, ModelOutputs};
+use dawin_core::expertise::{Context, Expertise, ModelOutputs};
+use dawin_core::{coef, stats, temperature};
 
 /// `(T0, T1, fitted)`: the given temperatures, else each model's fitted on the validation
 /// logits `val_z` (`c` classes) against `labels`.

@@ -34,7 +34,7 @@ use std::time::Instant;
 /// Per dataset: logits of θ0 and θ1 computed once (and cached on disk); temperatures `T_j`
 /// fitted on the validation set (`p_j = softmax(z_j / T_j)`); entropies `H_j`; `λ(x)` by Eq. 2
 /// `(e_1 + O/T) / (e_0 + e_1 + O)` (Eq. 1 `e_1/(e_0+e_1)` on request) with `e_j = exp(score_j)`
-/// of any [`dawin_core::Expertise`]; the K-component Beta mixture; one merge
+/// of any [`dawin_core::expertise::Expertise`]; the K-component Beta mixture; one merge
 /// `θ(λ) = (1 − λ)θ0 + λθ1` per distinct λ (per cluster for `dawin`), each group's samples run
 /// through its merged model.
 pub fn evaluate<M: Interpolate>(

@@ -29,9 +29,10 @@ use crate::error::{Error, Result};
 use crate::progress;
 use dawin_core::merge::ParamSource;
 use dawin_core::stats;
+use dawin_vit::arch::Architecture;
 use dawin_vit::{
     complete_vision_tower, cpu, embed_width, load_head, open_checkpoint, resolve_checkpoint,
-    Architecture, BlendedWeights, CheckpointEncoder, ClipClassifier, Linear, LoadOptions, Opened,
+    BlendedWeights, CheckpointEncoder, ClipClassifier, Linear, LoadOptions, Opened,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,17 +3,17 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::TorchCheckpoint;
 use crate::dtype::{DType, Param};
 use crate::error::{Error, Result};
 use crate::state_dict::{OwnedTensor, StateDict};
+use crate::torch::TorchCheckpoint;
 
 /// Read access to a checkpoint's tensors, whatever holds them: names, dtypes, shapes, data as
 /// row-major little-endian bytes (borrowed when the file stores them that way), as `f32` or in
 /// their own half type, and the file's string metadata.
 ///
 /// This is the one tensor-source abstraction of the workspace: safetensors files
-/// ([`StateDict`]), PyTorch files ([`TorchCheckpoint`]), either ([`Checkpoint`]), and in
+/// ([`StateDict`]), PyTorch files ([`TorchCheckpoint`]), either ([`CheckpointFile`]), and in
 /// `dawin-vit` shard indexes, directories and tensors held in memory all implement it, so every
 /// loader reads every form the same way, one tensor at a time.
 ///
@@ -130,28 +130,28 @@ impl TensorSource for TorchCheckpoint {
 /// PyTorch; otherwise safetensors).
 ///
 /// ```no_run
-/// use dawin_core::torch::{Checkpoint, TensorSource};
+/// use dawin_core::{CheckpointFile, TensorSource};
 /// for path in ["finetune_clipvitb32.pt", "finetuned.safetensors"] {
-///     let ckpt = Checkpoint::open(path)?;
+///     let ckpt = CheckpointFile::open(path)?;
 ///     let proj = ckpt.tensor_f32("model.visual.proj")?;
 ///     # let _ = proj;
 /// }
 /// # Ok::<(), dawin_core::Error>(())
 /// ```
 #[derive(Debug)]
-pub enum Checkpoint {
+pub enum CheckpointFile {
     /// A safetensors file.
     Safetensors(StateDict),
     /// A PyTorch file (zip, legacy, pickle or TorchScript).
     Torch(TorchCheckpoint),
 }
 
-impl Checkpoint {
+impl CheckpointFile {
     /// Opens `path` as PyTorch if it starts like a zip archive (`PK`) or a pickle (`0x80`) and
     /// not like safetensors (an 8-byte header length that fits the file, then `{`), as
     /// safetensors otherwise (then as PyTorch if safetensors refuses a file that starts like a
     /// zip or a pickle, text opcodes of protocols 0/1 included). Errors name the file.
-    pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
+    pub fn open(path: impl AsRef<Path>) -> Result<CheckpointFile> {
         let path = path.as_ref();
         let mut head = Vec::with_capacity(9);
         let len = {
@@ -171,17 +171,17 @@ impl Checkpoint {
             n.checked_add(8).is_some_and(|end| end <= len)
         };
         if torch_like && !safetensors_like {
-            return Ok(Checkpoint::Torch(TorchCheckpoint::open(path)?));
+            return Ok(CheckpointFile::Torch(TorchCheckpoint::open(path)?));
         }
         match StateDict::open(path) {
-            Ok(s) => Ok(Checkpoint::Safetensors(s)),
+            Ok(s) => Ok(CheckpointFile::Safetensors(s)),
             Err(e) if torch_like => TorchCheckpoint::open(path)
-                .map(Checkpoint::Torch)
+                .map(CheckpointFile::Torch)
                 .map_err(|_| e),
             // A protocol 0/1 pickle starts with a text opcode, which safetensors refuses.
             Err(e) if head.first().is_some_and(|b| b"(}]cN".contains(b)) => {
                 TorchCheckpoint::open(path)
-                    .map(Checkpoint::Torch)
+                    .map(CheckpointFile::Torch)
                     .map_err(|_| e)
             }
             Err(e) => Err(e),
@@ -191,8 +191,8 @@ impl Checkpoint {
     /// The file.
     pub fn path(&self) -> &Path {
         match self {
-            Checkpoint::Safetensors(s) => s.path(),
-            Checkpoint::Torch(t) => t.path(),
+            CheckpointFile::Safetensors(s) => s.path(),
+            CheckpointFile::Torch(t) => t.path(),
         }
     }
 
@@ -200,20 +200,20 @@ impl Checkpoint {
     /// `pickle.dump (legacy storages)` or `TorchScript`.
     pub fn format_name(&self) -> &'static str {
         match self {
-            Checkpoint::Safetensors(_) => "safetensors",
-            Checkpoint::Torch(t) => t.format().name(),
+            CheckpointFile::Safetensors(_) => "safetensors",
+            CheckpointFile::Torch(t) => t.format().name(),
         }
     }
 
     fn inner(&self) -> &dyn TensorSource {
         match self {
-            Checkpoint::Safetensors(s) => s,
-            Checkpoint::Torch(t) => t,
+            CheckpointFile::Safetensors(s) => s,
+            CheckpointFile::Torch(t) => t,
         }
     }
 }
 
-impl TensorSource for Checkpoint {
+impl TensorSource for CheckpointFile {
     fn source_name(&self) -> String {
         self.inner().source_name()
     }
