@@ -7,6 +7,7 @@
     /work/pyenv/bin/python scripts/make_text_fixtures.py --clip /tmp/CLIP
     /work/pyenv/bin/python scripts/make_text_fixtures.py --time   # only: open_clip's tokenizer speed on ImageNet's
                                                                   # 80 000 prompts (1000 classes x 80 templates)
+    /work/pyenv/bin/python scripts/make_text_fixtures.py --demo   # only: clip_demo/ (below)
 
 Everything is deterministic (fixed seeds, CPU). Writes under crates/dawin-vit/tests/fixtures/text/:
 
@@ -57,6 +58,20 @@ Everything is deterministic (fixed seeds, CPU). Writes under crates/dawin-vit/te
       and HTML entities. References are computed in float64 from the f32 weights, stored as f32. Checked here:
       transformers' CLIPModel.get_text_features on the HF files equals open_clip's encode_text (max rel. 1e-12
       in float64).
+
+* clip_demo/  (also alone with --demo) an open_clip CLIP whose vision tower is dawin demo's θ0
+      (crates/dawin-cli/demo/theta0.safetensors: image 16, patch 4, width 64, 2 layers, 4 heads, MLP 256, embed 32,
+      QuickGELU) and whose text tower is random (width 64, 1 head, 2 layers, QuickGELU; randomised as above), so
+      that it is θ0 of the demo with a text tower instead of a classification head. Files:
+        open_clip.safetensors.gz   its state dict (visual.* and the text tower, no classification head), with the
+                                   metadata dawin.vit.heads = "4", gzip-compressed
+        classes.txt                the demo's class names, "0" ... "9" (its labels are digits)
+        expected.safetensors       classification_head.weight f32 [10, 32] (open_clip's build_zero_shot_classifier
+                                   with the `mnist` template set, x logit_scale.exp()), .bias (zeros), and on the
+                                   demo's `id` set (data/id.safetensors, 200 images normalised in f32 as the demo
+                                   does): logits f32 [200, 10], predictions i64 [200], labels i64 [200];
+                                   metadata: accuracy, correct, seed, min_top2_gap, templates, classnames.
+      The seed is the first whose predictions use >= 5 classes with every top-1/top-2 gap > 1e-3.
 
 Sizes: a 49408 x 64 f32 token embedding is 12.6 MB (6.3 MB in f16, still 3.2 MB at width 32); stored dense with
 zero rows and gzip-compressed, each checkpoint is ~100 kB, so two variants in two namings stay well under 2 MB
@@ -468,6 +483,106 @@ def make_clip(variant, cfg, out_dir):
 
 
 # --------------------------------------------------------------------------------------------
+# A random CLIP with the demo's vision tower, its zero-shot head on the demo's classes, and its
+# zero-shot accuracy on the demo's images.
+
+DEMO = os.path.join(HERE, "..", "crates", "dawin-cli", "demo")
+DEMO_VISION = dict(image_size=16, patch_size=4, width=64, layers=2, head_width=16, mlp_ratio=4.0)
+DEMO_TEXT = dict(context_length=77, vocab_size=49408, width=64, heads=1, layers=2, mlp_ratio=4.0)
+DEMO_EMBED = 32
+DEMO_CLASSES = [str(d) for d in range(10)]  # the demo's labels are the digits 0-9
+DEMO_TEMPLATES = "mnist"  # task_vectors' MNIST template set (built into dawin-vit)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def demo_images(name):
+    """The demo's u8 [N, 16, 16, 3] images normalised in f32 as the demo does, [N, 3, 16, 16]."""
+    import numpy as np
+    import torch
+    from safetensors.numpy import load_file
+
+    d = load_file(os.path.join(DEMO, "data", f"{name}.safetensors"))
+    u = d["images"].astype(np.float32)
+    x = (u / np.float32(255.0) - np.asarray(CLIP_MEAN, np.float32)) / np.asarray(CLIP_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(d["labels"])
+
+
+def make_demo_clip(out_dir):
+    """clip_demo/: an open_clip CLIP whose vision tower is the demo's θ0 (crates/dawin-cli/demo/theta0.safetensors
+    visual.*: image 16, patch 4, width 64, 2 layers, 4 heads, MLP 256, embed 32, QuickGELU) and whose text tower is
+    random (width 64, 1 head, 2 layers). Its zero-shot head (open_clip's build_zero_shot_classifier x
+    logit_scale.exp()) for the demo's classes "0".."9" with the `mnist` templates, and its zero-shot predictions and
+    accuracy on the demo's `id` set (200 images, normalised as the demo does), all in float64 from the f32
+    weights. The trained vision tower spreads the predictions over the classes (a random one puts nearly every
+    image in one class); the seed is the first from 1 whose predictions use at least 5 classes and whose smallest
+    top-1/top-2 logit gap exceeds 1e-3 (f32 rounding moves these logits by ~1e-5)."""
+    import numpy as np
+    import open_clip
+    import torch
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+    from safetensors.torch import load_file, save, save_file
+
+    templates = [line for line in open(os.path.join(DATA, "templates", f"{DEMO_TEMPLATES}.txt"), encoding="utf-8")
+                 .read().splitlines()]
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    prompts = [t.replace("{}", c) for c in DEMO_CLASSES for t in templates]
+    used = sorted(set(tokenizer(prompts).flatten().tolist()))
+    images, labels = demo_images("id")
+    theta0 = load_file(os.path.join(DEMO, "theta0.safetensors"))
+    for seed in range(1, 100):
+        torch.manual_seed(seed)
+        model = open_clip.model.CLIP(DEMO_EMBED, DEMO_VISION, DEMO_TEXT, quick_gelu=True)
+        randomize(model, used, seed)
+        sd = model.state_dict()
+        for k, v in theta0.items():
+            if k.startswith("visual."):
+                assert sd[k].shape == v.shape, k
+                sd[k] = v
+        model.load_state_dict(sd)
+        model.eval()
+        oc_sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        m64 = model.double()
+        with torch.no_grad():
+            zs = build_zero_shot_classifier(m64, tokenizer, DEMO_CLASSES, templates, num_classes_per_batch=None)
+            head = m64.logit_scale.exp() * zs.T  # [C, E]
+            feats = m64.encode_image(images.double(), normalize=True)
+            logits = feats @ head.T
+        top2 = logits.topk(2, dim=1).values
+        gap = float((top2[:, 0] - top2[:, 1]).min())
+        pred = logits.argmax(dim=1)
+        if gap > 1e-3 and len(set(pred.tolist())) >= 5:
+            break
+    else:
+        raise SystemExit("no seed gave distinct enough predictions")
+    acc = float((pred == labels).double().mean())
+    # Our loader needs the vision head count (width 64 is not 64 x heads): dawin's metadata key.
+    write_bytes(os.path.join(out_dir, "open_clip.safetensors.gz"),
+                gz_bytes(save(oc_sd, metadata={"dawin.vit.heads": "4"})))
+    write_bytes(os.path.join(out_dir, "classes.txt"), ("\n".join(DEMO_CLASSES) + "\n").encode())
+    expected = {
+        "classification_head.weight": head.float().contiguous(),
+        "classification_head.bias": torch.zeros(len(DEMO_CLASSES), dtype=torch.float32),
+        "logits": logits.float().contiguous(),
+        "predictions": pred.to(torch.int64).contiguous(),
+        "labels": labels.to(torch.int64).contiguous(),
+    }
+    meta = {
+        "classnames": json.dumps(DEMO_CLASSES),
+        "templates": json.dumps(templates, ensure_ascii=False),
+        "template_set": DEMO_TEMPLATES,
+        "dataset": "crates/dawin-cli/demo/data/id.safetensors",
+        "accuracy": repr(acc),
+        "correct": str(int((pred == labels).sum())),
+        "seed": str(seed),
+        "min_top2_gap": repr(gap),
+        "logit_scale": repr(float(oc_sd["logit_scale"])),
+    }
+    tmp = os.path.join(out_dir, "expected.safetensors.tmp")
+    save_file(expected, tmp, metadata=meta)
+    os.replace(tmp, os.path.join(out_dir, "expected.safetensors"))
+    print(f"clip_demo: seed {seed}, zero-shot accuracy {100 * acc:.1f}% on demo id ({int((pred == labels).sum())}/"
+          f"{len(labels)}), {len(set(pred.tolist()))} classes predicted, min top-2 gap {gap:.2e}")
 
 
 def time_tokenizer():
@@ -494,6 +609,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", help="a checkout of github.com/openai/CLIP (data/prompts.md)")
     ap.add_argument("--time", action="store_true", help="only time open_clip's tokenizer on ImageNet's prompts")
+    ap.add_argument("--demo", action="store_true", help="only (re)write clip_demo/ (needs no CLIP checkout)")
     args = ap.parse_args()
 
     import open_clip
@@ -502,6 +618,13 @@ def main():
 
     if args.time:
         time_tokenizer()
+        return
+    if args.demo:
+        assert open_clip.__version__ == "3.3.0", open_clip.__version__
+        torch.set_num_threads(1)
+        d = os.path.join(OUT, "clip_demo")
+        os.makedirs(d, exist_ok=True)
+        make_demo_clip(d)
         return
     if not args.clip:
         ap.error("--clip is required to write the fixtures")
@@ -531,6 +654,9 @@ def main():
         d = os.path.join(OUT, f"clip_{variant}")
         os.makedirs(d, exist_ok=True)
         make_clip(variant, cfg, d)
+    d = os.path.join(OUT, "clip_demo")
+    os.makedirs(d, exist_ok=True)
+    make_demo_clip(d)
 
     total = 0
     for root, _, files in os.walk(OUT):

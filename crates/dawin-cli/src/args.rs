@@ -3,7 +3,9 @@
 //! text (`mut_arg`), so every flag and help line stays as it was.
 use clap::{Args, ValueEnum};
 use dawin::eval::{Coefficient, EvalConfig, Method};
+use dawin::vit::text::TextOptions;
 use dawin::vit::{Activation, LoadOptions};
+use dawin::zeroshot::ZeroShotSpec;
 use dawin::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -121,6 +123,136 @@ impl LoadArgs {
     }
 }
 
+/// How a zero-shot head's text tower and tokenizer are read (`zeroshot-head`, `eval
+/// --zeroshot-classes`, `eval-mtl --zeroshot-head`).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct TextArgs {
+    /// CLIP tokenizer: bpe_simple_vocab_16e6.txt.gz or a Hugging Face tokenizer.json (default:
+    /// either found beside the checkpoint, else the built-in CLIP vocabulary).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    /// Attention heads of the text tower (default: width/64, OpenAI's and open_clip's).
+    #[arg(long, value_name = "N")]
+    pub text_heads: Option<usize>,
+    /// MLP activation of the text tower: quick-gelu (OpenAI's CLIP, the default) or gelu
+    /// (open_clip's LAION/DataComp models).
+    #[arg(long, value_name = "quick-gelu|gelu")]
+    pub text_activation: Option<String>,
+}
+
+impl TextArgs {
+    /// Whether any option is given.
+    pub fn any(&self) -> bool {
+        self.tokenizer.is_some() || self.text_heads.is_some() || self.text_activation.is_some()
+    }
+
+    /// The pipeline's description of a head of `classes` × `templates`.
+    pub fn spec(&self, classes: String, templates: String) -> Result<ZeroShotSpec> {
+        let activation = self
+            .text_activation
+            .as_deref()
+            .map(|s| {
+                Activation::parse(s).map_err(|e| Error::invalid("--text-activation", e.to_string()))
+            })
+            .transpose()?;
+        Ok(ZeroShotSpec {
+            classes,
+            templates,
+            tokenizer: self.tokenizer.clone(),
+            text: TextOptions {
+                heads: self.text_heads,
+                activation,
+                layer_norm_eps: None,
+            },
+        })
+    }
+}
+
+/// How datasets are read (`eval`, `logits`, `eval-mtl`): the decode workers and what to do
+/// with files that do not fit.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct DataArgs {
+    /// Threads decoding and preprocessing images, pipelined with the forward (default: one per
+    /// core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Leave out images that cannot be decoded (corrupt or truncated files): every image is
+    /// decoded once first, the bad ones are counted and listed (report.json: `data`), and the
+    /// dataset's fingerprint records them. Without it a bad image is an error naming the file.
+    #[arg(long)]
+    pub skip_bad_files: bool,
+    /// Plain image folders: label by the sorted folder names (torchvision ImageFolder) even when
+    /// every class folder name is an integer (by default such folders are labelled by their
+    /// integer).
+    #[arg(long)]
+    pub sorted_labels: bool,
+    /// WebDataset shards: skip (and count) samples without an image or a .cls label instead of
+    /// failing.
+    #[arg(long)]
+    pub skip_incomplete: bool,
+}
+
+impl DataArgs {
+    /// The library's options, with one decode pool for every dataset of the run.
+    pub fn options(&self) -> Result<dawin::DataOptions> {
+        if self.workers == Some(0) {
+            return Err(Error::invalid("--workers", "must be ≥ 1"));
+        }
+        let pool = dawin::vit::DecodePool::new(self.workers.unwrap_or(0))?;
+        Ok(dawin::DataOptions {
+            pool: Some(std::sync::Arc::new(pool)),
+            sorted_labels: self.sorted_labels,
+            skip_incomplete: self.skip_incomplete,
+        })
+    }
+
+    /// Opens dataset `name` at `path` (the name selects the convention: imagenet, imagenet-v2,
+    /// imagenet-r, imagenet-a, imagenet-sketch, objectnet; any other is a plain image folder),
+    /// leaves out undecodable images with `--skip-bad-files`, and prints (on stderr) what was
+    /// applied and the notes.
+    pub fn open(
+        &self,
+        opts: &dawin::DataOptions,
+        name: &str,
+        path: &Path,
+        image_size: usize,
+        batch: usize,
+    ) -> Result<dawin::ImageFolderDataset> {
+        use dawin::Dataset;
+        let mut d = dawin::ImageFolderDataset::open_with(name, path, image_size, opts)?;
+        if self.skip_bad_files {
+            d.skip_bad_files(batch)?;
+        }
+        // On stderr, beside the progress bars: stdout stays the results (tables, JSON).
+        eprintln!(
+            "data `{name}`: {}",
+            d.describe().unwrap_or_else(|| path.display().to_string())
+        );
+        for n in d.notes() {
+            eprintln!("  note: {n}");
+        }
+        Ok(d)
+    }
+}
+
+/// `PATH` or `NAME=PATH` of a dataset argument: the name (which selects the dataset's
+/// convention) and the path; without `NAME=` the name is the path's stem.
+pub(crate) fn dataset_arg(s: &str) -> (String, PathBuf) {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !n.contains('/') && !p.is_empty() => {
+            (n.to_string(), PathBuf::from(p))
+        }
+        _ => {
+            let p = Path::new(s);
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.to_string());
+            (stem, PathBuf::from(s))
+        }
+    }
+}
+
 /// `--eq`: the coefficient formula.
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Eq {
@@ -193,6 +325,10 @@ pub(crate) struct Common {
     /// Do not cache logits.
     #[arg(long)]
     pub no_cache: bool,
+    /// When the cache holds only some shards of a dataset's logits (`dawin logits --shard I/N`),
+    /// compute the missing shards here instead of failing.
+    #[arg(long)]
+    pub compute_missing_shards: bool,
     /// Append the JSON report as one line to this JSONL file.
     #[arg(long)]
     pub results_db: Option<PathBuf>,
@@ -267,6 +403,7 @@ impl Common {
             device,
             exact_loop: self.exact_loop,
             max_distance: self.max_distance,
+            compute_missing_shards: self.compute_missing_shards,
         };
         Ok((cfg, out))
     }

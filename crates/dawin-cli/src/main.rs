@@ -43,6 +43,9 @@ enum Cmd {
     /// Write any readable checkpoint as safetensors in the tool's naming, its architecture in
     /// the metadata (optionally sharded with a Hugging Face index).
     Convert(cmd::convert::ConvertArgs),
+    /// Build a CLIP checkpoint's zero-shot classification head from class names and prompt
+    /// templates with its text tower; write it as classification_head.weight / .bias.
+    ZeroshotHead(cmd::zeroshot_head::ZeroShotHeadArgs),
 }
 
 fn main() {
@@ -56,6 +59,7 @@ fn main() {
         Cmd::EvalMtl(a) => cmd::eval_mtl::run(a),
         Cmd::Inspect(a) => cmd::inspect::run(a),
         Cmd::Convert(a) => cmd::convert::run(a),
+        Cmd::ZeroshotHead(a) => cmd::zeroshot_head::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e}");

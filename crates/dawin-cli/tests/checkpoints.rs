@@ -107,6 +107,33 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     num / den
 }
 
+/// A labelled dataset file (labels 0, 1, 2, …) of the images `key` of a fixture's io file.
+fn dataset_of(io: &Path, key: &str, out: &Path) -> PathBuf {
+    let sd = StateDict::open(io).unwrap();
+    let t = sd.tensor(key).unwrap();
+    let n = t.shape[0];
+    let labels: Vec<i64> = (0..n as i64).collect();
+    write_safetensors(
+        out,
+        &[
+            OwnedTensor::from_f32("images", t.shape.to_vec(), &t.to_f32_vec()),
+            OwnedTensor::from_i64("labels", vec![n], &labels),
+        ],
+        None,
+    )
+    .unwrap();
+    out.to_path_buf()
+}
+
+/// The tiny tower's 3 images, labelled, in `dir`.
+fn tiny_data(dir: &Path) -> PathBuf {
+    dataset_of(
+        &torch("tiny_io.safetensors"),
+        "images",
+        &dir.join("tiny_data.safetensors"),
+    )
+}
+
 /// Every tensor of a safetensors file, renamed by `rename` (dropped when it returns `None`).
 fn tensors_of(file: &Path, rename: impl Fn(&str) -> Option<String>) -> Vec<OwnedTensor> {
     let sd = StateDict::open(file).unwrap();
@@ -153,19 +180,7 @@ fn arch_setup(dir: &Path, tag: &str) -> (PathBuf, PathBuf, Vec<f32>) {
     )
     .unwrap();
     let io = torch(&format!("arch_{tag}_io.safetensors"));
-    let inputs = StateDict::open(&io).unwrap();
-    let t = inputs.tensor("inputs").unwrap();
-    let data = d.join("data.safetensors");
-    write_safetensors(
-        &data,
-        &[OwnedTensor::from_f32(
-            "images",
-            t.shape.to_vec(),
-            &t.to_f32_vec(),
-        )],
-        None,
-    )
-    .unwrap();
+    let data = dataset_of(&io, "inputs", &d.join("data.safetensors"));
     (ck, data, tensor(&io, "logits"))
 }
 
@@ -173,6 +188,7 @@ fn arch_setup(dir: &Path, tag: &str) -> (PathBuf, PathBuf, Vec<f32>) {
 fn logits_of_every_checkpoint_form_equal_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let io = torch("tiny_io.safetensors");
+    let data = tiny_data(dir.path());
     let index = shard_index(dir.path());
     let head = path_str(&torch("head_Tiny.pt"));
     // (checkpoint, extra arguments, PyTorch's logits in tiny_io.safetensors)
@@ -191,7 +207,7 @@ fn logits_of_every_checkpoint_form_equal_pytorch() {
     for (ck, extra, key) in forms {
         let mut args = vec!["--heads", "2"];
         args.extend(extra);
-        let (got, _) = logits(dir.path(), &ck, &io, &args);
+        let (got, _) = logits(dir.path(), &ck, &data, &args);
         let e = rel_err(&got, &tensor(&io, key));
         eprintln!("{}: {e:.2e}", ck.display());
         assert!(e < TOL, "{}: relative error {e:e} vs PyTorch", ck.display());
@@ -210,14 +226,14 @@ fn logits_of_every_checkpoint_form_equal_pytorch() {
 #[test]
 fn the_activation_default_is_warned_once_and_flags_and_configs_silence_it() {
     let dir = tempfile::tempdir().unwrap();
-    let io = torch("tiny_io.safetensors");
-    let (_, o) = logits(dir.path(), &torch("sd_zip.pt"), &io, &["--heads", "2"]);
+    let data = tiny_data(dir.path());
+    let (_, o) = logits(dir.path(), &torch("sd_zip.pt"), &data, &["--heads", "2"]);
     assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("--activation gelu|quick-gelu"));
     let (_, o) = logits(
         dir.path(),
         &torch("sd_zip.pt"),
-        &io,
+        &data,
         &["--heads", "2", "--activation", "quick-gelu"],
     );
     assert_eq!(activation_warnings(&o), 0, "{}", stderr(&o));
@@ -227,7 +243,7 @@ fn the_activation_default_is_warned_once_and_flags_and_configs_silence_it() {
         "--checkpoint",
         &path_str(&torch("sd_zip.pt")),
         "--data",
-        &path_str(&io),
+        &path_str(&data),
         "--out",
         &path_str(&dir.path().join("x.npy")),
         "--arch",
@@ -310,6 +326,7 @@ fn eval_warns_once_for_both_models_and_records_the_sources_in_report_json() {
 fn an_unused_vision_tensor_is_an_error_naming_it_unless_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let io = torch("tiny_io.safetensors");
+    let data = tiny_data(dir.path());
     let mut tensors = tensors_of(&torch("tiny_f32.safetensors"), |n| Some(n.to_string()));
     let extra = "visual.transformer.resblocks.1.attn.extra_bias";
     tensors.push(OwnedTensor::from_f32(extra, vec![64], &[0.5; 64]));
@@ -320,7 +337,7 @@ fn an_unused_vision_tensor_is_an_error_naming_it_unless_ignored() {
         "--checkpoint",
         &path_str(&ck),
         "--data",
-        &path_str(&io),
+        &path_str(&data),
         "--out",
         &path_str(&dir.path().join("x.npy")),
         "--heads",
@@ -330,7 +347,7 @@ fn an_unused_vision_tensor_is_an_error_naming_it_unless_ignored() {
         &run(&args),
         &[extra, "extra.safetensors", "--ignore-unused"],
     );
-    let (got, o) = logits(dir.path(), &ck, &io, &["--heads", "2", "--ignore-unused"]);
+    let (got, o) = logits(dir.path(), &ck, &data, &["--heads", "2", "--ignore-unused"]);
     assert!(stderr(&o).contains(extra), "{}", stderr(&o));
     assert!(rel_err(&got, &tensor(&io, "logits_f32")) < TOL);
     // The text tower and logit_scale (outside the vision prefix) are ignored, and listed so.
@@ -450,7 +467,7 @@ fn arch_values(j: &Value) -> Vec<Value> {
 #[test]
 fn convert_round_trips_bit_for_bit_with_the_architecture() {
     let dir = tempfile::tempdir().unwrap();
-    let io = torch("tiny_io.safetensors");
+    let data = tiny_data(dir.path());
     // bf16 PyTorch file -> bf16 safetensors: every vision tensor bit-identical.
     let src = torch("sd_bf16.pt");
     let out = dir.path().join("tiny.safetensors");
@@ -488,8 +505,8 @@ fn convert_round_trips_bit_for_bit_with_the_architecture() {
     assert_eq!(arch_values(&ja), arch_values(&jb));
     assert_eq!(jb["activation"]["source"], "metadata");
     assert_eq!(jb["heads"]["source"], "metadata");
-    let (l0, _) = logits(dir.path(), &src, &io, &["--heads", "2"]);
-    let (l1, o) = logits(dir.path(), &out, &io, &[]);
+    let (l0, _) = logits(dir.path(), &src, &data, &["--heads", "2"]);
+    let (l1, o) = logits(dir.path(), &out, &data, &[]);
     assert_eq!(l0, l1);
     assert_eq!(activation_warnings(&o), 0, "{}", stderr(&o));
 
@@ -548,6 +565,7 @@ fn convert_round_trips_bit_for_bit_with_the_architecture() {
 fn heads_from_every_form_with_normalize_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let io = torch("tiny_io.safetensors");
+    let data = tiny_data(dir.path());
     let (f32_, raw) = (tensor(&io, "logits_f32"), tensor(&io, "logits_raw"));
     assert!(rel_err(&raw, &f32_) > 0.1, "the two references must differ");
     // The head alone as safetensors `weight`/`bias`, with and without `normalize = false`.
@@ -572,7 +590,7 @@ fn heads_from_every_form_with_normalize_honoured() {
         let (got, _) = logits(
             dir.path(),
             &torch("zeroshot.pt"),
-            &io,
+            &data,
             &["--heads", "2", "--head", &hs],
         );
         let e = rel_err(&got, want);

@@ -9,7 +9,15 @@
 //!
 //! A sample that cannot be read is an error naming it; with `skip_bad_files` it is reported in
 //! [`Batch::skipped`] instead and the rest of the batch is loaded.
+//!
+//! **Workers.** [`ImageDataset::load_into`] decodes and preprocesses the samples of a batch on a
+//! [`DecodePool`] (a fixed number of threads, each with its own [`Preprocessor`] kept for the
+//! life of the thread, so buffers, resize tables and the JPEG decoder are reused), every sample
+//! written straight into its slot of the caller's batch buffer: the order is the order asked,
+//! whatever the number of workers. [`ImageDataset::load_batch`] does the same on rayon's global
+//! pool.
 
+use std::cell::RefCell;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -17,8 +25,58 @@ use dawin_core::{DType, StateDict};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::preprocess::{preprocess_file_into, preprocess_rgb, RgbImage};
+use crate::preprocess::{Preprocessor, RgbImage};
 use crate::source::ImageSource;
+
+thread_local! {
+    /// The preprocessor of this thread (a decode worker keeps its buffers between samples).
+    static PREPROCESSOR: RefCell<Preprocessor> = RefCell::new(Preprocessor::new());
+}
+
+/// Runs `f` with this thread's [`Preprocessor`].
+fn with_preprocessor<T>(f: impl FnOnce(&mut Preprocessor) -> T) -> T {
+    PREPROCESSOR.with(|p| match p.try_borrow_mut() {
+        Ok(mut p) => f(&mut p),
+        // Re-entered on this thread (a source calling back into a dataset): a fresh one.
+        Err(_) => f(&mut Preprocessor::new()),
+    })
+}
+
+/// A pool of decoding threads for [`ImageDataset::load_into`]: `workers` threads (0 = one per
+/// core), each keeping its own [`Preprocessor`]. Create one per process and share it; the
+/// threads live as long as the pool.
+#[derive(Debug)]
+pub struct DecodePool {
+    pool: rayon::ThreadPool,
+}
+
+impl DecodePool {
+    /// A pool of `workers` threads; 0 means one per core
+    /// ([`std::thread::available_parallelism`]). Errors when the threads cannot be started.
+    pub fn new(workers: usize) -> Result<Self> {
+        let n = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("dawin-decode-{i}"))
+            .build()
+            .map_err(|e| Error::arg("workers", format!("cannot start {n} decode threads: {e}")))?;
+        Ok(DecodePool { pool })
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `f` on the pool (rayon's parallel iterators inside it use the pool's threads).
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.pool.install(f)
+    }
+}
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
@@ -355,15 +413,15 @@ impl ImageDataset {
             ));
         }
         match &self.source {
-            Source::Folder { files } => preprocess_file_into(&files[i], s, out),
-            Source::Custom(src) => preprocess_rgb(&src.load_rgb(i)?, s, out),
+            Source::Folder { files } => with_preprocessor(|p| p.preprocess_file(&files[i], s, out)),
+            Source::Custom(src) => with_preprocessor(|p| src.preprocess_into(i, p, s, out)),
             Source::Tensors { sd, images } => {
                 let bytes = sd.tensor("images")?.bytes;
                 match *images {
                     TensorImages::RawU8 { height, width } => {
                         let n = height * width * 3;
                         let img = RgbImage::new(width, height, bytes[i * n..(i + 1) * n].to_vec())?;
-                        preprocess_rgb(&img, s, out)
+                        with_preprocessor(|p| p.preprocess_rgb(&img, s, out))
                     }
                     TensorImages::Preprocessed => {
                         let n = 3 * s * s;
@@ -384,6 +442,52 @@ impl ImageDataset {
                 }
             }
         }
+    }
+
+    /// Loads and preprocesses the samples `indices` into `out` (`[indices.len(), 3, S, S]`, each
+    /// sample in its slot, in the order given) on the threads of `pool`. Without
+    /// `skip_bad_files` the first bad sample in `indices` order is an error naming its file;
+    /// with it, bad samples are returned (their slots in `out` are left as they were) and the
+    /// others are loaded.
+    pub fn load_into(
+        &self,
+        indices: &[usize],
+        out: &mut [f32],
+        pool: &DecodePool,
+        skip_bad_files: bool,
+    ) -> Result<Vec<Skipped>> {
+        let per = 3 * self.image_size * self.image_size;
+        if out.len() != indices.len() * per {
+            return Err(Error::arg(
+                "out",
+                format!(
+                    "{} values for {} samples of 3 × {s} × {s}",
+                    out.len(),
+                    indices.len(),
+                    s = self.image_size
+                ),
+            ));
+        }
+        let results: Vec<Result<()>> = pool.install(|| {
+            out.par_chunks_mut(per)
+                .zip(indices.par_iter())
+                .with_max_len(1)
+                .map(|(o, &i)| self.load(i, o))
+                .collect()
+        });
+        let mut skipped = Vec::new();
+        for (r, &i) in results.into_iter().zip(indices) {
+            match r {
+                Ok(()) => {}
+                Err(e) if skip_bad_files => skipped.push(Skipped {
+                    index: i,
+                    name: self.sample_name(i),
+                    reason: e.to_string(),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(skipped)
     }
 
     /// Loads and preprocesses the samples of `range` in parallel. Without `skip_bad_files` the

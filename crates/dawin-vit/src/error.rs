@@ -36,6 +36,20 @@ pub enum Error {
         /// What was looked for.
         reason: String,
     },
+    /// The checkpoint has no CLIP text tower (an image-encoder-only checkpoint, another model).
+    #[error("{source_name} has no CLIP text tower: {reason}")]
+    NotClipText {
+        /// File path (or `<memory>`) of the checkpoint.
+        source_name: String,
+        /// What was looked for.
+        reason: String,
+    },
+    /// A tokenizer file that could not be read or is not CLIP's.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// Class names or templates that could not be used (file, line, or argument named).
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
     /// An inconsistent or invalid model configuration.
     #[error("invalid ViT config: {0}")]
     Config(String),

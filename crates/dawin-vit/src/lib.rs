@@ -30,12 +30,13 @@
 //! **Inputs.** [`preprocess`] is CLIP's preprocessing, pixel for pixel what Pillow and
 //! torchvision give (JPEG through libjpeg-turbo's decoder, Pillow's bicubic resize, centre crop,
 //! normalisation); [`ImageDataset`] reads image-folder trees, safetensors files and WebDataset
-//! `.tar` shards ([`webdataset`]) in batches; [`benchmarks`] knows the conventions of the
+//! `.tar` shards ([`webdataset`]) in batches, decoded on a [`DecodePool`] of worker threads; [`benchmarks`] knows the conventions of the
 //! paper's ImageNet benchmarks (class lists, ImageNet-R/-A subsets, ObjectNet's max-pooled
 //! mapping and border crop).
 //!
 //! **Text.** [`tokenizer`] is CLIP's BPE tokenizer, id for id open_clip's; [`prompts`] holds the
-//! zero-shot template sets and ImageNet's class names.
+//! zero-shot template sets and ImageNet's class names; [`text`] is CLIP's text tower and the
+//! zero-shot heads built with it ([`text::zero_shot_head`]).
 //! Errors ([`Error`]) name the file, the tensor or the argument at fault.
 //!
 //! ```
@@ -73,6 +74,7 @@ pub mod preprocess;
 pub mod prompts;
 pub mod source;
 mod tensors;
+pub mod text;
 pub mod tokenizer;
 pub mod webdataset;
 mod weights;
@@ -85,7 +87,7 @@ pub use checkpoint::{
 };
 pub use config::{Activation, VitConfig};
 pub use convert::{convert, parse_size, ConvertOptions, Converted};
-pub use dataset::{Batch, ImageDataset, Skipped};
+pub use dataset::{Batch, DecodePool, ImageDataset, Skipped};
 pub use error::{Error, Result};
 pub use head::{load_head, ClassificationHead, NORMALIZE_METADATA_KEY};
 pub use load::{inspect_checkpoint, open_resolved, resolve_checkpoint, Opened};

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::preprocess::{decode_image, load_image, preprocess_rgb, RgbImage};
+use crate::preprocess::{decode_image, load_image, preprocess_rgb, Preprocessor, RgbImage};
 
 /// A source of decoded RGB images, one per sample, for
 /// [`ImageDataset::from_source`](crate::ImageDataset::from_source). Implementations are read from
@@ -30,6 +30,20 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     fn sample_name(&self, i: usize) -> String;
     /// Decodes sample `i` (crop included) to RGB. Errors name the sample.
     fn load_rgb(&self, i: usize) -> Result<RgbImage>;
+    /// Decodes sample `i` and writes CLIP's transform at side `size` into `out`
+    /// (`[3, size, size]`) with the caller's [`Preprocessor`] (one per worker thread, so that
+    /// buffers and the JPEG decoder are reused). The default runs [`load_rgb`](Self::load_rgb)
+    /// then [`Preprocessor::preprocess_rgb`]; sources without a crop override it to decode
+    /// straight into the preprocessor's buffers. Same values either way. Errors name the sample.
+    fn preprocess_into(
+        &self,
+        i: usize,
+        pre: &mut Preprocessor,
+        size: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        pre.preprocess_rgb(&self.load_rgb(i)?, size, out)
+    }
 }
 
 /// An image-level crop applied to the decoded RGB image before CLIP's resize.
@@ -187,6 +201,26 @@ impl ImageSource for FileSource {
             )
         })?;
         load_image_cropped(path, self.crop)
+    }
+    fn preprocess_into(
+        &self,
+        i: usize,
+        pre: &mut Preprocessor,
+        size: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        match self.crop {
+            Crop::None => {
+                let path = self.files.get(i).ok_or_else(|| {
+                    Error::arg(
+                        "index",
+                        format!("{i} is out of range for {} files", self.files.len()),
+                    )
+                })?;
+                pre.preprocess_file(path, size, out)
+            }
+            _ => pre.preprocess_rgb(&self.load_rgb(i)?, size, out),
+        }
     }
 }
 

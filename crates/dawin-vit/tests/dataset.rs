@@ -274,3 +274,42 @@ fn bad_safetensors_datasets_are_named() {
         .to_string()
         .contains("64×64"));
 }
+
+#[test]
+fn load_into_on_a_pool_equals_load_and_reports_bad_samples_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    folder(dir.path());
+    std::fs::write(dir.path().join("a_dog/y.jpeg"), b"\xFF\xD8\xFF broken").unwrap();
+    let ds = ImageDataset::open(dir.path(), 24).unwrap();
+    let per = 3 * 24 * 24;
+    let idx = [4usize, 0, 3, 2];
+    let mut want = vec![0f32; idx.len() * per];
+    for (o, &i) in want.chunks_mut(per).zip(&idx[..]) {
+        if i != 1 {
+            ds.load(i, o).unwrap();
+        }
+    }
+    for workers in [1, 3] {
+        let pool = dawin_vit::DecodePool::new(workers).unwrap();
+        assert_eq!(pool.workers(), workers);
+        let mut out = vec![0f32; idx.len() * per];
+        assert!(ds
+            .load_into(&idx, &mut out, &pool, false)
+            .unwrap()
+            .is_empty());
+        assert_eq!(out, want, "{workers} workers");
+        // The bad sample (index 1, y.jpeg): an error naming it, or listed when skipping.
+        let with_bad = [3usize, 1, 0];
+        let mut out = vec![0f32; with_bad.len() * per];
+        let e = ds.load_into(&with_bad, &mut out, &pool, false).unwrap_err();
+        assert!(e.to_string().contains("y.jpeg"), "{e}");
+        let skipped = ds.load_into(&with_bad, &mut out, &pool, true).unwrap();
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].index, 1);
+        assert!(skipped[0].name.ends_with("y.jpeg"));
+        assert_eq!(&out[2 * per..], &want[per..2 * per]);
+        assert!(ds
+            .load_into(&with_bad, &mut out[..per], &pool, true)
+            .is_err());
+    }
+}

@@ -54,14 +54,17 @@ mod pipeline;
 pub mod plot;
 pub mod progress;
 
-pub use data::{read_class_subset, Dataset, ImageFolderDataset, InMemoryDataset, WithClassSubset};
+pub use data::{
+    for_each_batch, read_class_subset, DataOptions, Dataset, ImageFolderDataset, InMemoryDataset,
+    WithClassMapping, WithClassSubset,
+};
 pub use error::{Error, Result};
 pub use model::{Interpolate, Model, PerSampleForward};
 
 /// The two-model evaluation: the paper's stages in order, and each stage's public pieces.
 ///
 /// ```text
-///  images ──(1) logits: forward_dataset, the on-disk cache──▶ z_0, z_1
+///  images ──(1) logits: forward_dataset, map_logits, the on-disk cache (Shard)──▶ z_0, z_1
 ///         ──(2) coefficients: T_j, e_j = exp(score_j), λ(x) by Eq. 1 / Eq. 2, α·λ──▶ λ(x)
 ///         ──(3) clustering: Beta mixture, k_i, λ_k = a_k / (a_k + b_k)──▶ K coefficients
 ///         ──(4) merged forwards: forward_by_lambda (K merges), forward_blended──▶ predictions
@@ -76,13 +79,14 @@ pub use model::{Interpolate, Model, PerSampleForward};
 /// `dawin mixture`).
 pub mod eval {
     pub use crate::pipeline::baselines::grid;
+    pub use crate::pipeline::cache::{cache_file, cache_key, lookup, store, Lookup, Shard};
     pub use crate::pipeline::clustering::{fit_mixture, MixtureKind, MixtureSummary};
     pub use crate::pipeline::coefficients::{
         coefficients_from_logits, fit_temperatures, CoefOutput,
     };
     pub use crate::pipeline::config::{Coefficient, EvalConfig, Method, Named};
     pub use crate::pipeline::eval::evaluate;
-    pub use crate::pipeline::logits::{forward_dataset, restrict_logits, CACHE_VERSION};
+    pub use crate::pipeline::logits::{forward_dataset, map_logits, shard_logits, CACHE_VERSION};
     pub use crate::pipeline::merged::{
         forward_blended, forward_by_lambda, forward_per_sample_loop,
     };
@@ -90,12 +94,24 @@ pub mod eval {
     pub use crate::pipeline::streaming::{evaluate_streaming, StreamingResult};
 }
 
+/// Zero-shot heads for a θ0 without one: built from class names and prompt templates with the
+/// checkpoint's CLIP text tower ([`dawin_vit::text`]) and cached on disk
+/// ([`zero_shot_head_cached`](zeroshot::zero_shot_head_cached)).
+pub mod zeroshot {
+    pub use crate::pipeline::zeroshot::{
+        checkpoint_fingerprint, classifier_with_head, has_classification_head,
+        write_zero_shot_head, zero_shot_head_cached, ZeroShotBuild, ZeroShotSpec, META_ASSUMPTIONS,
+        META_CHECKPOINT, META_CHECKPOINT_SHA256, ZEROSHOT_CACHE_VERSION,
+    };
+}
+
 /// The report of an evaluation (stage 5): table rows, the JSON report, the JSONL results file
 /// and the per-sample `.npy` arrays; the mixtures as report data. Accuracies are in percent.
 pub mod report {
     pub use crate::pipeline::clustering::{DirichletFitReport, MixtureReport};
     pub use crate::pipeline::report::{
-        append_results_db, methods_of, write_outputs, IdOod, MethodRow, Report, Row, WisePoint,
+        append_results_db, methods_of, write_outputs, DataInfo, IdOod, MethodRow, Report, Row,
+        WisePoint,
     };
 }
 

@@ -441,7 +441,7 @@ fn subset_data(name: &str, subset: &[usize]) -> dawin::WithClassSubset<InMemoryD
         .collect();
     let inner =
         InMemoryDataset::new(name, d.load(&keep).unwrap(), d.sample_numel(), labels).unwrap();
-    dawin::WithClassSubset::new(inner, subset.to_vec()).unwrap()
+    dawin::WithClassMapping::subset(inner, subset.to_vec()).unwrap()
 }
 
 #[test]
@@ -509,13 +509,13 @@ fn class_subsets_restrict_the_logits_before_everything() {
     assert!((ps.h0[0] as f64 - h).abs() < 1e-4, "{} vs {h}", ps.h0[0]);
     // Bad subsets are named.
     let inner = data("id", 8);
-    assert!(dawin::WithClassSubset::new(inner.clone(), vec![]).is_err());
-    assert!(dawin::WithClassSubset::new(inner.clone(), vec![1, 1, 2]).is_err());
-    let e = dawin::WithClassSubset::new(inner.clone(), vec![0])
+    assert!(dawin::WithClassMapping::subset(inner.clone(), vec![]).is_err());
+    assert!(dawin::WithClassMapping::subset(inner.clone(), vec![1, 1, 2]).is_err());
+    let e = dawin::WithClassMapping::subset(inner.clone(), vec![0])
         .unwrap_err()
         .to_string();
     assert!(e.contains("`id`") && e.contains("class subset"), "{e}");
-    let big = dawin::WithClassSubset::new(inner, (0..c).map(|k| k + 1).collect()).unwrap();
+    let big = dawin::WithClassMapping::subset(inner, (0..c).map(|k| k + 1).collect()).unwrap();
     let e = eval_ab((&m0, &m1), (&val, &id), &[&big], &quiet(vec![Method::Zs]))
         .unwrap_err()
         .to_string();
@@ -553,4 +553,99 @@ fn theta1_from_another_base_is_refused() {
         .unwrap()
         .to_string();
     assert!(e.contains("another pre-trained model"), "{e}");
+}
+
+/// ObjectNet-style pooling: dataset class k is a group of head classes and its logit is the
+/// maximum over them, before entropies, λ and the argmax; checked by hand on the demo.
+#[test]
+fn pooled_class_mappings_take_the_max_over_each_group_before_everything() {
+    let (m0, m1) = models();
+    let groups = vec![vec![7usize, 2], vec![5], vec![0, 1, 3]];
+    let d = data("rotate", 120);
+    let group_of = |y: i64| groups.iter().position(|g| g.contains(&(y as usize)));
+    let keep: Vec<usize> = (0..d.len())
+        .filter(|&i| group_of(d.labels()[i]).is_some())
+        .collect();
+    let labels: Vec<i64> = keep
+        .iter()
+        .map(|&i| group_of(d.labels()[i]).unwrap() as i64)
+        .collect();
+    let n = keep.len();
+    assert!(n > 30, "{n} samples");
+    let x = d.load(&keep).unwrap();
+    let inner = InMemoryDataset::new("pooled", x.clone(), d.sample_numel(), labels).unwrap();
+    let mapping = dawin::vit::ClassMapping::new(groups.clone()).unwrap();
+    let pd = dawin::WithClassMapping::new(inner, mapping).unwrap();
+    let (val, id) = (data("val", 40), data("id", 40));
+    let out = eval_ab(
+        (&m0, &m1),
+        (&val, &id),
+        &[&pd],
+        &quiet(vec![Method::Zs, Method::Ft, Method::Dcs]),
+    )
+    .unwrap();
+    let c = m0.config().num_classes;
+    let pooled = |m: &ClipClassifier| -> Vec<Vec<f32>> {
+        let z = Model::forward(m, &x, n).unwrap();
+        z.chunks(c)
+            .map(|row| {
+                groups
+                    .iter()
+                    .map(|g| g.iter().map(|&k| row[k]).fold(f32::MIN, f32::max))
+                    .collect()
+            })
+            .collect()
+    };
+    let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u32;
+    let ps = &out.per_sample[1];
+    assert_eq!(ps.dataset, "pooled");
+    let (p0, p1) = (pooled(&m0), pooled(&m1));
+    let zs: Vec<u32> = p0.iter().map(|r| argmax(r)).collect();
+    let ft: Vec<u32> = p1.iter().map(|r| argmax(r)).collect();
+    assert_eq!(ps.predictions[&Method::Zs], zs);
+    assert_eq!(ps.predictions[&Method::Ft], ft);
+    // H(softmax(z'/T0)) of the pooled logits, by hand in f64.
+    let [t0, _] = out.report.temperatures;
+    let h = |row: &[f32], t: f32| -> f64 {
+        let v: Vec<f64> = row.iter().map(|&z| z as f64 / t as f64).collect();
+        let mx = v.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = mx + v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln();
+        -v.iter().map(|a| (a - lse).exp() * (a - lse)).sum::<f64>()
+    };
+    for i in [0, n / 2, n - 1] {
+        let want = h(&p0[i], t0);
+        assert!(
+            (ps.h0[i] as f64 - want).abs() < 1e-4,
+            "{} vs {want}",
+            ps.h0[i]
+        );
+    }
+    // The maximum is not always a group's first class (the test bites).
+    let first: Vec<Vec<f32>> = Model::forward(&m0, &x, n)
+        .unwrap()
+        .chunks(c)
+        .map(|row| groups.iter().map(|g| row[g[0]]).collect())
+        .collect();
+    assert_ne!(first, p0);
+}
+
+/// One head class per group is exactly the column copy z[:, subset], bit for bit.
+#[test]
+fn singleton_mappings_are_the_class_subset_bit_for_bit() {
+    let z: Vec<f32> = (0..40)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37)
+        .collect();
+    let subset = [7usize, 2, 9, 0];
+    let m = dawin::vit::ClassMapping::from_subset(&subset).unwrap();
+    let mapped = dawin::eval::map_logits(z.clone(), 10, Some(&m)).unwrap();
+    let copy: Vec<f32> = z
+        .chunks(10)
+        .flat_map(|r| subset.iter().map(move |&k| r[k]))
+        .collect();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&mapped), bits(&copy));
+    assert_eq!(bits(&m.pool_rows(&z, 10).unwrap()), bits(&copy));
+    assert_eq!(dawin::eval::map_logits(z.clone(), 10, None).unwrap(), z);
+    let bad = dawin::vit::ClassMapping::from_subset(&[10]).unwrap();
+    assert!(dawin::eval::map_logits(z, 10, Some(&bad)).is_err());
 }

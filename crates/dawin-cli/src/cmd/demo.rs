@@ -175,6 +175,7 @@ fn multi_task(o: &MtlOpts) -> Result<()> {
         &list("data"),
         &demo_options(),
         o,
+        None,
         Some(&default_out),
     )
 }

@@ -2,7 +2,7 @@
 //! encoder, M fine-tuned encoders and one head per dataset; the tables printed, `report.json`,
 //! the heat map and the per-sample arrays written.
 use super::{annotate_report, name_path, warn_defaults};
-use crate::args::{ArchArgs, MtlOpts};
+use crate::args::{ArchArgs, DataArgs, MtlOpts, TextArgs};
 use clap::Args;
 use dawin::mtl::{evaluate_mtl_full, load_mtl, write_mtl_outputs, MtlConfig, MtlMethod, MtlTask};
 use dawin::vit::LoadOptions;
@@ -23,11 +23,24 @@ pub(crate) struct EvalMtlArgs {
     /// Classification head of a dataset, repeatable: NAME=FILE (a pickled ClassificationHead such
     /// as task_vectors' head_<Task>.pt, a state dict or safetensors with weight/bias or
     /// classification_head.weight [C, E] / .bias [C]).
-    #[arg(long = "head", required = true)]
+    #[arg(long = "head", required_unless_present = "zeroshot_heads")]
     heads: Vec<String>,
-    /// Evaluation dataset, repeatable: NAME=PATH; NAME must have a --head.
+    /// Zero-shot head of a dataset from the base's CLIP text tower, repeatable:
+    /// NAME=CLASSES[:TEMPLATES] (CLASSES a file, one name per line, or `imagenet`; TEMPLATES a
+    /// built-in set or a file, default the built-in set named NAME if any, else
+    /// openai-imagenet); cached in <out>/.dawin-cache (./.dawin-cache without --out).
+    #[arg(long = "zeroshot-head", value_name = "NAME=CLASSES[:TEMPLATES]")]
+    zeroshot_heads: Vec<String>,
+    #[command(flatten)]
+    text: TextArgs,
+    /// Evaluation dataset, repeatable: NAME=PATH (an image folder, WebDataset shards or a
+    /// safetensors file); NAME must have a --head. NAME imagenet, imagenet-v2, imagenet-r,
+    /// imagenet-a, imagenet-sketch or objectnet applies that dataset's convention (as
+    /// `dawin eval --test`), any other a plain image folder.
     #[arg(long = "test", required = true)]
     tests: Vec<String>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
     #[arg(long)]
     vit_heads: Option<usize>,
@@ -43,23 +56,83 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         .iter()
         .map(|s| name_path("--model", s))
         .collect::<Result<Vec<_>>>()?;
-    let heads = a
+    let mut heads = a
         .heads
         .iter()
         .map(|s| name_path("--head", s))
         .collect::<Result<Vec<_>>>()?;
+    heads.extend(zero_shot_heads(&a, &heads)?);
     let tests = a
         .tests
         .iter()
         .map(|s| name_path("--test", s))
         .collect::<Result<Vec<_>>>()?;
     let opts = a.arch.options(a.vit_heads);
-    run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, None)
+    let data = Some(&a.data);
+    run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, data, None)
+}
+
+/// `NAME=CLASSES[:TEMPLATES]` of `--zeroshot-head`: the templates part only when what precedes
+/// the last `:` is a class list (`imagenet` or an existing file).
+fn parse_zero_shot(s: &str) -> Result<(String, String, Option<String>)> {
+    let (name, rest) = name_path("--zeroshot-head", s)?;
+    let rest = rest.to_string_lossy().into_owned();
+    match rest.rsplit_once(':') {
+        Some((c, t))
+            if !t.is_empty() && (c.eq_ignore_ascii_case("imagenet") || Path::new(c).is_file()) =>
+        {
+            Ok((name, c.to_string(), Some(t.to_string())))
+        }
+        _ => Ok((name, rest, None)),
+    }
+}
+
+/// The `--zeroshot-head` heads, built with the base's text tower (or read from the cache) and
+/// given as (name, cached head file).
+fn zero_shot_heads(a: &EvalMtlArgs, given: &[(String, PathBuf)]) -> Result<Vec<(String, PathBuf)>> {
+    if a.zeroshot_heads.is_empty() {
+        if a.text.any() {
+            return Err(Error::invalid(
+                "--tokenizer/--text-heads/--text-activation",
+                "only apply with --zeroshot-head",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let cache = a.opts.out.or(None).unwrap_or_default().join(".dawin-cache");
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for s in &a.zeroshot_heads {
+        let (name, classes, templates) = parse_zero_shot(s)?;
+        if given.iter().chain(&out).any(|(n, _)| *n == name) {
+            return Err(Error::invalid(
+                format!("--zeroshot-head {s}"),
+                format!("dataset `{name}` already has a head"),
+            ));
+        }
+        let templates = templates.unwrap_or_else(|| {
+            let t = match dawin::vit::prompts::templates(&name) {
+                Some(_) => name.to_ascii_lowercase(),
+                None => "openai-imagenet".to_string(),
+            };
+            eprintln!("dataset `{name}`: templates {t} (give NAME=CLASSES:TEMPLATES to choose)");
+            t
+        });
+        let spec = a.text.spec(classes, templates)?;
+        let built =
+            dawin::zeroshot::zero_shot_head_cached(&a.base, &spec, Some(&cache), !a.opts.quiet)?;
+        for n in &built.notes {
+            eprintln!("{n}");
+        }
+        out.push((name, built.path.expect("a cache directory was given")));
+    }
+    Ok(out)
 }
 
 /// Loads everything ([`load_mtl`]), evaluates, prints the tables, writes `report.json`, the heat
 /// map and the per-sample arrays into `--out` (or `default_out`); shared by `eval-mtl` and
-/// `demo --multi-task`.
+/// `demo --multi-task`. Datasets are opened with `data`'s options and what was applied is
+/// printed; with `None` (the demo) with the defaults, silently.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_mtl(
     base: &Path,
     models: &[(String, PathBuf)],
@@ -67,6 +140,7 @@ pub(crate) fn run_mtl(
     tests: &[(String, PathBuf)],
     load: &LoadOptions,
     o: &MtlOpts,
+    data: Option<&DataArgs>,
     default_out: Option<&Path>,
 ) -> Result<()> {
     let t = Instant::now();
@@ -96,10 +170,20 @@ pub(crate) fn run_mtl(
         eprintln!("model `{n}`: a vision tower only (no visual_projection.weight); projection taken from the base");
     }
     let s = loaded.base.config().image_size;
-    let data = tests
-        .iter()
-        .map(|(n, p)| ImageFolderDataset::open(n.clone(), p, s))
-        .collect::<Result<Vec<_>>>()?;
+    let batch = o.batch.batch_size.max(1);
+    let data = match data {
+        Some(args) => {
+            let opts = args.options()?;
+            tests
+                .iter()
+                .map(|(n, p)| args.open(&opts, n, p, s, batch))
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => tests
+            .iter()
+            .map(|(n, p)| ImageFolderDataset::open(n.clone(), p, s))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let tasks: Vec<MtlTask<'_>> = data
         .iter()
         .map(|d| {

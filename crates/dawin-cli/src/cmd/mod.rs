@@ -9,6 +9,7 @@ pub(crate) mod inspect;
 pub(crate) mod logits;
 pub(crate) mod merge;
 pub(crate) mod mixture;
+pub(crate) mod zeroshot_head;
 
 use dawin::vit::arch::{default_warnings, Architecture};
 use dawin::vit::{open_resolved, ClipClassifier, LoadOptions};
@@ -61,6 +62,32 @@ pub(crate) fn annotate_report(dir: &Path, archs: &[(String, &Architecture)]) -> 
     let out = serde_json::to_string_pretty(&json).expect("JSON");
     dawin::core::atomic_write(&p, |tmp| std::fs::write(tmp, out.as_bytes()))?;
     Ok(())
+}
+
+/// The fingerprint of a checkpoint in the logits cache key: the SHA-256 of its file. `eval` and
+/// `logits` must agree on it, so that `eval` finds the shards `logits --shard` wrote.
+pub(crate) fn checkpoint_fingerprint(path: &Path) -> Result<String> {
+    dawin::data::file_fingerprint(path)
+}
+
+/// What a model's logits cache key adds to its checkpoint file's fingerprint: the architecture
+/// fields a flag or a config file may decide (activation, heads, LayerScale, layer-norm eps, the
+/// head's normalisation) and the head file's fingerprint, so that logits computed under other
+/// flags or with another head are never taken from the cache.
+pub(crate) fn model_tag(m: &ClipClassifier, head: Option<&Path>) -> Result<String> {
+    let c = m.config();
+    let mut t = format!(
+        ":arch={},{},{},{:e},{}",
+        c.activation.name(),
+        c.heads,
+        c.layer_scale,
+        c.layer_norm_eps,
+        m.head_normalize()
+    );
+    if let Some(h) = head {
+        t += &format!(":head={}", checkpoint_fingerprint(h)?);
+    }
+    Ok(t)
 }
 
 /// A file's stem, the name tables give it.

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 pub use brace::{expand_braces, MAX_EXPANSION};
 
 use crate::error::{Error, Result};
-use crate::preprocess::{decode_image, RgbImage};
+use crate::preprocess::{decode_image, Preprocessor, RgbImage};
 use crate::source::{Crop, ImageSource};
 
 /// Image suffixes a sample's image may have.
@@ -480,6 +480,23 @@ impl ImageSource for WebDataset {
         let bytes = self.read_image(i)?;
         decode_image(&bytes)
             .and_then(|img| self.crop.apply(img))
+            .map_err(|msg| Error::Image {
+                path: PathBuf::from(self.sample_name(i)),
+                msg,
+            })
+    }
+    fn preprocess_into(
+        &self,
+        i: usize,
+        pre: &mut Preprocessor,
+        size: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if self.crop != Crop::None {
+            return pre.preprocess_rgb(&self.load_rgb(i)?, size, out);
+        }
+        let bytes = self.read_image(i)?;
+        pre.preprocess_bytes(&bytes, size, out)
             .map_err(|msg| Error::Image {
                 path: PathBuf::from(self.sample_name(i)),
                 msg,

@@ -63,7 +63,8 @@ pub(crate) fn unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()>
 }
 
 /// A dataset fits a model: samples of the model's input size, one label per sample, every
-/// label a class of the head (of its class subset, when it has one).
+/// label a class of the head (of its class mapping, when it has one), every mapped head class a
+/// class of the head.
 pub(crate) fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Result<()> {
     let what = || format!("dataset `{}`", d.name());
     if d.is_empty() {
@@ -86,11 +87,21 @@ pub(crate) fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Resul
         ));
     }
     let heads = model.num_classes();
-    if let Some(sub) = d.class_subset() {
-        if let Some(&k) = sub.iter().find(|&&k| k >= heads) {
+    if let Some(need) = d.head_classes().filter(|&n| n != heads) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, the head has {heads} \
+                 (name the dataset otherwise to read it as a plain image folder)"
+            ),
+        ));
+    }
+    if let Some(m) = d.class_mapping() {
+        let need = m.min_head_classes();
+        if need > heads {
             return Err(Error::invalid(
                 format!("class subset of dataset `{}`", d.name()),
-                format!("lists class {k}, the head has {heads} classes"),
+                format!("lists class {}, the head has {heads} classes", need - 1),
             ));
         }
     }

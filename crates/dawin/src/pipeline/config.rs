@@ -132,6 +132,10 @@ pub struct EvalConfig {
     /// θ1 is refused as a fine-tune of another base. Default 1.0 (the demo's θ1 lies at 0.16, two
     /// unrelated weight sets of similar norm about √2 apart).
     pub max_distance: f64,
+    /// When the cache holds an incomplete set of shards of a dataset's logits (`dawin logits
+    /// --shard I/N`), compute and store the missing shards instead of failing (the error names
+    /// them). Default false.
+    pub compute_missing_shards: bool,
 }
 
 impl Default for EvalConfig {
@@ -151,6 +155,7 @@ impl Default for EvalConfig {
             device: "cpu".into(),
             exact_loop: false,
             max_distance: 1.0,
+            compute_missing_shards: false,
         }
     }
 }

@@ -17,9 +17,11 @@ use super::checks::check_eval;
 use super::clustering::{beta_clusters, MixtureReport};
 use super::coefficients::{oracle_lambda, temperatures, Coefficients, LambdaRule};
 use super::config::{EvalConfig, Method, Named};
-use super::logits::{classes_of, restrict_logits, BaseLogits};
+use super::logits::{classes_of, map_logits, BaseLogits};
 use super::merged::{forward_by_lambda, per_sample_logits};
-use super::report::{method_rows, EvalOutput, PairArrays, PerSample, Report, Timer, WisePoint};
+use super::report::{
+    method_rows, DataInfo, EvalOutput, PairArrays, PerSample, Report, Timer, WisePoint,
+};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Interpolate, PerSampleForward};
@@ -56,6 +58,7 @@ pub fn evaluate<M: Interpolate>(
         config.batch_size,
         config.progress,
     );
+    base.compute_missing_shards = config.compute_missing_shards;
     let val_z = base.pair(theta0, theta1, val)?;
     let zs = (evals.iter().map(|d| base.pair(theta0, theta1, *d))).collect::<Result<Vec<_>>>()?;
     timer.add("logits", t);
@@ -202,6 +205,17 @@ impl<M: Interpolate> Run<'_, M> {
             cache_hits: base.hits,
             cache_misses: base.misses,
             timings: self.timer.finish(t_all),
+            data: std::iter::once(val)
+                .chain(evals.iter().copied())
+                .map(|d| {
+                    let mut info = DataInfo::of(d);
+                    info.logits_from_shards = (base.assembled.iter())
+                        .filter(|(_, name, _)| name == d.name())
+                        .map(|&(_, _, k)| k)
+                        .collect();
+                    (d.name().to_string(), info)
+                })
+                .collect(),
         }
     }
 
@@ -284,7 +298,7 @@ impl<M: Interpolate> Run<'_, M> {
                 let (zl, nm) = forward_by_lambda(pair.0, pair.1, d, &lk, batch, &bar)?;
                 bar.finish_and_clear();
                 *self.merges.entry(m).or_default() += nm;
-                stats::argmax(&restrict_logits(zl, c, d.class_subset()), cd)?
+                stats::argmax(&map_logits(zl, c, d.class_mapping())?, cd)?
             }
             Method::DawinSample | Method::OracleSample => {
                 let l = match m {
@@ -295,7 +309,7 @@ impl<M: Interpolate> Run<'_, M> {
                 let (zl, nm) = per_sample_logits(pair, self.blend, d, &l, batch, &bar)?;
                 bar.finish_and_clear();
                 *self.merges.entry(m).or_default() += nm;
-                stats::argmax(&restrict_logits(zl, c, d.class_subset()), cd)?
+                stats::argmax(&map_logits(zl, c, d.class_mapping())?, cd)?
             }
             Method::OracleDomain => x.grid.predictions(&self.wise, d, z, cd, x.grid.best())?,
         })

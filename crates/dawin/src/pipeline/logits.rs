@@ -1,68 +1,51 @@
 //! Stage 1, logits: every model's forward over a dataset in batches, `z = f(x; θ)` `[N, C]`,
-//! restricted to a dataset's class subset (`z' = z[:, subset]`), and θ0's and θ1's logits cached
-//! on disk (`<dir>/<key>.npy`, key = SHA-256 of the cache format version, the model fingerprint
-//! and the dataset fingerprint, so a changed checkpoint or dataset is never served stale).
+//! mapped to the dataset's classes (`z'_k = max_{c ∈ group k} z_c`, a class subset
+//! `z' = z[:, subset]` when every group is one class: [`map_logits`]), and θ0's and θ1's logits
+//! cached on disk (`cache.rs`: content-addressed, whole or in shards computed elsewhere by
+//! `dawin logits --shard I/N`).
+//!
+//! Batches come through the pipelined data path ([`crate::data::for_each_batch`]): batch k + 1
+//! is decoded while the model runs batch k.
 //!
 //! In the multi-task setting a dataset has its own head over the encoder's normalised features
 //! `f`: `z = W f/‖f‖ + b` ([`features`], [`apply_head`]).
+use super::cache::{self, Lookup, Shard};
 use super::config::Named;
-use crate::data::Dataset;
+use crate::data::{for_each_batch, Dataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::progress;
-use dawin_vit::{cpu, ClipClassifier, Linear};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use dawin_vit::{cpu, ClassMapping, ClipClassifier, Linear};
+use std::path::Path;
 
-/// Version of the cache layout; bump it when the forward changes numerics.
-pub const CACHE_VERSION: &str = "dawin-logits-cache-v1";
+pub use super::cache::CACHE_VERSION;
 
-/// The cache file of (model, dataset) under `dir`.
-pub(crate) fn cache_path(
-    dir: &Path,
-    model_fingerprint: &str,
-    dataset_fingerprint: &str,
-) -> PathBuf {
-    let mut h = Sha256::new();
-    for part in [CACHE_VERSION, model_fingerprint, dataset_fingerprint] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    dir.join(format!("{}.npy", crate::data::hex(&h.finalize())))
-}
-
-/// Cached logits `[N, C]` when present with the expected shape (a corrupt or mismatched file is
-/// ignored and recomputed).
-fn cache_load(file: &Path, n: usize, c: usize) -> Option<Vec<f32>> {
-    let a = dawin_core::npy::read_f32(file).ok()?;
-    (a.shape == [n, c]).then_some(a.data)
-}
-
-/// Stores logits atomically (temporary file + rename).
-fn cache_store(file: &Path, logits: &[f32], n: usize, c: usize) -> Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    dawin_core::npy::write_f32(file, logits, &[n, c])?;
-    Ok(())
-}
-
-/// Number of classes of `d`'s logits: its class subset's size, else the head's `c`.
+/// Number of classes of `d`'s logits: its class mapping's size, else the head's `c`.
 pub(crate) fn classes_of(d: &dyn Dataset, c: usize) -> usize {
-    d.class_subset().map_or(c, |s| s.len())
+    d.class_mapping().map_or(c, ClassMapping::len)
 }
 
-/// `z' = z[:, subset]`: logits `[N, c]` restricted to the columns of a class subset
-/// ([`Dataset::class_subset`]), so that column `y` of `z'` is head class `subset[y]`; `z`
-/// itself when `subset` is `None`.
-pub fn restrict_logits(z: Vec<f32>, c: usize, subset: Option<&[usize]>) -> Vec<f32> {
-    match subset {
-        None => z,
-        Some(sub) => z
+/// Maps logits `[N, c]` over the head's classes to the dataset's classes
+/// ([`Dataset::class_mapping`]): `z'_k = max_{c ∈ groups[k]} z_c`; with one head class per
+/// group this is the class-subset restriction `z' = z[:, subset]` (a copy of those columns, bit
+/// for bit). `z` itself when `mapping` is `None`. Errors when a group names a column `≥ c`.
+pub fn map_logits(z: Vec<f32>, c: usize, mapping: Option<&ClassMapping>) -> Result<Vec<f32>> {
+    let Some(m) = mapping else {
+        return Ok(z);
+    };
+    if let Some(subset) = m.subset() {
+        if let Some(&k) = subset.iter().find(|&&k| k >= c) {
+            return Err(Error::invalid(
+                "class mapping",
+                format!("names class {k}, the logits have {c} classes"),
+            ));
+        }
+        return Ok(z
             .chunks_exact(c)
-            .flat_map(|row| sub.iter().map(move |&k| row[k]))
-            .collect(),
+            .flat_map(|row| subset.iter().map(move |&k| row[k]))
+            .collect());
     }
+    Ok(m.pool_rows(&z, c)?)
 }
 
 /// Logits `[N, C]` of `model` over `data` in batches (with a progress bar).
@@ -99,11 +82,11 @@ pub(crate) fn batches(
     mut f: impl FnMut(&[f32], &[usize]) -> Result<Vec<f32>>,
 ) -> Result<Vec<f32>> {
     let mut out = Vec::new();
-    for chunk in idx.chunks(batch.max(1)) {
-        let x = data.load(chunk)?;
-        out.extend(f(&x, chunk)?);
+    for_each_batch(data, idx, batch, |x, chunk| {
+        out.extend(f(x, chunk)?);
         bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -122,8 +105,8 @@ pub(crate) fn features(
     })
 }
 
-/// [`forward_dataset`] with a progress bar labelled `label on <dataset>`, restricted to the
-/// dataset's class subset.
+/// [`forward_dataset`] with a progress bar labelled `label on <dataset>`, mapped to the
+/// dataset's classes.
 pub(crate) fn logits_of<M: Model + ?Sized>(
     model: &M,
     label: &str,
@@ -134,11 +117,11 @@ pub(crate) fn logits_of<M: Model + ?Sized>(
     let bar = progress::bar(d.len(), format!("{label} on {}", d.name()), progress);
     let z = forward_dataset(model, d, batch, &bar)?;
     bar.finish_and_clear();
-    Ok(restrict_logits(z, model.num_classes(), d.class_subset()))
+    map_logits(z, model.num_classes(), d.class_mapping())
 }
 
-/// θ0's and θ1's logits per dataset, read from the on-disk cache when it holds them (counted in
-/// `hits`), else computed and stored (`misses`).
+/// θ0's and θ1's logits per dataset, read from the on-disk cache when it holds them, whole or
+/// as a complete set of shards (counted in `hits`), else computed and stored (`misses`).
 pub(crate) struct BaseLogits<'a> {
     /// The cache directory; no cache when `None`.
     pub cache_dir: Option<&'a Path>,
@@ -146,10 +129,14 @@ pub(crate) struct BaseLogits<'a> {
     pub batch: usize,
     /// Progress bars.
     pub progress: bool,
+    /// With an incomplete set of shards in the cache: compute the missing ones (else an error).
+    pub compute_missing_shards: bool,
     /// Logits served from the cache.
     pub hits: usize,
     /// Logits computed.
     pub misses: usize,
+    /// Logits assembled from shards: (model, dataset, shard count).
+    pub assembled: Vec<(String, String, usize)>,
 }
 
 impl<'a> BaseLogits<'a> {
@@ -159,12 +146,14 @@ impl<'a> BaseLogits<'a> {
             cache_dir,
             batch,
             progress,
+            compute_missing_shards: false,
             hits: 0,
             misses: 0,
+            assembled: Vec::new(),
         }
     }
 
-    /// `(z0, z1)` of `d`, restricted to its class subset.
+    /// `(z0, z1)` of `d`, mapped to its classes.
     pub fn pair<M: Model>(
         &mut self,
         theta0: &Named<'_, M>,
@@ -174,29 +163,113 @@ impl<'a> BaseLogits<'a> {
         Ok((self.of(theta0, d)?, self.of(theta1, d)?))
     }
 
-    fn of<M: Model>(&mut self, model: &Named<'_, M>, d: &dyn Dataset) -> Result<Vec<f32>> {
-        let c = model.model.num_classes();
-        let file = match self.cache_dir {
-            Some(dir) => Some(cache_path(dir, &model.fingerprint, &d.fingerprint()?)),
-            None => None,
-        };
-        if let Some(z) = file.as_deref().and_then(|f| cache_load(f, d.len(), c)) {
-            self.hits += 1;
-            return Ok(restrict_logits(z, c, d.class_subset()));
-        }
-        self.misses += 1;
-        let bar = progress::bar(
-            d.len(),
-            format!("{} on {}", model.name, d.name()),
-            self.progress,
-        );
-        let z = forward_dataset(model.model, d, self.batch, &bar)?;
+    /// The head's logits `[len, c]` of the samples `range` of `d` (a progress bar per call).
+    fn compute<M: Model>(
+        &self,
+        model: &Named<'_, M>,
+        d: &dyn Dataset,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Result<Vec<f32>> {
+        let idx: Vec<usize> = range.collect();
+        let label = format!("{} on {}{what}", model.name, d.name());
+        let bar = progress::bar(idx.len(), label, self.progress);
+        let z = forward_indices(model.model, d, &idx, self.batch, &bar)?;
         bar.finish_and_clear();
-        if let Some(f) = file {
-            cache_store(&f, &z, d.len(), c)?;
-        }
-        Ok(restrict_logits(z, c, d.class_subset()))
+        Ok(z)
     }
+
+    fn of<M: Model>(&mut self, model: &Named<'_, M>, d: &dyn Dataset) -> Result<Vec<f32>> {
+        let (c, n) = (model.model.num_classes(), d.len());
+        let Some(dir) = self.cache_dir else {
+            self.misses += 1;
+            let z = self.compute(model, d, 0..n, "")?;
+            return map_logits(z, c, d.class_mapping());
+        };
+        let key = cache::cache_key(&model.fingerprint, &d.fingerprint()?);
+        let z = match cache::lookup(dir, &key, n, c)? {
+            Lookup::Found { logits, shards } => {
+                self.hits += 1;
+                let entry = shards.map(|k| (model.name.clone(), d.name().to_string(), k));
+                if let Some(e) = entry.filter(|e| !self.assembled.contains(e)) {
+                    self.assembled.push(e);
+                }
+                logits
+            }
+            Lookup::Partial { count, missing } => {
+                if !self.compute_missing_shards {
+                    return Err(cache::partial_error(
+                        &model.name,
+                        d.name(),
+                        dir,
+                        count,
+                        &missing,
+                    ));
+                }
+                self.misses += 1;
+                for s in missing {
+                    let z = self.compute(model, d, s.range(n), &format!(" (shard {s})"))?;
+                    cache::store(dir, &key, Some(s), &z, c)?;
+                }
+                match cache::lookup(dir, &key, n, c)? {
+                    Lookup::Found { logits, .. } => logits,
+                    _ => {
+                        return Err(Error::invalid(
+                            dir.display().to_string(),
+                            "the shards just written cannot be read back",
+                        ))
+                    }
+                }
+            }
+            Lookup::Missing => {
+                self.misses += 1;
+                let z = self.compute(model, d, 0..n, "")?;
+                cache::store(dir, &key, None, &z, c)?;
+                z
+            }
+        };
+        map_logits(z, c, d.class_mapping())
+    }
+}
+
+/// The head's logits `[range.len(), C]` of `model` over the samples of `shard` of `data`
+/// (`dawin logits --shard I/N`), stored in the cache under `cache_dir` where
+/// [`crate::eval::evaluate`] finds them (`model.fingerprint` must be the one `evaluate` is given:
+/// the checkpoint file's SHA-256 for the CLI). When the cache already holds them (the shard, or
+/// the whole dataset) nothing is computed. Returns the logits (over the head's classes, not
+/// mapped), the samples' range and whether they came from the cache.
+pub fn shard_logits<M: Model>(
+    model: &Named<'_, M>,
+    data: &dyn Dataset,
+    shard: Shard,
+    cache_dir: &Path,
+    batch: usize,
+    progress: bool,
+) -> Result<(Vec<f32>, std::ops::Range<usize>, bool)> {
+    let (c, n) = (model.model.num_classes(), data.len());
+    let range = shard.range(n);
+    let key = cache::cache_key(&model.fingerprint, &data.fingerprint()?);
+    let whole = shard.count == 1;
+    let file = cache::cache_file(cache_dir, &key, (!whole).then_some(shard));
+    if let Ok(a) = dawin_core::npy::read_f32(&file) {
+        if a.shape == [range.len(), c] {
+            return Ok((a.data, range, true));
+        }
+    }
+    if let Ok(a) = dawin_core::npy::read_f32(cache::cache_file(cache_dir, &key, None)) {
+        if a.shape == [n, c] {
+            return Ok((a.data[range.start * c..range.end * c].to_vec(), range, true));
+        }
+    }
+    let base = BaseLogits::new(Some(cache_dir), batch, progress);
+    let what = if whole {
+        String::new()
+    } else {
+        format!(" (shard {shard})")
+    };
+    let z = base.compute(model, data, range.clone(), &what)?;
+    cache::store(cache_dir, &key, (!whole).then_some(shard), &z, c)?;
+    Ok((z, range, false))
 }
 
 /// `logits = W f + b` of features `[N, E]` through `head` (`W` `[C, E]`); errors on a

@@ -237,6 +237,31 @@ impl WisePoint {
     }
 }
 
+/// How a dataset was read, for the report: the conventions applied and the warnings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataInfo {
+    /// What was applied ([`crate::Dataset::describe`]): convention, input, labelling, class
+    /// mapping, crop.
+    pub applied: Option<String>,
+    /// Warnings ([`crate::Dataset::notes`]).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// When θ0's and θ1's logits were assembled from shards in the cache: the shard counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logits_from_shards: Vec<usize>,
+}
+
+impl DataInfo {
+    /// The description and notes of `d`.
+    pub fn of(d: &dyn crate::Dataset) -> Self {
+        DataInfo {
+            applied: d.describe(),
+            notes: d.notes(),
+            logits_from_shards: Vec::new(),
+        }
+    }
+}
+
 /// Every number of the table, plus what produced it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -293,6 +318,9 @@ pub struct Report {
     pub cache_misses: usize,
     /// Seconds per stage, in order, `total` last.
     pub timings: Vec<(String, f64)>,
+    /// How each dataset (validation included) was read: conventions applied, notes.
+    #[serde(default)]
+    pub data: BTreeMap<String, DataInfo>,
 }
 
 impl Report {

@@ -1,13 +1,14 @@
 //! Streaming DaWin for test-time use ([`evaluate_streaming`]): the same stages on one batch at a
 //! time — logits of θ0 and θ1, λ(x) from the batch alone, the batch-wise Beta mixture (the
-//! paper's Table B), sample i through θ(λ_i) — so that a dataset is never held whole.
+//! paper's Table B), sample i through θ(λ_i) — so that a dataset is never held whole (batches
+//! come through the pipelined data path, [`crate::data::for_each_batch`]).
 use super::checks::{check_dataset, check_distance};
 use super::clustering::beta_clusters;
 use super::coefficients::LambdaRule;
 use super::config::EvalConfig;
-use super::logits::{classes_of, restrict_logits};
+use super::logits::{classes_of, map_logits};
 use super::merged::batch_by_lambda;
-use crate::data::Dataset;
+use crate::data::{for_each_batch, Dataset};
 use crate::error::{Error, Result};
 use crate::model::Interpolate;
 use crate::progress;
@@ -64,7 +65,7 @@ pub fn evaluate_streaming<M: Interpolate>(
         wise_alpha: config.wise_alpha,
     };
     let c = m0.num_classes();
-    let sub = data.class_subset();
+    let sub = data.class_mapping();
     let cd = classes_of(data, c);
     let blend = match config.exact_loop {
         true => None,
@@ -85,14 +86,14 @@ pub fn evaluate_streaming<M: Interpolate>(
         config.progress,
     );
     let all: Vec<usize> = (0..data.len()).collect();
-    for chunk in all.chunks(config.batch_size.max(1)) {
+    // Batch k + 1 is decoded while batch k runs (the pipelined data path).
+    for_each_batch(data, &all, config.batch_size.max(1), |x, chunk| {
         let b = chunk.len();
-        let x = data.load(chunk)?;
         let labels = &data.labels()[chunk[0]..chunk[0] + b];
         // 1. Logits of the batch.
         let (z0, z1) = (
-            restrict_logits(m0.forward(&x, b)?, c, sub),
-            restrict_logits(m1.forward(&x, b)?, c, sub),
+            map_logits(m0.forward(x, b)?, c, sub)?,
+            map_logits(m1.forward(x, b)?, c, sub)?,
         );
         if metric.needs() == Needs::PseudoTargets(PseudoSource::Merged) && half_model.is_none() {
             half_model = Some(m0.interpolate(m1, 0.5)?);
@@ -101,8 +102,8 @@ pub fn evaluate_streaming<M: Interpolate>(
             half_model
                 .as_ref()
                 .expect("θ(½) built when needed")
-                .forward(&x, b)
-                .map(|z| restrict_logits(z, c, sub))
+                .forward(x, b)
+                .and_then(|z| map_logits(z, c, sub))
         };
         // 2. λ(x) from the batch alone.
         let mut lambda = rule
@@ -114,8 +115,8 @@ pub fn evaluate_streaming<M: Interpolate>(
             lambda = beta_clusters(&lambda, k, config.seed, what)?.lambdas();
         }
         // 4. Sample i through θ(λ_i).
-        let z = batch_by_lambda((m0, m1), blend.as_deref(), &x, &lambda)?;
-        let pred = stats::argmax(&restrict_logits(z, c, sub), cd)?;
+        let z = batch_by_lambda((m0, m1), blend.as_deref(), x, &lambda)?;
+        let pred = stats::argmax(&map_logits(z, c, sub)?, cd)?;
         res.correct += pred
             .iter()
             .zip(labels)
@@ -125,7 +126,8 @@ pub fn evaluate_streaming<M: Interpolate>(
         res.n += b;
         res.batches += 1;
         bar.inc(b as u64);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     res.mean_lambda = lambda_sum / res.n.max(1) as f64;
     Ok(res)

@@ -121,7 +121,28 @@ fn check_task(base: &ClipClassifier, t: &MtlTask<'_>) -> Result<()> {
             ),
         ));
     }
-    let c = t.head.out_dim as i64;
+    if let Some(need) = d.head_classes().filter(|&n| n != t.head.out_dim) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, its head has {}",
+                t.head.out_dim
+            ),
+        ));
+    }
+    if let Some(m) = d.class_mapping() {
+        if m.min_head_classes() > t.head.out_dim {
+            return Err(Error::invalid(
+                what(),
+                format!(
+                    "its class mapping names head class {}, its head has {} classes",
+                    m.min_head_classes() - 1,
+                    t.head.out_dim
+                ),
+            ));
+        }
+    }
+    let c = crate::pipeline::logits::classes_of(d, t.head.out_dim) as i64;
     if let Some(i) = d.labels().iter().position(|&y| y < 0 || y >= c) {
         return Err(Error::invalid(
             what(),

@@ -22,9 +22,9 @@ use self::lambda::{mean_lambda, task_arrays, task_weights};
 use self::report::{MeanAccuracy, MtlOutput, MtlPerSample, MtlReport, MtlRow};
 use self::task_arithmetic::{encoder_of, merge_encoders, relative_distance, ties_merge};
 use super::clustering::{dirichlet_clusters, DirichletReport};
-use super::logits::{apply_head, batches, features};
+use super::logits::{apply_head, batches, classes_of, features, map_logits};
 use super::merged::forward_groups;
-use super::report::{accuracy, Row, TaskArrays, Timer};
+use super::report::{accuracy, DataInfo, Row, TaskArrays, Timer};
 use crate::error::{Error, Result};
 use crate::progress;
 use dawin_core::merge::ParamSource;
@@ -87,7 +87,7 @@ where
     // 2. λ_j(x) = softmax_j(−H_j(x)) per dataset, and their means (the heat map).
     let t = Instant::now();
     let arrays = (tasks.iter().zip(&ft_logits))
-        .map(|(task, z)| task_arrays(z, task.head.out_dim))
+        .map(|(task, z)| task_arrays(z, task_classes(task)))
         .collect::<Result<Vec<_>>>()?;
     let mean_lambda = (tasks.iter().zip(&arrays))
         .map(|(task, a)| (task.name.clone(), mean_lambda(&a.lambda, &names)))
@@ -131,6 +131,9 @@ where
         mixtures: table.mixtures,
         relative_distance: distances,
         timings: timer.finish(t_all),
+        data: (tasks.iter())
+            .map(|t| (t.name.clone(), DataInfo::of(t.data)))
+            .collect(),
     };
     Ok(MtlOutput { report, per_sample })
 }
@@ -229,7 +232,7 @@ where
         let b = self.bar(idx.len(), format!("{label} on {}", task.name));
         let f = features(encoder, task.data, idx, self.config.batch_size, &b)?;
         b.finish_and_clear();
-        apply_head(&task.head, &f)
+        task_logits(task, &f)
     }
 
     /// Predictions of `encoder` on every dataset.
@@ -238,7 +241,7 @@ where
             .map(|t| {
                 Ok(Some(stats::argmax(
                     &self.logits(encoder, t, &all(t), label)?,
-                    t.head.out_dim,
+                    task_classes(t),
                 )?))
             })
             .collect()
@@ -255,7 +258,7 @@ where
     ) -> Result<()> {
         let labels: Vec<&[i64]> = self.tasks.iter().map(|t| t.data.labels()).collect();
         let argmax = |z: &[f32], t: &MtlTask<'_>| -> Result<Vec<u32>> {
-            Ok(stats::argmax(z, t.head.out_dim)?)
+            Ok(stats::argmax(z, task_classes(t))?)
         };
         let m = self.models.len();
         match method {
@@ -305,7 +308,7 @@ where
                     let cl =
                         dirichlet_clusters(&a.lambda, m, self.config.k, self.config.seed, what)?;
                     let k = cl.report.k;
-                    let (z, nm) = forward_groups(&cl.assign, t.head.out_dim, |c, idx| {
+                    let (z, nm) = forward_groups(&cl.assign, task_classes(t), |c, idx| {
                         let w: Vec<f32> = cl.report.means[c]
                             .iter()
                             .map(|&v| self.s * v as f32)
@@ -338,13 +341,28 @@ where
                         Ok(cpu::blended::forward(x, ch.len(), &bw, w)?.1)
                     })?;
                     b.finish_and_clear();
-                    preds.push(Some(argmax(&apply_head(&t.head, &f)?, t)?));
+                    preds.push(Some(argmax(&task_logits(t, &f)?, t)?));
                 }
                 table.add("dawin-sample".into(), preds, &labels, None);
             }
         }
         Ok(())
     }
+}
+
+/// Classes of a task's logits: its dataset's class mapping's, else its head's.
+fn task_classes(task: &MtlTask<'_>) -> usize {
+    classes_of(task.data, task.head.out_dim)
+}
+
+/// A task's logits of features `f`: its head `W f + b`, mapped to the dataset's classes
+/// ([`map_logits`]: ImageNet-R/-A's class subsets, ObjectNet's max-pooled groups).
+fn task_logits(task: &MtlTask<'_>, f: &[f32]) -> Result<Vec<f32>> {
+    map_logits(
+        apply_head(&task.head, f)?,
+        task.head.out_dim,
+        task.data.class_mapping(),
+    )
 }
 
 /// Every sample index of a task's dataset.

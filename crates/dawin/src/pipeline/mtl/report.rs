@@ -68,6 +68,9 @@ pub struct MtlReport {
     pub relative_distance: BTreeMap<String, f64>,
     /// Seconds per stage, `total` last.
     pub timings: Vec<(String, f64)>,
+    /// How each dataset was read: conventions applied, notes.
+    #[serde(default)]
+    pub data: BTreeMap<String, crate::pipeline::report::DataInfo>,
 }
 
 impl MtlReport {

@@ -1,6 +1,25 @@
 //! Labelled datasets the pipeline evaluates: anything that can load samples by index.
+//!
+//! * [`Dataset`]: the trait the pipeline reads (samples by index, labels, a content fingerprint
+//!   for the logits cache, and the [`ClassMapping`] from the head's classes to the dataset's);
+//! * [`ImageFolderDataset`]: images on disk (an image folder, WebDataset `.tar` shards or a
+//!   safetensors file) opened under the convention its name selects
+//!   ([`dawin_vit::benchmarks`]: ImageNet, -V2, -R, -A, -Sketch, ObjectNet), decoded on a pool of
+//!   worker threads;
+//! * [`InMemoryDataset`]: preprocessed inputs in memory;
+//! * [`WithClassMapping`]: any dataset labelled over a subset (or pooled groups) of the head's
+//!   classes;
+//! * [`for_each_batch`]: the pipelined data path — batch k + 1 is loaded on a background thread
+//!   while the caller (the forward) works on batch k, with a bounded number of batches alive.
 use crate::error::{Error, Result};
+use dawin_vit::ClassMapping;
 use sha2::{Digest, Sha256};
+
+mod image;
+mod prefetch;
+
+pub use image::{DataOptions, ImageFolderDataset};
+pub use prefetch::{for_each_batch, PREFETCH_DEPTH};
 
 /// A labelled dataset of preprocessed f32 inputs.
 pub trait Dataset: Sync {
@@ -18,40 +37,60 @@ pub trait Dataset: Sync {
     fn labels(&self) -> &[i64];
     /// The inputs of `indices`, concatenated: `[indices.len(), sample_numel]`.
     fn load(&self, indices: &[usize]) -> Result<Vec<f32>>;
+    /// [`load`](Self::load) into a reused buffer: `out` is replaced by the inputs of `indices`
+    /// (`[indices.len(), sample_numel]`). The default calls `load`; datasets that decode files
+    /// override it to write into `out` in place.
+    fn load_into(&self, indices: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        *out = self.load(indices)?;
+        Ok(())
+    }
     /// A content hash: equal for equal content, different when any input or label changes
     /// (the logits cache keys on it).
     fn fingerprint(&self) -> Result<String>;
-    /// For a dataset labelled over some of the head's classes (ImageNet-R and ImageNet-A: 200 of
-    /// ImageNet's 1000): the head classes, in label order — label `y` is head class
-    /// `class_subset[y]`, and every logit vector is restricted to these columns,
-    /// `z' = z[class_subset]`, before anything else (entropies, λ, argmax). `None` (the default):
-    /// labels are head classes.
-    fn class_subset(&self) -> Option<&[usize]> {
+    /// How the head's classes map onto the dataset's, when the dataset is labelled over some of
+    /// them: dataset class `k` is the group of head classes `groups()[k]`, and every logit row is
+    /// mapped before anything else (entropies, λ, argmax) by `z'_k = max_{c ∈ group k} z_c`
+    /// ([`ClassMapping::pool`]). One head class per group is the plain class subset
+    /// `z' = z[subset]` (ImageNet-R and -A: 200 of ImageNet's 1000); ObjectNet pools 1–3
+    /// ImageNet classes per class. `None` (the default): labels are head classes.
+    fn class_mapping(&self) -> Option<&ClassMapping> {
         None
+    }
+    /// The number of classes the head must have, when the dataset's convention fixes it (the
+    /// paper's ImageNet datasets: an ImageNet-1k head of 1000 classes); `None` (the default):
+    /// any head that holds the labels.
+    fn head_classes(&self) -> Option<usize> {
+        None
+    }
+    /// What was applied to read the dataset (convention, labelling, mapping, crop), one line,
+    /// for the command line and the report; `None` when there is nothing to say.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+    /// Warnings about the dataset (classes without a folder, files left out), one line each.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
-/// A dataset whose labels index a subset of the head's classes ([`Dataset::class_subset`]).
-/// Its fingerprint is the inner dataset's: cached logits are the full head's, restricted after.
+/// A dataset whose labels index a subset, or pooled groups, of the head's classes
+/// ([`Dataset::class_mapping`]); it replaces any mapping of the inner dataset. Its fingerprint
+/// is the inner dataset's: cached logits are the full head's, mapped after.
 #[derive(Clone, Debug)]
-pub struct WithClassSubset<D> {
+pub struct WithClassMapping<D> {
     inner: D,
-    subset: Vec<usize>,
+    mapping: ClassMapping,
 }
 
-impl<D: Dataset> WithClassSubset<D> {
-    /// `inner`, whose label `y` means head class `subset[y]`. Errors (naming the dataset): an
-    /// empty subset, a class listed twice, a label `≥ subset.len()`.
-    pub fn new(inner: D, subset: Vec<usize>) -> Result<Self> {
-        let what = || format!("class subset of dataset `{}`", inner.name());
-        if subset.is_empty() {
-            return Err(Error::invalid(what(), "is empty"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(c) = subset.iter().find(|&&c| !seen.insert(c)) {
-            return Err(Error::invalid(what(), format!("lists class {c} twice")));
-        }
-        let k = subset.len() as i64;
+/// The former name of [`WithClassMapping`] (a class subset is a mapping of one head class per
+/// dataset class: [`WithClassMapping::subset`]).
+pub type WithClassSubset<D> = WithClassMapping<D>;
+
+impl<D: Dataset> WithClassMapping<D> {
+    /// `inner`, whose label `y` means the head classes `mapping.groups()[y]` (pooled by max).
+    /// Errors (naming the dataset) on a label `≥ mapping.len()`.
+    pub fn new(inner: D, mapping: ClassMapping) -> Result<Self> {
+        let k = mapping.len() as i64;
         if let Some(i) = inner.labels().iter().position(|&y| y < 0 || y >= k) {
             return Err(Error::invalid(
                 format!("dataset `{}`", inner.name()),
@@ -61,11 +100,32 @@ impl<D: Dataset> WithClassSubset<D> {
                 ),
             ));
         }
-        Ok(WithClassSubset { inner, subset })
+        Ok(WithClassMapping { inner, mapping })
+    }
+
+    /// `inner`, whose label `y` means head class `subset[y]`. Errors (naming the dataset): an
+    /// empty subset, a class listed twice, a label `≥ subset.len()`.
+    pub fn subset(inner: D, subset: Vec<usize>) -> Result<Self> {
+        let what = || format!("class subset of dataset `{}`", inner.name());
+        if subset.is_empty() {
+            return Err(Error::invalid(what(), "is empty"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(c) = subset.iter().find(|&&c| !seen.insert(c)) {
+            return Err(Error::invalid(what(), format!("lists class {c} twice")));
+        }
+        let mapping = ClassMapping::from_subset(&subset)
+            .map_err(|e| Error::invalid(what(), e.to_string()))?;
+        Self::new(inner, mapping)
+    }
+
+    /// The wrapped dataset.
+    pub fn inner(&self) -> &D {
+        &self.inner
     }
 }
 
-impl<D: Dataset> Dataset for WithClassSubset<D> {
+impl<D: Dataset> Dataset for WithClassMapping<D> {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -81,12 +141,77 @@ impl<D: Dataset> Dataset for WithClassSubset<D> {
     fn load(&self, indices: &[usize]) -> Result<Vec<f32>> {
         self.inner.load(indices)
     }
+    fn load_into(&self, indices: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        self.inner.load_into(indices, out)
+    }
     fn fingerprint(&self) -> Result<String> {
         self.inner.fingerprint()
     }
-    fn class_subset(&self) -> Option<&[usize]> {
-        Some(&self.subset)
+    fn class_mapping(&self) -> Option<&ClassMapping> {
+        Some(&self.mapping)
     }
+    fn head_classes(&self) -> Option<usize> {
+        self.inner.head_classes()
+    }
+    fn describe(&self) -> Option<String> {
+        let how = match self.mapping.subset() {
+            Some(_) => format!(
+                "restricted to a class subset of {} head classes",
+                self.mapping.len()
+            ),
+            None => format!(
+                "pooled to {} classes (max over each group)",
+                self.mapping.len()
+            ),
+        };
+        Some(match self.inner.describe() {
+            Some(d) => format!("{d}; logits then {how} (--class-subset)"),
+            None => format!("logits {how} (--class-subset)"),
+        })
+    }
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes()
+    }
+}
+
+/// Checks a dataset against a head of `num_classes` classes: the head its convention needs
+/// ([`Dataset::head_classes`]), every head class its mapping names must exist, and every label
+/// must be one of its classes (the mapping's, else the head's). Errors name the dataset and the
+/// offending sample or class.
+pub fn check_head(d: &dyn Dataset, num_classes: usize) -> Result<()> {
+    let what = || format!("dataset `{}`", d.name());
+    if let Some(need) = d.head_classes().filter(|&n| n != num_classes) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "its convention needs an ImageNet-1k head of {need} classes, the head has \
+                 {num_classes} (name the dataset otherwise to read it as a plain image folder)"
+            ),
+        ));
+    }
+    if let Some(m) = d.class_mapping() {
+        if m.min_head_classes() > num_classes {
+            return Err(Error::invalid(
+                what(),
+                format!(
+                    "its class mapping names head class {} (an ImageNet-1k head is needed), the \
+                     head has {num_classes} classes",
+                    m.min_head_classes() - 1
+                ),
+            ));
+        }
+    }
+    let c = d.class_mapping().map_or(num_classes, ClassMapping::len) as i64;
+    if let Some(i) = d.labels().iter().position(|&y| y < 0 || y >= c) {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "label {} of sample {i} is not a class of the head ({c} classes)",
+                d.labels()[i]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a class subset: a `.npy` of integers `[K]`, or a text file of non-negative integers
@@ -273,93 +398,4 @@ pub fn file_fingerprint(path: impl AsRef<std::path::Path>) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
-}
-
-/// A dataset on disk, read sample by sample through [`dawin_vit::ImageDataset`] (safetensors
-/// file or image-folder tree): nothing is held in memory but the labels, so it scales to
-/// ImageNet-sized sets. Fingerprint: SHA-256 of the file's bytes (safetensors), or of every image
-/// file's path, size and modification time (folders), plus the labels and the input size.
-#[derive(Debug)]
-pub struct ImageFolderDataset {
-    name: String,
-    inner: dawin_vit::ImageDataset,
-    labels: Vec<i64>,
-}
-
-impl ImageFolderDataset {
-    /// Opens `path` for a model with input side `image_size`, named `name`. Errors on a missing
-    /// path, an empty dataset or missing labels, naming the path.
-    pub fn open(
-        name: impl Into<String>,
-        path: impl AsRef<std::path::Path>,
-        image_size: usize,
-    ) -> Result<Self> {
-        let path = path.as_ref();
-        if !path.exists() {
-            return Err(Error::invalid(
-                path.display().to_string(),
-                "no such file or directory",
-            ));
-        }
-        let inner = dawin_vit::ImageDataset::open(path, image_size)?;
-        let labels = inner
-            .labels()
-            .ok_or_else(|| Error::invalid(path.display().to_string(), "has no labels"))?
-            .to_vec();
-        Ok(ImageFolderDataset {
-            name: name.into(),
-            inner,
-            labels,
-        })
-    }
-}
-
-impl Dataset for ImageFolderDataset {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn sample_numel(&self) -> usize {
-        3 * self.inner.image_size() * self.inner.image_size()
-    }
-    fn labels(&self) -> &[i64] {
-        &self.labels
-    }
-    fn load(&self, indices: &[usize]) -> Result<Vec<f32>> {
-        let numel = self.sample_numel();
-        let mut out = vec![0f32; indices.len() * numel];
-        for (chunk, &i) in out.chunks_mut(numel).zip(indices) {
-            self.inner.load(i, chunk)?;
-        }
-        Ok(out)
-    }
-    fn fingerprint(&self) -> Result<String> {
-        let path = self.inner.path();
-        let mut h = Sha256::new();
-        h.update(b"dawin-image-dataset-v1");
-        h.update((self.inner.image_size() as u64).to_le_bytes());
-        if path.is_dir() {
-            for i in 0..self.len() {
-                let f = self.inner.sample_name(i);
-                let m = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?;
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                h.update((f.len() as u64).to_le_bytes());
-                h.update(f.as_bytes());
-                h.update(m.len().to_le_bytes());
-                h.update(mtime.to_le_bytes());
-            }
-        } else {
-            h.update(file_fingerprint(path)?.as_bytes());
-        }
-        for y in &self.labels {
-            h.update(y.to_le_bytes());
-        }
-        Ok(hex(&h.finalize()))
-    }
 }
