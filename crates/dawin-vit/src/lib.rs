@@ -79,7 +79,6 @@ pub mod tokenizer;
 pub mod webdataset;
 mod weights;
 
-pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
 pub use checkpoint::{
     complete_vision_tower, embed_width, open_checkpoint, Checkpoint, CheckpointEncoder,
@@ -93,14 +92,7 @@ pub use head::{load_head, ClassificationHead, NORMALIZE_METADATA_KEY};
 pub use load::{inspect_checkpoint, open_resolved, resolve_checkpoint, Opened};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};
-// Also reachable as `preprocess::…`: left as they are while preprocessing is being rewritten
-// (another change owns `preprocess.rs` and its tests, which use both paths).
-pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
-pub use prompts::PromptError;
-pub use source::{Crop, FileSource, ImageSource};
 pub use tensors::{Tensor, TensorMap, HEADS_METADATA_KEY};
-pub use tokenizer::{ClipTokenizer, TokenBatch, TokenizerError, TokenizerSource, Tokens};
-pub use webdataset::{WdsOptions, WebDataset};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
     ResidualBlock, VisionWeights,
