@@ -672,3 +672,34 @@ fn eval_mtl_takes_pytorch_bases_models_and_heads() {
         assert_eq!(a["activation"]["source"], "default");
     }
 }
+
+#[test]
+fn the_logits_cache_key_holds_the_architecture_and_the_head_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let cache = dir.path().join("cache");
+    let go = |extra: &[&str]| -> String {
+        let mut args = vec![
+            "logits".to_string(),
+            "--checkpoint".into(),
+            path_str(&torch("zeroshot.pt")),
+            "--data".into(),
+            path_str(&data),
+            "--cache-dir".into(),
+            path_str(&cache),
+            "--heads".into(),
+            "2".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&run(&args))
+    };
+    let head = path_str(&torch("head_Tiny.pt"));
+    let raw = path_str(&torch("head_Tiny_raw.pt"));
+    assert!(go(&["--head", &head]).contains("stored in the cache"));
+    assert!(go(&["--head", &head]).contains("already in the cache"));
+    // Another activation, another head file: computed again, never served from the cache.
+    assert!(go(&["--head", &head, "--activation", "gelu"]).contains("stored in the cache"));
+    assert!(go(&["--head", &raw]).contains("stored in the cache"));
+    assert!(go(&["--head", &raw]).contains("already in the cache"));
+}
