@@ -10,6 +10,7 @@ loaded back through the Rust code here: the expected values come from torch.
 Run:  /work/pyenv/bin/python scripts/make_torch_fixtures.py      (deterministic: fixed seeds)
       /work/pyenv/bin/python scripts/make_torch_fixtures.py --extras   (only the files of
       extras() below, leaving every other fixture as it is)
+      /work/pyenv/bin/python scripts/make_torch_fixtures.py --hf       (only the hf_gelu files)
 
 The tiny tower (TINY): open_clip CLIP, embed 32; vision image 32, patch 8, width 64, 2 layers,
 head_width 32 (2 heads: the width is not 64), mlp_ratio 2, QuickGELU; text context 8, vocab 64,
@@ -94,6 +95,14 @@ Files (all in crates/dawin-core/tests/fixtures/torch/):
   head_Tiny_raw.pt           torch.save(src.modeling.ClassificationHead(normalize=False, W, b))
   jit_no_vision.pt           torch.jit.script of a module with a token embedding and a linear
                              layer: tensors, but no vision tower
+
+  hf() (`--hf`; transformers 5.23.0):
+  hf_gelu/                   CLIPVisionModelWithProjection.save_pretrained (model.safetensors +
+                             config.json): image 32, patch 8, hidden 96, 2 heads of 48, MLP 160,
+                             2 layers, projection 32, hidden_act "gelu" (exact); random weights
+  hf_gelu_head.safetensors   a head `weight` [4, 32], `bias` [4]
+  hf_gelu_io.safetensors     inputs f32 [3,3,32,32]; logits f32 [3,4] = W f/|f| + b with f the
+                             image_embeds transformers computes in float64
 """
 
 import collections
@@ -541,8 +550,43 @@ def extras():
     del clip
 
 
+def hf():
+    """A Hugging Face CLIPVisionModelWithProjection (exact GELU, 2 heads of 48) saved by
+    save_pretrained, a head file, and transformers' logits."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(21)
+    cfg = CLIPVisionConfig(hidden_size=96, intermediate_size=160, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32,
+                           hidden_act="gelu", layer_norm_eps=1e-5)
+    model = CLIPVisionModelWithProjection(cfg).eval()
+    with torch.no_grad():  # every parameter random: matrices N(0, 1/fan_in), vectors N(0, 0.2²)
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn_like(p) / (p[0].numel() ** 0.5))
+            else:
+                p.copy_(torch.randn_like(p) * 0.2 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+    d = path("hf_gelu")
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    g = torch.Generator().manual_seed(22)
+    W, b = torch.randn(4, 32, generator=g), torch.randn(4, generator=g)
+    save_file({"weight": W.contiguous(), "bias": b.contiguous()}, path("hf_gelu_head.safetensors"))
+    images = torch.randn(3, 3, 32, 32, generator=g)
+    m64 = model.double()
+    with torch.no_grad():
+        f = m64(pixel_values=images.double()).image_embeds
+        f = f / f.norm(dim=-1, keepdim=True)
+        logits = f @ W.double().t() + b.double()
+    save_file({"inputs": images.contiguous(), "logits": logits.float().contiguous()},
+              path("hf_gelu_io.safetensors"))
+    print("wrote", sorted(os.listdir(d)), "and hf_gelu_head/io.safetensors")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--extras"]:
         extras()
+    elif sys.argv[1:] == ["--hf"]:
+        hf()
     else:
         main()

@@ -703,3 +703,49 @@ fn the_logits_cache_key_holds_the_architecture_and_the_head_file() {
     assert!(go(&["--head", &raw]).contains("stored in the cache"));
     assert!(go(&["--head", &raw]).contains("already in the cache"));
 }
+
+#[test]
+fn a_hugging_face_directory_takes_its_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // transformers' CLIPVisionModelWithProjection: exact GELU and 2 heads of 48, said only by
+    // the config.json beside model.safetensors.
+    let io = torch("hf_gelu_io.safetensors");
+    let data = dataset_of(&io, "inputs", &dir.path().join("hf.safetensors"));
+    let head = path_str(&torch("hf_gelu_head.safetensors"));
+    let (got, o) = logits(dir.path(), &torch("hf_gelu"), &data, &["--head", &head]);
+    assert_eq!(activation_warnings(&o), 0, "{}", stderr(&o));
+    let e = rel_err(&got, &tensor(&io, "logits"));
+    eprintln!("hf_gelu: {e:.2e}");
+    assert!(e < TOL, "hf_gelu: relative error {e:e} vs transformers");
+    let j: Value = serde_json::from_str(&ok(&run(&[
+        "inspect",
+        "--json",
+        &path_str(&torch("hf_gelu")),
+        "--head",
+        &head,
+    ])))
+    .unwrap();
+    assert_eq!(j["naming"], "huggingface");
+    assert_eq!(j["activation"]["value"], "gelu");
+    assert_eq!(j["activation"]["source"], "config.json");
+    assert_eq!(j["heads"]["value"], 2);
+    assert_eq!(j["head_width"]["value"], 48);
+    // Without the config, the defaults are said (and are wrong here).
+    let (got, o) = logits(
+        dir.path(),
+        &torch("hf_gelu"),
+        &data,
+        &["--head", &head, "--no-config-files", "--heads", "2"],
+    );
+    assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
+    assert!(rel_err(&got, &tensor(&io, "logits")) > 1e-3);
+    // A flag contradicting the config.json's fact-checked fields is refused: width 96 is not
+    // ViT-B-32's 768.
+    let o = run(&[
+        "inspect",
+        &path_str(&torch("hf_gelu")),
+        "--arch",
+        "ViT-B-32",
+    ]);
+    fails_with(&o, &["width", "768", "96"]);
+}

@@ -64,10 +64,11 @@ pub(crate) fn annotate_report(dir: &Path, archs: &[(String, &Architecture)]) -> 
     Ok(())
 }
 
-/// The fingerprint of a checkpoint in the logits cache key: the SHA-256 of its file. `eval` and
-/// `logits` must agree on it, so that `eval` finds the shards `logits --shard` wrote.
+/// The fingerprint of a checkpoint in the logits cache key: the SHA-256 of its file, or of every
+/// checkpoint file of a directory or shard index ([`dawin::zeroshot::checkpoint_fingerprint`]).
+/// `eval` and `logits` must agree on it, so that `eval` finds the shards `logits --shard` wrote.
 pub(crate) fn checkpoint_fingerprint(path: &Path) -> Result<String> {
-    dawin::data::file_fingerprint(path)
+    dawin::zeroshot::checkpoint_fingerprint(path)
 }
 
 /// What a model's logits cache key adds to its checkpoint file's fingerprint: the architecture

@@ -75,7 +75,8 @@ impl ZeroShotBuild {
 }
 
 /// SHA-256 of a checkpoint: of the file's bytes; for a directory or a shard index, of the
-/// SHA-256 of every `.safetensors` and `.json` file of its folder, in name order.
+/// SHA-256 of every checkpoint or config file of its folder (`.safetensors`, `.json`, `.bin`,
+/// `.pt`, `.pth`, `.pkl`, `.ckpt`: PyTorch shards too), in name order.
 pub fn checkpoint_fingerprint(path: &Path) -> Result<String> {
     if path.is_file() && path.extension().is_none_or(|e| e != "json") {
         return file_fingerprint(path);
@@ -90,8 +91,11 @@ pub fn checkpoint_fingerprint(path: &Path) -> Result<String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "safetensors" || e == "json")
+                && p.extension().is_some_and(|e| {
+                    ["safetensors", "json", "bin", "pt", "pth", "pkl", "ckpt"]
+                        .iter()
+                        .any(|x| e == *x)
+                })
         })
         .collect();
     files.sort();
