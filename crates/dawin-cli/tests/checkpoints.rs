@@ -510,6 +510,30 @@ fn convert_round_trips_bit_for_bit_with_the_architecture() {
     assert_eq!(l0, l1);
     assert_eq!(activation_warnings(&o), 0, "{}", stderr(&o));
 
+    // A default is not turned into a fact: converted without --activation, the file does not
+    // say the activation, and reading it warns again.
+    let guessed = dir.path().join("guessed.safetensors");
+    let o = run(&[
+        "convert",
+        &path_str(&src),
+        &path_str(&guessed),
+        "--heads",
+        "2",
+    ]);
+    ok(&o);
+    assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
+    let jg = j(&guessed, &[]);
+    assert_eq!(jg["activation"]["source"], "default");
+    assert_eq!(jg["heads"]["source"], "metadata");
+    let meta = StateDict::open(&guessed)
+        .unwrap()
+        .metadata()
+        .cloned()
+        .unwrap();
+    assert!(!meta.contains_key("dawin.vit.activation"), "{meta:?}");
+    let (_, o) = logits(dir.path(), &guessed, &data, &[]);
+    assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
+
     // Sharded: a Hugging Face index and several shards, loading to the same logits.
     let sharded = dir.path().join("sharded");
     std::fs::create_dir(&sharded).unwrap();

@@ -9,7 +9,9 @@
 //! f32) or the one asked for, so a conversion keeps every value exactly. The metadata carries
 //! `dawin.vit.heads`, `dawin.vit.activation`, `dawin.vit.layer_scale`,
 //! `dawin.vit.layer_norm_eps`, `dawin.head.normalize` (read back when loading: the converted
-//! file needs no flag) and `dawin.arch`, the whole resolution as JSON with every field's source.
+//! file needs no flag), each only when something other than a default decided it (a default is
+//! decided, and warned about, again when the file is read), and `dawin.arch`, the whole
+//! resolution as JSON with every field's source.
 //!
 //! With a shard size, the tensors go to `<stem>-0000i-of-0000n.safetensors` files of at most
 //! that many bytes of tensor data each (a larger tensor gets a shard of its own) and a Hugging
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use dawin_core::{DType, OwnedTensor};
 
 use crate::arch::{
-    ACTIVATION_METADATA_KEY, ARCH_METADATA_KEY, LAYER_NORM_EPS_METADATA_KEY,
+    SourceKind, ACTIVATION_METADATA_KEY, ARCH_METADATA_KEY, LAYER_NORM_EPS_METADATA_KEY,
     LAYER_SCALE_METADATA_KEY,
 };
 use crate::error::{Error, Result};
@@ -171,23 +173,38 @@ fn tool_tensors(opened: &Opened, dtype: DType) -> Result<Vec<OwnedTensor>> {
 fn metadata(opened: &Opened) -> HashMap<String, String> {
     let a = &opened.arch;
     let mut m = HashMap::new();
-    m.insert(HEADS_METADATA_KEY.to_string(), a.heads.value.to_string());
-    m.insert(
-        ACTIVATION_METADATA_KEY.to_string(),
+    // A value a default decided is not written as a fact: read back, it is decided (and warned
+    // about) by the same default again.
+    let mut put = |key: &str, value: String, source: &crate::arch::Source| {
+        if source.kind != SourceKind::Default {
+            m.insert(key.to_string(), value);
+        }
+    };
+    put(
+        HEADS_METADATA_KEY,
+        a.heads.value.to_string(),
+        &a.heads.source,
+    );
+    put(
+        ACTIVATION_METADATA_KEY,
         a.activation.value.name().to_string(),
+        &a.activation.source,
     );
-    m.insert(
-        LAYER_SCALE_METADATA_KEY.to_string(),
+    put(
+        LAYER_SCALE_METADATA_KEY,
         a.layer_scale.value.to_string(),
+        &a.layer_scale.source,
     );
-    m.insert(
-        LAYER_NORM_EPS_METADATA_KEY.to_string(),
+    put(
+        LAYER_NORM_EPS_METADATA_KEY,
         format!("{:e}", a.layer_norm_eps.value),
+        &a.layer_norm_eps.source,
     );
     if let Some(h) = &a.head {
-        m.insert(
-            NORMALIZE_METADATA_KEY.to_string(),
+        put(
+            NORMALIZE_METADATA_KEY,
             h.normalize.value.to_string(),
+            &h.normalize.source,
         );
     }
     m.insert(ARCH_METADATA_KEY.to_string(), a.to_json().to_string());
