@@ -6,7 +6,7 @@
 //! two checkpoints into merged ones, on the CPU:
 //!
 //! * [`stats`]: stable row statistics of logits (softmax, entropy, cross-entropy, margins);
-//! * [`expertise`]: the [`expertise::Expertise`] trait and the paper's metrics (negative entropy by default);
+//! * [`expertise`]: the [`Expertise`](expertise::Expertise) trait and the paper's metrics (negative entropy by default);
 //! * [`coef`]: Eq. 1, Eq. 2 with the domain offset, M-model softmax weights, the WiSE-FT plug-in;
 //! * [`temperature`]: temperature scaling fitted on labelled validation logits;
 //! * [`metrics`]: accuracy (with class subsets), Pearson correlation, TT/TF/FT/FF splits;

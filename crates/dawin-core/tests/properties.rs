@@ -1,7 +1,6 @@
 //! Property tests of the invariants DaWin relies on.
 
-use dawin_core::expertise::{Context, ModelOutputs};
-use dawin_core::expertise::{Expertise, NegEntropy};
+use dawin_core::expertise::{Context, Expertise, ModelOutputs, NegEntropy};
 use dawin_core::{coef, merge, stats};
 use half::{bf16, f16};
 use proptest::prelude::*;

@@ -1,52 +1,5 @@
-//! Beta mixture of DaWin coefficients, fitted by EM with a method-of-moments M-step.
-//!
-//! The model (paper, Eq. 3–4) for coefficients λᵢ ∈ (0, 1):
-//!
-//! ```text
-//! p(λ) = Σₖ πₖ Beta(λ; aₖ, bₖ),  Beta(λ; a, b) = λ^(a−1) (1−λ)^(b−1) / B(a, b)
-//! ```
-//!
-//! Fitting follows the reference procedure (`shared/DAWIN.md`, "Mixture modelling"):
-//!
-//! 1. **Initialisation** `r = 0 … n_init−1`: seeded k-means (seed `seed + r`, see
-//!    [`crate::kmeans`]) gives hard labels; responsibilities are the one-hot labels plus `10ε`
-//!    (ε = `f64::EPSILON`), followed by one M-step.
-//! 2. **E-step**: `ln γᵢₖ = ln πₖ + (aₖ−1) ln λᵢ + (bₖ−1) ln(1−λᵢ) − ln B(aₖ, bₖ) − ln Σⱼ (…)ⱼ`
-//!    (log-sum-exp); the mean log-likelihood is `ℓ = (1/N) Σᵢ ln Σₖ πₖ Beta(λᵢ; aₖ, bₖ)`.
-//!    Every Beta log-density (E-step, log-likelihoods, predictions, the K = 1 closed form) is
-//!    that of [`crate::special::ln_beta_pdf`]: this formula while `aₖ + bₖ < 1024`, and an
-//!    equivalent form about the component mean without cancellation for the concentrated
-//!    components (`aₖ, bₖ` up to ~10⁹ for nearly equal coefficients), where this one would lose
-//!    seven digits.
-//! 3. **M-step** (weighted method of moments): `Nₖ = Σᵢ γᵢₖ + 10ε`, `πₖ = Nₖ / Σⱼ Nⱼ`,
-//!    `m = Σᵢ γᵢₖ λᵢ / Nₖ`, `v = Σᵢ γᵢₖ λᵢ² / Nₖ − m²`, `v ← min(v, m(1−m)/4) + 10ε`,
-//!    `c = m(1−m)/(v + 10⁻¹⁰) − 1`, `aₖ = c m`, `bₖ = c (1−m)`.
-//!    The cap keeps `c ≥ 3` (no U-shaped components), as in the reference.
-//! 4. Stop when `|ℓ − ℓ_prev| < tol` or after `max_iter` E-steps; keep the initialisation with
-//!    the highest mean log-likelihood.
-//!
-//! Where this implementation differs from the reference, and why:
-//!
-//! * Inputs are **clamped** to `[ε_c, 1 − ε_c]` (`clamp_eps`, default 10⁻⁶) before any logarithm:
-//!   the reference takes `ln 0` on an exact 0 or 1 (f32 underflow of the expertise ratio).
-//! * A component whose total responsibility `Σᵢ γᵢₖ` falls below `10ε` (it explains no sample
-//!   to double precision) keeps its previous `(a, b)`; the reference's formula would give
-//!   `c < 0` and NaN. Its weight is still updated (to about 10⁻¹⁵).
-//! * The best initialisation is chosen, as in the reference, by the mean log-likelihood of its
-//!   last E-step; but the reported [`BetaMixtureFit::mean_log_likelihood`] is that of the
-//!   returned parameters (one extra E-step), where the reference reports the last E-step's value
-//!   (the two differ by less than `tol` after convergence).
-//! * When two initialisations reach the same k-means partition, their EM runs would be identical
-//!   bit for bit, so the run is not repeated.
-//! * `K = 1` is solved in closed form: every responsibility is exactly 1, so EM reduces to one
-//!   M-step on the plain moments `m = Σλ/N`, `v = Σλ²/N − m²`; `n_iter() = 0`. The
-//!   log-density is linear in its features, so `ℓ` comes from their means (one blocked pass,
-//!   a second one for a concentrated component's centred features).
-//! * The EM runs on the sorted coefficients, so the fit does not depend on the input order.
-//! * k-means comes from this crate: scikit-learn's algorithm, but with a different random
-//!   stream and Lloyd run to its fixed point (scikit-learn stops on a centre-shift tolerance,
-//!   which can leave a partition one or two samples short of it). From the same partition, the
-//!   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
+// Beta mixture of DaWin coefficients, fitted by EM with a method-of-moments M-step. (The algorithm
+// is documented on `BetaMixture`, the type users see.)
 
 use crate::em::{
     available_threads, best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, Threads, EPS10,
@@ -112,7 +65,55 @@ impl BetaMixtureConfig {
     }
 }
 
-/// Beta mixture fitting (see the module documentation for the algorithm).
+/// Beta mixture of DaWin coefficients, fitted by EM with a method-of-moments M-step.
+///
+/// The model (paper, Eq. 3–4) for coefficients λᵢ ∈ (0, 1):
+///
+/// ```text
+/// p(λ) = Σₖ πₖ Beta(λ; aₖ, bₖ),  Beta(λ; a, b) = λ^(a−1) (1−λ)^(b−1) / B(a, b)
+/// ```
+///
+/// Fitting follows the reference procedure (`shared/DAWIN.md`, "Mixture modelling"):
+///
+/// 1. **Initialisation** `r = 0 … n_init−1`: seeded k-means (seed `seed + r`, see
+///    [`KMeans`](crate::KMeans)) gives hard labels; responsibilities are the one-hot labels plus `10ε`
+///    (ε = `f64::EPSILON`), followed by one M-step.
+/// 2. **E-step**: `ln γᵢₖ = ln πₖ + (aₖ−1) ln λᵢ + (bₖ−1) ln(1−λᵢ) − ln B(aₖ, bₖ) − ln Σⱼ (…)ⱼ`
+///    (log-sum-exp); the mean log-likelihood is `ℓ = (1/N) Σᵢ ln Σₖ πₖ Beta(λᵢ; aₖ, bₖ)`.
+///    Every Beta log-density (E-step, log-likelihoods, predictions, the K = 1 closed form) is
+///    that of [`crate::special::ln_beta_pdf`]: this formula while `aₖ + bₖ < 1024`, and an
+///    equivalent form about the component mean without cancellation for the concentrated
+///    components (`aₖ, bₖ` up to ~10⁹ for nearly equal coefficients), where this one would lose
+///    seven digits.
+/// 3. **M-step** (weighted method of moments): `Nₖ = Σᵢ γᵢₖ + 10ε`, `πₖ = Nₖ / Σⱼ Nⱼ`,
+///    `m = Σᵢ γᵢₖ λᵢ / Nₖ`, `v = Σᵢ γᵢₖ λᵢ² / Nₖ − m²`, `v ← min(v, m(1−m)/4) + 10ε`,
+///    `c = m(1−m)/(v + 10⁻¹⁰) − 1`, `aₖ = c m`, `bₖ = c (1−m)`.
+///    The cap keeps `c ≥ 3` (no U-shaped components), as in the reference.
+/// 4. Stop when `|ℓ − ℓ_prev| < tol` or after `max_iter` E-steps; keep the initialisation with
+///    the highest mean log-likelihood.
+///
+/// Where this implementation differs from the reference, and why:
+///
+/// * Inputs are **clamped** to `[ε_c, 1 − ε_c]` (`clamp_eps`, default 10⁻⁶) before any logarithm:
+///   the reference takes `ln 0` on an exact 0 or 1 (f32 underflow of the expertise ratio).
+/// * A component whose total responsibility `Σᵢ γᵢₖ` falls below `10ε` (it explains no sample
+///   to double precision) keeps its previous `(a, b)`; the reference's formula would give
+///   `c < 0` and NaN. Its weight is still updated (to about 10⁻¹⁵).
+/// * The best initialisation is chosen, as in the reference, by the mean log-likelihood of its
+///   last E-step; but the reported [`BetaMixtureFit::mean_log_likelihood`] is that of the
+///   returned parameters (one extra E-step), where the reference reports the last E-step's value
+///   (the two differ by less than `tol` after convergence).
+/// * When two initialisations reach the same k-means partition, their EM runs would be identical
+///   bit for bit, so the run is not repeated.
+/// * `K = 1` is solved in closed form: every responsibility is exactly 1, so EM reduces to one
+///   M-step on the plain moments `m = Σλ/N`, `v = Σλ²/N − m²`; `n_iter() = 0`. The
+///   log-density is linear in its features, so `ℓ` comes from their means (one blocked pass,
+///   a second one for a concentrated component's centred features).
+/// * The EM runs on the sorted coefficients, so the fit does not depend on the input order.
+/// * k-means comes from this crate: scikit-learn's algorithm, but with a different random
+///   stream and Lloyd run to its fixed point (scikit-learn stops on a centre-shift tolerance,
+///   which can leave a partition one or two samples short of it). From the same partition, the
+///   EM reproduces the reference to rounding (tested against scikit-learn's own partitions).
 #[derive(Clone, Copy, Debug)]
 pub struct BetaMixture;
 
@@ -440,7 +441,7 @@ impl BetaMixtureFit {
             converged: out.converged,
             clamp_eps,
         };
-        // The update rules keep every quantity finite and positive (see the module docs);
+        // The update rules keep every quantity finite and positive (see the docs of `BetaMixture`);
         // this guards the promise never to hand out NaN.
         let ok = fit.mean_log_likelihood.is_finite()
             && (0..k).all(|i| {

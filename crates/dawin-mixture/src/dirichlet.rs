@@ -1,34 +1,5 @@
-//! Dirichlet mixture of coefficient vectors on the simplex (DaWin with M models).
-//!
-//! The model for rows xᵢ ∈ Δ^(M−1) (M ≥ 2 entries summing to 1):
-//!
-//! ```text
-//! p(x) = Σₖ πₖ Dir(x; αₖ),  ln Dir(x; α) = Σⱼ (αⱼ − 1) ln xⱼ − ln B(α),
-//! ln B(α) = Σⱼ ln Γ(αⱼ) − ln Γ(Σⱼ αⱼ)
-//! ```
-//!
-//! EM is the one of the Beta mixture ([`crate::beta`]): seeded k-means on the rows (seed
-//! `seed + r`), responsibilities `onehot + ε_s`, log-sum-exp E-step, stop on the change of the
-//! mean log-likelihood, best of `n_init`. Two M-steps are available ([`MStep`]):
-//!
-//! * [`MStep::MethodOfMoments`] (default) — the moment equations of the Dirichlet,
-//!   `E[xⱼ] = mⱼ` and `Var[xⱼ] = mⱼ(1−mⱼ)/(α₀+1)` for every j, pooled over j:
-//!   ```text
-//!   Nₖ = Σᵢ γᵢₖ + 10ε,  mⱼ = Σᵢ γᵢₖ xᵢⱼ / Nₖ,  vⱼ = Σᵢ γᵢₖ xᵢⱼ² / Nₖ − mⱼ²,
-//!   s̄ = (1/M) Σⱼ mⱼ(1−mⱼ),  v̄ = min((1/M) Σⱼ vⱼ, s̄/4) + 10ε,
-//!   α₀ = s̄/(v̄ + 10⁻¹⁰) − 1,  αₖⱼ = α₀ mⱼ
-//!   ```
-//!   For M = 2 this is exactly the Beta mixture's update (a Dirichlet on two entries is a Beta),
-//!   cap and constants included; the cap keeps α₀ ≥ 3.
-//! * [`MStep::ReferenceMean`] — the reference implementation's simplified update
-//!   `αₖ = Σᵢ γᵢₖ xᵢ / Nₖ` (the weighted mean row itself, so `Σⱼ αₖⱼ = 1`), with its stability
-//!   constant ε_s = 10⁻¹⁴ on responsibilities and counts.
-//!
-//! Entries are clamped to at least `clamp_eps` before logarithms (no renormalisation); every
-//! raw row must sum to 1 within `sum_tol`. `K = 1` (the paper's multi-task setting) is solved in
-//! closed form: the component mean is the mean row `Σᵢ xᵢ / N`, computed exactly in that order.
-//! A component whose `Σᵢ γᵢₖ` falls below ε_s keeps its previous α; initialisations are chosen
-//! and repeated partitions skipped as in [`crate::beta`].
+// Dirichlet mixture of coefficient vectors on the simplex (DaWin with M models). (The algorithm is
+// documented on `DirichletMixture`, the type users see.)
 
 use crate::beta::DEFAULT_CLAMP_EPS;
 use crate::em::{best_of, EmData, EmModel, EmOutcome, EmScratch, Stats, Threads, EPS10, VAR_FLOOR};
@@ -46,7 +17,7 @@ const KMEANS_MAX_ITER: usize = 300;
 /// The reference Dirichlet mixture's stability constant.
 const REFERENCE_EPS: f64 = 1e-14;
 
-/// Which M-step the Dirichlet mixture uses (see the module documentation).
+/// Which M-step the Dirichlet mixture uses (see [`DirichletMixture`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MStep {
     /// Pooled method of moments for the Dirichlet (default).
@@ -120,7 +91,37 @@ impl DirichletMixtureConfig {
     }
 }
 
-/// Dirichlet mixture fitting (see the module documentation).
+/// Dirichlet mixture of coefficient vectors on the simplex (DaWin with M models).
+///
+/// The model for rows xᵢ ∈ Δ^(M−1) (M ≥ 2 entries summing to 1):
+///
+/// ```text
+/// p(x) = Σₖ πₖ Dir(x; αₖ),  ln Dir(x; α) = Σⱼ (αⱼ − 1) ln xⱼ − ln B(α),
+/// ln B(α) = Σⱼ ln Γ(αⱼ) − ln Γ(Σⱼ αⱼ)
+/// ```
+///
+/// EM is the one of the Beta mixture ([`BetaMixture`](crate::BetaMixture)): seeded k-means on the rows (seed
+/// `seed + r`), responsibilities `onehot + ε_s`, log-sum-exp E-step, stop on the change of the
+/// mean log-likelihood, best of `n_init`. Two M-steps are available ([`MStep`]):
+///
+/// * [`MStep::MethodOfMoments`] (default) — the moment equations of the Dirichlet,
+///   `E[xⱼ] = mⱼ` and `Var[xⱼ] = mⱼ(1−mⱼ)/(α₀+1)` for every j, pooled over j:
+///   ```text
+///   Nₖ = Σᵢ γᵢₖ + 10ε,  mⱼ = Σᵢ γᵢₖ xᵢⱼ / Nₖ,  vⱼ = Σᵢ γᵢₖ xᵢⱼ² / Nₖ − mⱼ²,
+///   s̄ = (1/M) Σⱼ mⱼ(1−mⱼ),  v̄ = min((1/M) Σⱼ vⱼ, s̄/4) + 10ε,
+///   α₀ = s̄/(v̄ + 10⁻¹⁰) − 1,  αₖⱼ = α₀ mⱼ
+///   ```
+///   For M = 2 this is exactly the Beta mixture's update (a Dirichlet on two entries is a Beta),
+///   cap and constants included; the cap keeps α₀ ≥ 3.
+/// * [`MStep::ReferenceMean`] — the reference implementation's simplified update
+///   `αₖ = Σᵢ γᵢₖ xᵢ / Nₖ` (the weighted mean row itself, so `Σⱼ αₖⱼ = 1`), with its stability
+///   constant ε_s = 10⁻¹⁴ on responsibilities and counts.
+///
+/// Entries are clamped to at least `clamp_eps` before logarithms (no renormalisation); every
+/// raw row must sum to 1 within `sum_tol`. `K = 1` (the paper's multi-task setting) is solved in
+/// closed form: the component mean is the mean row `Σᵢ xᵢ / N`, computed exactly in that order.
+/// A component whose `Σᵢ γᵢₖ` falls below ε_s keeps its previous α; initialisations are chosen
+/// and repeated partitions skipped as in [`BetaMixture`](crate::BetaMixture).
 #[derive(Clone, Copy, Debug)]
 pub struct DirichletMixture;
 

@@ -1,31 +1,5 @@
-//! Seeded k-means: greedy k-means++ initialisation and Lloyd iterations.
-//!
-//! The algorithm is scikit-learn's `KMeans(n_init=1, init="k-means++")`, which the reference
-//! uses to initialise the mixtures:
-//!
-//! * **k-means++ (greedy).** The first centre is a sample drawn uniformly. Each further centre
-//!   is chosen among `2 + ⌊ln K⌋` candidates drawn with probability proportional to
-//!   `D(x)² = minⱼ ‖x − cⱼ‖²`, keeping the candidate that minimises the potential
-//!   `Σᵢ D(xᵢ)²` once added.
-//! * **Lloyd.** Assign every sample to its nearest centre (ties to the lowest centre index),
-//!   move every centre to the mean of its samples, repeat until the assignment no longer changes
-//!   (or `max_iter`). A centre left without samples is moved onto the sample farthest from its
-//!   own centre (taken from a cluster with at least two samples), as scikit-learn does.
-//!
-//! Unlike scikit-learn, which stops once the centres move less than a tolerance, Lloyd runs here
-//! until the assignment is stable, so the result is a true fixed point.
-//!
-//! **One dimension.** For `dim = 1` the same algorithm runs on the sorted samples with prefix
-//! sums: a cluster is a contiguous range, its size, sum and sum of squares are two subtractions,
-//! and the potential of a set of centres is `O(K log N)`. One Lloyd iteration then costs
-//! `O(K log N)` instead of `O(N K)`, and the whole k-means costs little more than the sort.
-//! Samples lying exactly on the midpoint of two centres go to the lower centre index, as in the
-//! general path; the two paths give the same partition (tested) except for samples within
-//! rounding of a midpoint.
-//!
-//! Randomness: `rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed)`, a portable generator, so a
-//! seed gives the same centres on every platform; initialisation `r` of `n_init` uses the seed
-//! `seed + r` (wrapping).
+// Seeded k-means: greedy k-means++ initialisation and Lloyd iterations. (The algorithm is
+// documented on `KMeans`, the type users see.)
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -83,7 +57,34 @@ impl KMeansConfig {
     }
 }
 
-/// k-means clustering (see the module documentation).
+/// Seeded k-means: greedy k-means++ initialisation and Lloyd iterations.
+///
+/// The algorithm is scikit-learn's `KMeans(n_init=1, init="k-means++")`, which the reference
+/// uses to initialise the mixtures:
+///
+/// * **k-means++ (greedy).** The first centre is a sample drawn uniformly. Each further centre
+///   is chosen among `2 + ⌊ln K⌋` candidates drawn with probability proportional to
+///   `D(x)² = minⱼ ‖x − cⱼ‖²`, keeping the candidate that minimises the potential
+///   `Σᵢ D(xᵢ)²` once added.
+/// * **Lloyd.** Assign every sample to its nearest centre (ties to the lowest centre index),
+///   move every centre to the mean of its samples, repeat until the assignment no longer changes
+///   (or `max_iter`). A centre left without samples is moved onto the sample farthest from its
+///   own centre (taken from a cluster with at least two samples), as scikit-learn does.
+///
+/// Unlike scikit-learn, which stops once the centres move less than a tolerance, Lloyd runs here
+/// until the assignment is stable, so the result is a true fixed point.
+///
+/// **One dimension.** For `dim = 1` the same algorithm runs on the sorted samples with prefix
+/// sums: a cluster is a contiguous range, its size, sum and sum of squares are two subtractions,
+/// and the potential of a set of centres is `O(K log N)`. One Lloyd iteration then costs
+/// `O(K log N)` instead of `O(N K)`, and the whole k-means costs little more than the sort.
+/// Samples lying exactly on the midpoint of two centres go to the lower centre index, as in the
+/// general path; the two paths give the same partition (tested) except for samples within
+/// rounding of a midpoint.
+///
+/// Randomness: `rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed)`, a portable generator, so a
+/// seed gives the same centres on every platform; initialisation `r` of `n_init` uses the seed
+/// `seed + r` (wrapping).
 #[derive(Clone, Copy, Debug)]
 pub struct KMeans;
 

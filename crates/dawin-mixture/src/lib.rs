@@ -46,13 +46,13 @@
 // would obscure the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
-pub mod beta;
-pub mod dirichlet;
+mod beta;
+mod dirichlet;
 mod em;
 mod error;
 mod fastmath;
 mod input;
-pub mod kmeans;
+mod kmeans;
 mod logpdf;
 pub mod special;
 

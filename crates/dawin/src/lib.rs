@@ -47,16 +47,16 @@ pub use dawin_mixture as mixture;
 pub use dawin_vit as vit;
 
 pub mod cuda;
-pub mod data;
+mod data;
 mod error;
-pub mod model;
+mod model;
 mod pipeline;
 pub mod plot;
 pub mod progress;
 
 pub use data::{
-    for_each_batch, read_class_subset, DataOptions, Dataset, ImageFolderDataset, InMemoryDataset,
-    WithClassMapping, WithClassSubset,
+    check_head, file_fingerprint, for_each_batch, read_class_subset, DataOptions, Dataset,
+    ImageFolderDataset, InMemoryDataset, WithClassMapping, WithClassSubset, PREFETCH_DEPTH,
 };
 pub use error::{Error, Result};
 pub use model::{Interpolate, Model, PerSampleForward};

@@ -84,7 +84,7 @@ pub(crate) fn run(a: LogitsArgs) -> Result<()> {
     let d = a
         .reading
         .open(&opts, &name, &path, m.config().image_size, batch)?;
-    dawin::data::check_head(&d, c)?;
+    dawin::check_head(&d, c)?;
     let n = d.len();
     let range = shard.map_or(0..n, |s| s.range(n));
     let (z, feats, cached) = match (&a.cache_dir, &a.features) {
