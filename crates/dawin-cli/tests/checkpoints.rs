@@ -773,3 +773,55 @@ fn a_hugging_face_directory_takes_its_config_json() {
     ]);
     fails_with(&o, &["width", "768", "96"]);
 }
+
+#[test]
+fn merge_reads_pytorch_inputs_and_refuses_different_architectures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gelu, _, _) = arch_setup(dir.path(), "gelu");
+    let (quick, _, _) = arch_setup(dir.path(), "quickgelu");
+    let out = dir.path().join("merged.safetensors");
+    let o = run(&[
+        "merge",
+        "--theta0",
+        &path_str(&gelu),
+        "--theta1",
+        &path_str(&quick),
+        "--lambda",
+        "0.5",
+        "--out",
+        &path_str(&out),
+    ]);
+    fails_with(&o, &["activation", "arch_quickgelu.pt", "arch_gelu.pt"]);
+    assert!(!out.exists());
+    // A state dict saying nothing takes the base's architecture (same shapes: width 64, 2
+    // layers), and the merge is (θ0 + θ1) / 2 of the vision tensors.
+    let o = run(&[
+        "merge",
+        "--theta0",
+        &path_str(&gelu),
+        "--theta1",
+        &path_str(&torch("sd_zip.pt")),
+        "--lambda",
+        "0.5",
+        "--out",
+        &path_str(&out),
+    ]);
+    ok(&o);
+    assert_eq!(activation_warnings(&o), 0, "{}", stderr(&o));
+    let name = "visual.transformer.resblocks.1.mlp.c_fc.weight";
+    let m = tensor(&out, name);
+    let a = CheckpointFile::open(&gelu)
+        .unwrap()
+        .tensor_f32(name)
+        .unwrap();
+    let b = CheckpointFile::open(torch("sd_zip.pt"))
+        .unwrap()
+        .tensor_f32(&format!("model.{name}"))
+        .unwrap();
+    for ((m, a), b) in m.iter().zip(&a).zip(&b) {
+        assert!((m - 0.5 * (a + b)).abs() <= 1e-6 * (1.0 + m.abs()));
+    }
+    let j: Value =
+        serde_json::from_str(&ok(&run(&["inspect", "--json", &path_str(&out)]))).unwrap();
+    assert_eq!(j["activation"]["value"], "gelu");
+}

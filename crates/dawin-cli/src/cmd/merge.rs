@@ -53,7 +53,17 @@ fn as_safetensors(a: &MergeArgs, inputs: &[&Path], tmp: &Path) -> Result<Vec<Pat
         if !p.exists() {
             return Err(Error::invalid(p.display().to_string(), "no such file"));
         }
-        let opened = open_resolved(p, None, &opts)?;
+        let mut opened = open_resolved(p, None, &opts)?;
+        // Every input is θ0's architecture: what a default decided takes θ0's value, and any
+        // field that then differs (activation, heads, LayerScale, …) is an error naming both.
+        if let Some(base) = archs.first() {
+            opened.arch.inherit_from(base).map_err(|e| {
+                Error::invalid(
+                    format!("{} vs {}", p.display(), inputs[0].display()),
+                    e.to_string(),
+                )
+            })?;
+        }
         let dst = tmp.join(format!("{i}.safetensors"));
         convert(
             &opened,
