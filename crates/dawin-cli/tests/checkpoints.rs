@@ -825,3 +825,52 @@ fn merge_reads_pytorch_inputs_and_refuses_different_architectures() {
         serde_json::from_str(&ok(&run(&["inspect", "--json", &path_str(&out)]))).unwrap();
     assert_eq!(j["activation"]["value"], "gelu");
 }
+
+#[test]
+fn eval_takes_pytorch_checkpoints_and_head_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = torch("tiny_io.safetensors");
+    let data = tiny_data(dir.path());
+    let out = dir.path().join("out");
+    let o = run(&[
+        "eval",
+        "--theta0",
+        &path_str(&torch("zeroshot.pt")),
+        "--theta0-head",
+        &path_str(&torch("head_Tiny.pt")),
+        "--theta1",
+        &path_str(&torch("sd_bf16.pt")),
+        "--heads",
+        "2",
+        "--val",
+        &path_str(&data),
+        "--id",
+        &path_str(&data),
+        "--test",
+        &format!("t={}", path_str(&data)),
+        "--k",
+        "1",
+        "--out",
+        &path_str(&out),
+        "--no-plots",
+        "-q",
+    ]);
+    ok(&o);
+    assert_eq!(activation_warnings(&o), 1, "{}", stderr(&o));
+    // θ0's and θ1's predictions are PyTorch's.
+    let argmax = |v: &[f32]| -> Vec<i64> {
+        v.chunks(5)
+            .map(|r| (0..5).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap() as i64)
+            .collect()
+    };
+    for (m, key) in [("zs", "logits_f32"), ("ft", "logits_bf16")] {
+        let pred = npy::read_i64(out.join(format!("t/pred_{m}.npy"))).unwrap();
+        assert_eq!(pred.data, argmax(&tensor(&io, key)), "{m}");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let a = &report["architectures"]["theta0"];
+    assert_eq!(a["heads"]["source"], "flag");
+    assert_eq!(a["format"], "torch.save (zip)");
+    assert_eq!(a["head"]["normalize"]["source"], "checkpoint", "{a}");
+}
