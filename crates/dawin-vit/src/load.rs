@@ -34,6 +34,7 @@ fn own_head(ck: &Checkpoint) -> Result<Option<HeadInput<'_>>> {
         src: ck,
         normalize: head_normalize(ck, &w)?,
         names_in_checkpoint: vec![w.clone(), format!("{root}classification_head.bias")],
+        shown_name: w.clone(),
         weight_name: w,
         from_file: false,
     }))
@@ -72,6 +73,7 @@ pub fn resolve_checkpoint(
         (Some(h), Some(m)) => Some(HeadInput {
             src: m,
             weight_name: "classification_head.weight".into(),
+            shown_name: h.weight_name.clone(),
             normalize: h.normalize.clone(),
             from_file: true,
             names_in_checkpoint: Vec::new(),
@@ -116,6 +118,7 @@ pub(crate) fn resolve_source(
             } else {
                 Vec::new()
             },
+            shown_name: w.clone(),
             weight_name: w,
             normalize,
             from_file: head.is_some(),

@@ -28,6 +28,9 @@ pub(crate) struct Inputs<'a> {
 pub(crate) struct HeadInput<'a> {
     pub src: &'a dyn TensorSource,
     pub weight_name: String,
+    /// How reports name the weight: its name in the file it was read from (a head file's
+    /// `weight`, not the in-memory `classification_head.weight`).
+    pub shown_name: String,
     pub normalize: Resolved<bool>,
     /// Whether it comes from a head file (the checkpoint's own head, if any, is then ignored).
     pub from_file: bool,
@@ -219,7 +222,7 @@ pub(crate) fn resolve(
             let s = h.src.tensor_shape(&h.weight_name).unwrap_or_default();
             if s.len() != 2 || s.contains(&0) {
                 return Err(Error::TensorShape {
-                    name: h.weight_name.clone(),
+                    name: h.shown_name.clone(),
                     source_name: h.src.source_name(),
                     got: s,
                     expected: "[classes, embedding width]".into(),
@@ -229,7 +232,7 @@ pub(crate) fn resolve(
                 return Err(Error::Config(format!(
                     "the head `{}` of {} reads embeddings of width {} ({:?}), but the encoder \
                      embeds to {} ({})",
-                    h.weight_name,
+                    h.shown_name,
                     h.src.source_name(),
                     s[1],
                     s,
@@ -239,12 +242,12 @@ pub(crate) fn resolve(
             }
             Some(HeadSummary {
                 source_name: h.src.source_name(),
-                weight_name: h.weight_name.clone(),
+                weight_name: h.shown_name.clone(),
                 classes: Resolved::new(
                     s[0],
                     Source::new(
                         SourceKind::Shapes,
-                        format!("{} {s:?} of {}", h.weight_name, h.src.source_name()),
+                        format!("{} {s:?} of {}", h.shown_name, h.src.source_name()),
                     ),
                 ),
                 normalize: h.normalize.clone(),
