@@ -45,6 +45,20 @@ fn own_head(ck: &Checkpoint) -> Result<Option<HeadInput<'_>>> {
 /// `opts.no_config_files`) and `opts.config`, and resolves the architecture. Nothing is
 /// refused here that `dawin inspect` should show: unused tensors are listed, a missing head
 /// leaves the classes unknown.
+///
+/// ```no_run
+/// use dawin_vit::{open_resolved, LoadOptions};
+///
+/// let opts = LoadOptions { arch: Some("ViT-B-32-quickgelu".into()), ..LoadOptions::default() };
+/// let opened = open_resolved("finetune_clipvitb32.pt".as_ref(), None, &opts)?;
+/// for w in opened.arch.warnings() {
+///     eprintln!("warning: {w}"); // a default decided the activation or the heads
+/// }
+/// println!("{}", opened.arch.render()); // what `dawin inspect` prints
+/// let (model, _ignored) = opened.load(opts.ignore_unused)?;
+/// # let _ = model;
+/// # Ok::<(), dawin_vit::Error>(())
+/// ```
 pub fn open_resolved(path: &Path, head_file: Option<&Path>, opts: &LoadOptions) -> Result<Opened> {
     let checkpoint = open_checkpoint(path)?;
     let head = head_file.map(load_head).transpose()?;
