@@ -8,6 +8,9 @@ safetensors file) so that the Rust reader is compared with PyTorch bit for bit. 
 loaded back through the Rust code here: the expected values come from torch.
 
 Run:  /work/pyenv/bin/python scripts/make_torch_fixtures.py      (deterministic: fixed seeds)
+      /work/pyenv/bin/python scripts/make_torch_fixtures.py --extras   (only the files of
+      extras() below, leaving every other fixture as it is)
+      /work/pyenv/bin/python scripts/make_torch_fixtures.py --hf       (only the hf_gelu files)
 
 The tiny tower (TINY): open_clip CLIP, embed 32; vision image 32, patch 8, width 64, 2 layers,
 head_width 32 (2 heads: the width is not 64), mlp_ratio 2, QuickGELU; text context 8, vocab 64,
@@ -79,6 +82,27 @@ Files (all in crates/dawin-core/tests/fixtures/torch/):
   arch_<v>_io.safetensors    inputs f32 [3,3,32,32] (normalised pixels), features f32 [3,32]
                              (encode_image, L2-normalised), logits f32 [3,5] = W f/|f| + b,
                              computed by open_clip in float64 and rounded to f32 at the end.
+
+  extras() (the logits parity of every form; `--extras` writes only these):
+  tiny_io.safetensors        images f32 [3,3,32,32] (normalised pixels, seed 12) and the logits
+                             of the TINY tower (make_clip(0), head W, b of make_head(1), the
+                             weights of sd_zip.pt, sd_legacy.pt, wiseft.pkl, zeroshot.pt +
+                             head_Tiny.pt, jit.pt + head_Tiny.pt) computed by open_clip in
+                             float64: logits_f32 = W f/|f| + b; logits_f16 / logits_bf16 the same
+                             with every weight (head included) first rounded to f16 / bf16 (the
+                             weights of sd_f16.pt, sd_bf16.pt, sd_bf16_legacy.pt);
+                             logits_raw = W f + b (no normalisation: head_Tiny_raw.pt)
+  head_Tiny_raw.pt           torch.save(src.modeling.ClassificationHead(normalize=False, W, b))
+  jit_no_vision.pt           torch.jit.script of a module with a token embedding and a linear
+                             layer: tensors, but no vision tower
+
+  hf() (`--hf`; transformers 5.23.0):
+  hf_gelu/                   CLIPVisionModelWithProjection.save_pretrained (model.safetensors +
+                             config.json): image 32, patch 8, hidden 96, 2 heads of 48, MLP 160,
+                             2 layers, projection 32, hidden_act "gelu" (exact); random weights
+  hf_gelu_head.safetensors   a head `weight` [4, 32], `bias` [4]
+  hf_gelu_io.safetensors     inputs f32 [3,3,32,32]; logits f32 [3,4] = W f/|f| + b with f the
+                             image_embeds transformers computes in float64
 """
 
 import collections
@@ -477,11 +501,92 @@ def main():
         save_file({"inputs": inputs.contiguous(), "features": feats.float().contiguous(),
                    "logits": logits.float().contiguous()}, path(f"arch_{tag}_io.safetensors"))
 
+    extras()
     with open(path("manifest.json"), "w") as f:
         json.dump(MANIFEST, f, indent=1)
     total = sum(os.path.getsize(path(f)) for f in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total / 1e6:.2f} MB, into {os.path.normpath(OUT)}")
 
 
+class TextOnly(torch.nn.Module):
+    """A scripted module with tensors but no vision tower."""
+
+    def __init__(self):
+        super().__init__()
+        self.token_embedding = torch.nn.Embedding(16, 8)
+        self.proj = torch.nn.Linear(8, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.token_embedding(ids))
+
+
+def extras():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(12)
+    images = torch.randn(3, 3, 32, 32, generator=g)
+    clip = make_clip(0)
+    W, b = make_head(1)
+    out = {"images": images.contiguous()}
+    for tag, dt in [("f32", None), ("f16", torch.float16), ("bf16", torch.bfloat16)]:
+        m = make_clip(0)
+        Wt, bt = W, b
+        if dt is not None:
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.copy_(p.to(dt).to(torch.float32))
+            Wt, bt = W.to(dt).float(), b.to(dt).float()
+        m64 = m.double()
+        with torch.no_grad():
+            feats = m64.encode_image(images.double(), normalize=True)
+            out[f"logits_{tag}"] = (feats @ Wt.double().t() + bt.double()).float().contiguous()
+            if tag == "f32":
+                raw = m64.encode_image(images.double(), normalize=False)
+                out["logits_raw"] = (raw @ W.double().t() + b.double()).float().contiguous()
+    save_file(out, path("tiny_io.safetensors"))
+    torch.save(ClassificationHead(False, W, b), path("head_Tiny_raw.pt"))
+    assert torch.load(path("head_Tiny_raw.pt"), weights_only=False).normalize is False
+    torch.manual_seed(3)
+    torch.jit.script(TextOnly()).save(path("jit_no_vision.pt"))
+    del clip
+
+
+def hf():
+    """A Hugging Face CLIPVisionModelWithProjection (exact GELU, 2 heads of 48) saved by
+    save_pretrained, a head file, and transformers' logits."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(21)
+    cfg = CLIPVisionConfig(hidden_size=96, intermediate_size=160, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32,
+                           hidden_act="gelu", layer_norm_eps=1e-5)
+    model = CLIPVisionModelWithProjection(cfg).eval()
+    with torch.no_grad():  # every parameter random: matrices N(0, 1/fan_in), vectors N(0, 0.2²)
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn_like(p) / (p[0].numel() ** 0.5))
+            else:
+                p.copy_(torch.randn_like(p) * 0.2 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+    d = path("hf_gelu")
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    g = torch.Generator().manual_seed(22)
+    W, b = torch.randn(4, 32, generator=g), torch.randn(4, generator=g)
+    save_file({"weight": W.contiguous(), "bias": b.contiguous()}, path("hf_gelu_head.safetensors"))
+    images = torch.randn(3, 3, 32, 32, generator=g)
+    m64 = model.double()
+    with torch.no_grad():
+        f = m64(pixel_values=images.double()).image_embeds
+        f = f / f.norm(dim=-1, keepdim=True)
+        logits = f @ W.double().t() + b.double()
+    save_file({"inputs": images.contiguous(), "logits": logits.float().contiguous()},
+              path("hf_gelu_io.safetensors"))
+    print("wrote", sorted(os.listdir(d)), "and hf_gelu_head/io.safetensors")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--extras"]:
+        extras()
+    elif sys.argv[1:] == ["--hf"]:
+        hf()
+    else:
+        main()

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use criterion::Criterion;
 use dawin_benches::median_secs;
-use dawin_core::{open_torch, write_safetensors, OwnedTensor, StateDict};
+use dawin_core::torch::open_torch;
+use dawin_core::{write_safetensors, OwnedTensor, StateDict};
 
 /// Names and shapes of open_clip's ViT-B/32 vision tower.
 fn b32_shapes() -> Vec<(String, Vec<usize>)> {

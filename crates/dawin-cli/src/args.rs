@@ -59,21 +59,67 @@ pub(crate) struct DeviceArg {
     pub device: String,
 }
 
-/// How a checkpoint is read (`--heads`); the help is `eval`'s (`logits` overrides it).
-#[derive(Args, Clone, Debug)]
+/// How a checkpoint's architecture is resolved where its tensors cannot tell, and what to do
+/// with tensors it does not use (every command that reads a checkpoint).
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct ArchArgs {
+    /// open_clip model name fixing what the tensors cannot tell (and checked against them):
+    /// ViT-B-32, ViT-B-32-quickgelu, ViT-B-16, ViT-B-16-quickgelu, ViT-L-14, ViT-L-14-quickgelu,
+    /// ViT-L-14-336, ViT-L-14-336-quickgelu, ViT-H-14, ViT-H-14-quickgelu, ViT-g-14, ViT-bigG-14.
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
+    /// MLP activation: gelu (exact; open_clip's LAION/DataComp towers) or quick-gelu (OpenAI's
+    /// CLIP). Default: from a config file or the checkpoint's metadata, else quick-gelu with a
+    /// warning.
+    #[arg(long, value_parser = parse_activation)]
+    pub activation: Option<Activation>,
+    /// A Hugging Face config.json or open_clip's open_clip_config.json to read, in place of the
+    /// one of that kind beside the checkpoint (read by default).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not read config.json / open_clip_config.json beside the checkpoint.
+    #[arg(long)]
+    pub no_config_files: bool,
+    /// Run even when tensors under the vision tower's prefix are not used by the model (they
+    /// are listed in a warning; default: an error naming them).
+    #[arg(long)]
+    pub ignore_unused: bool,
+}
+
+fn parse_activation(s: &str) -> std::result::Result<Activation, String> {
+    Activation::parse(s).map_err(|e| e.to_string())
+}
+
+impl ArchArgs {
+    /// The library's load options, with `heads`.
+    pub fn options(&self, heads: Option<usize>) -> LoadOptions {
+        LoadOptions {
+            heads,
+            layer_norm_eps: None,
+            arch: self.arch.clone(),
+            activation: self.activation,
+            config: self.config.clone(),
+            no_config_files: self.no_config_files,
+            ignore_unused: self.ignore_unused,
+        }
+    }
+}
+
+/// How a checkpoint is read (`--heads` and [`ArchArgs`]); the help is `eval`'s (`logits`
+/// overrides it).
+#[derive(Args, Clone, Debug, Default)]
 pub(crate) struct LoadArgs {
-    /// Attention heads, when the checkpoint does not say (default: metadata, else width/64).
+    /// Attention heads, when no config file or metadata says (default: width/64, with a warning).
     #[arg(long)]
     pub heads: Option<usize>,
+    #[command(flatten)]
+    pub arch: ArchArgs,
 }
 
 impl LoadArgs {
     /// The library's load options.
     pub fn options(&self) -> LoadOptions {
-        LoadOptions {
-            heads: self.heads,
-            layer_norm_eps: None,
-        }
+        self.arch.options(self.heads)
     }
 }
 

@@ -37,6 +37,12 @@ enum Cmd {
     /// individual models, weight averaging, task arithmetic, TIES-merging and DaWin (λ_j(x) =
     /// softmax_j(−H_j(x)), θ(x) = θ0 + s Σ_j λ_j(x) τ_j).
     EvalMtl(cmd::eval_mtl::EvalMtlArgs),
+    /// Show a checkpoint's form, naming and architecture, every field with its source (tensor
+    /// shapes, a config file, a flag, a default), and the tensors ignored or unused.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Write any readable checkpoint as safetensors in the tool's naming, its architecture in
+    /// the metadata (optionally sharded with a Hugging Face index).
+    Convert(cmd::convert::ConvertArgs),
     /// Build a CLIP checkpoint's zero-shot classification head from class names and prompt
     /// templates with its text tower; write it as classification_head.weight / .bias.
     ZeroshotHead(cmd::zeroshot_head::ZeroShotHeadArgs),
@@ -51,6 +57,8 @@ fn main() {
         Cmd::Merge(a) => cmd::merge::run(a),
         Cmd::Demo(a) => cmd::demo::run(a),
         Cmd::EvalMtl(a) => cmd::eval_mtl::run(a),
+        Cmd::Inspect(a) => cmd::inspect::run(a),
+        Cmd::Convert(a) => cmd::convert::run(a),
         Cmd::ZeroshotHead(a) => cmd::zeroshot_head::run(a),
     };
     if let Err(e) = r {

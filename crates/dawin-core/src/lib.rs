@@ -19,16 +19,17 @@
 //!
 //! ## PyTorch checkpoints
 //!
-//! [`open_torch`] reads the files researchers hold: zip and legacy `torch.save` state dicts,
+//! [`torch::open_torch`] reads the files researchers hold: zip and legacy `torch.save` state dicts,
 //! whole pickled `nn.Module`s (names rebuilt as `state_dict()` gives them), WiSE-FT's
 //! `pickle.dump` files and TorchScript archives, through an inert unpickler that never imports or
 //! calls anything and bounds every allocation by the file size. Tensors keep their dtype, shape
-//! and strides and are read lazily from the memory map. [`Checkpoint`] opens either a PyTorch or
-//! a safetensors file and both implement [`TensorSource`], so callers treat them alike:
+//! and strides and are read lazily from the memory map. [`CheckpointFile`] opens one file, PyTorch
+//! or safetensors; both implement [`TensorSource`] (as do `dawin-vit`'s shard indexes and
+//! directories), so callers treat them alike:
 //!
 //! ```no_run
-//! use dawin_core::{Checkpoint, TensorSource};
-//! let ckpt = Checkpoint::open("finetune_clipvitb32.pt")?; // or a .safetensors
+//! use dawin_core::{CheckpointFile, TensorSource};
+//! let ckpt = CheckpointFile::open("finetune_clipvitb32.pt")?; // or a .safetensors
 //! for name in ckpt.tensor_names() {
 //!     let (dtype, shape) = ckpt.tensor_meta(name)?;
 //!     let values: Vec<f32> = ckpt.tensor_f32(name)?;
@@ -63,6 +64,7 @@ pub mod expertise;
 pub mod merge;
 pub mod metrics;
 pub mod npy;
+mod source;
 mod state_dict;
 pub mod stats;
 pub mod temperature;
@@ -70,8 +72,8 @@ pub mod torch;
 
 pub use dtype::{DType, Param};
 pub use error::{Error, Result};
+pub use source::{CheckpointFile, TensorSource};
 pub use state_dict::{write_safetensors, OwnedTensor, StateDict, TensorView};
-pub use torch::{open_torch, Checkpoint, TensorSource, TorchCheckpoint};
 
 use std::path::Path;
 

@@ -140,3 +140,49 @@ fn metadata_and_names_round_trip() {
         Some(&[1.0f32][..])
     );
 }
+
+/// A safetensors file whose 8-byte header length starts with the bytes of a pickle (`0x80`) or
+/// of a zip (`PK`) is still opened as safetensors by `Checkpoint::open`: the header length fits
+/// the file and the JSON header follows.
+#[test]
+fn safetensors_whose_header_length_looks_like_a_pickle_or_a_zip_opens_as_safetensors() {
+    use dawin_core::{CheckpointFile, TensorSource};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.safetensors");
+    let header_len = |pad: usize| {
+        let meta = std::collections::HashMap::from([("pad".to_string(), "x".repeat(pad))]);
+        write_safetensors(
+            &p,
+            &[OwnedTensor::from_f32("w", vec![2], &[1.0, 2.0])],
+            Some(meta),
+        )
+        .unwrap();
+        let b = std::fs::read(&p).unwrap();
+        u64::from_le_bytes(b[..8].try_into().unwrap()) as usize
+    };
+    let base = header_len(0);
+    for (low, high, target) in [(0x80u8, None, 0x180usize), (b'P', Some(b'K'), 0x4b50)] {
+        let mut found = false;
+        for pad in target.saturating_sub(base + 16)..target + 16 - base {
+            let meta = std::collections::HashMap::from([("pad".to_string(), "x".repeat(pad))]);
+            write_safetensors(
+                &p,
+                &[OwnedTensor::from_f32("w", vec![2], &[1.0, 2.0])],
+                Some(meta),
+            )
+            .unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            if bytes[0] == low && high.is_none_or(|h| bytes[1] == h) {
+                let ck = CheckpointFile::open(&p).unwrap();
+                assert_eq!(ck.format_name(), "safetensors");
+                assert_eq!(ck.tensor_f32("w").unwrap(), [1.0, 2.0]);
+                found = true;
+                break;
+            }
+        }
+        assert!(
+            found,
+            "no padding gives a header length starting with {low:#x}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dawin_core::open_torch;
+use dawin_core::torch::open_torch;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

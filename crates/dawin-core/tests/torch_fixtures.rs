@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
+use dawin_core::torch::open_torch;
 use dawin_core::torch::{Attr, TorchDType, TorchFormat};
-use dawin_core::{open_torch, Checkpoint, StateDict, TensorSource};
+use dawin_core::{CheckpointFile, StateDict, TensorSource};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -168,10 +169,10 @@ fn strides_and_shared_storages_are_respected() {
 
 #[test]
 fn checkpoint_enum_treats_safetensors_and_pytorch_alike() {
-    let pt = Checkpoint::open(fixture("sd_zip.pt")).unwrap();
-    let st = Checkpoint::open(fixture("tiny_f32.safetensors")).unwrap();
-    assert!(matches!(pt, Checkpoint::Torch(_)));
-    assert!(matches!(st, Checkpoint::Safetensors(_)));
+    let pt = CheckpointFile::open(fixture("sd_zip.pt")).unwrap();
+    let st = CheckpointFile::open(fixture("tiny_f32.safetensors")).unwrap();
+    assert!(matches!(pt, CheckpointFile::Torch(_)));
+    assert!(matches!(st, CheckpointFile::Safetensors(_)));
     let a = pt.tensor_f32("model.visual.proj").unwrap();
     let b = st.tensor_f32("visual.proj").unwrap();
     assert_eq!(a, b);
@@ -179,7 +180,7 @@ fn checkpoint_enum_treats_safetensors_and_pytorch_alike() {
         pt.tensor_meta("model.visual.proj").unwrap(),
         st.tensor_meta("visual.proj").unwrap()
     );
-    let bf = Checkpoint::open(fixture("sd_bf16.pt")).unwrap();
+    let bf = CheckpointFile::open(fixture("sd_bf16.pt")).unwrap();
     let v: Vec<half::bf16> = bf.tensor_vec("model.visual.conv1.weight").unwrap();
     let sd = StateDict::open(fixture("tiny_bf16.safetensors")).unwrap();
     assert_eq!(
@@ -191,7 +192,7 @@ fn checkpoint_enum_treats_safetensors_and_pytorch_alike() {
     );
     assert!(bf.tensor_vec::<f32>("model.visual.conv1.weight").is_err());
     // i32 has no DType on the safetensors side: listed, but a clear error on read.
-    let s = Checkpoint::open(fixture("strided.pt")).unwrap();
+    let s = CheckpointFile::open(fixture("strided.pt")).unwrap();
     let e = s.tensor_meta("i32").unwrap_err().to_string();
     assert!(e.contains("i32") && e.contains("strided.pt"), "{e}");
     assert_eq!(s.tensor_owned("w_t").unwrap().shape, [4, 6]);

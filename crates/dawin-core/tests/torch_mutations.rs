@@ -62,7 +62,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn open_and_read(path: &std::path::Path) -> (usize, bool) {
     let base = CURRENT.load(SeqCst);
     PEAK.store(base, SeqCst);
-    let ok = match dawin_core::open_torch(path) {
+    let ok = match dawin_core::torch::open_torch(path) {
         Ok(c) => {
             for t in c.tensors() {
                 std::hint::black_box(t.to_f32_vec());

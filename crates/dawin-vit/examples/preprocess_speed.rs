@@ -29,7 +29,7 @@ fn main() {
     let (mut best_all, mut best_decode, mut best_rgb) = (f64::MAX, f64::MAX, f64::MAX);
     let decoded: Vec<_> = files
         .iter()
-        .map(|f| dawin_vit::load_image(f).unwrap())
+        .map(|f| dawin_vit::preprocess::load_image(f).unwrap())
         .collect();
     for _ in 0..rounds {
         let t = Instant::now();

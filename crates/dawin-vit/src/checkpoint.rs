@@ -1,9 +1,13 @@
-//! Opening checkpoints beside the weight loading: one safetensors file, a Hugging Face shard
-//! index, or a directory holding either ([`open_checkpoint`]); a Hugging Face vision tower
-//! completed with its base's projection ([`complete_vision_tower`]); classification heads
-//! ([`load_head`]); and image encoders read parameter by parameter as
-//! [`dawin_core::merge::ParamSource`]s ([`CheckpointEncoder`] memory-mapped,
-//! [`ClipClassifier`] in memory), so that a merge of M checkpoints is one pass over them.
+//! Opening checkpoints in every form ([`open_checkpoint`]): one file — safetensors, or a PyTorch
+//! `.pt`/`.pth`/`.bin`/`.pkl` in any form `dawin_core::torch::TorchCheckpoint` reads (zip or legacy
+//! `torch.save`, `pickle.dump` with legacy storages, whole pickled modules, TorchScript) — a
+//! Hugging Face shard index of either (`model.safetensors.index.json`,
+//! `pytorch_model.bin.index.json`), or a directory holding one of them; all memory-mapped and
+//! read one tensor at a time through [`TensorSource`]. Also: a Hugging Face vision tower
+//! completed with its base's projection ([`complete_vision_tower`]), and image encoders read
+//! parameter by parameter as [`dawin_core::merge::ParamSource`]s ([`CheckpointEncoder`]
+//! memory-mapped, [`ClipClassifier`] in memory), so that a merge of M checkpoints is one pass
+//! over them.
 //!
 //! ```
 //! use dawin_core::merge::{relative_distance, ParamSource};
@@ -22,11 +26,12 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use dawin_core::merge::ParamSource;
-use dawin_core::StateDict;
+use dawin_core::torch::{Attr, TorchFormat};
+use dawin_core::DType;
 
 use crate::error::{Error, Result};
 use crate::tensors::{TensorMap, TensorSource};
@@ -49,24 +54,41 @@ fn missing(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
     bad_file(path, std::io::ErrorKind::NotFound, msg)
 }
 
-/// A checkpoint, memory-mapped: one safetensors file, or the shards of a Hugging Face shard
-/// index; plus tensors added in memory (the base's projection completing a vision tower).
-/// Tensors are read (and converted to f32) one at a time, when asked for.
+/// A checkpoint in any form, memory-mapped: one file ([`dawin_core::CheckpointFile`]:
+/// safetensors or PyTorch), or the shards of a Hugging Face shard index (each one such file);
+/// plus tensors added in memory (the base's projection completing a vision tower). This is the
+/// checkpoint type every loader of the workspace takes; it reads tensors through
+/// [`dawin_core::TensorSource`] (one at a time, converted to f32 when asked for).
 pub struct Checkpoint {
-    shards: Vec<StateDict>,
+    shards: Vec<dawin_core::CheckpointFile>,
     /// Tensor name → index in `shards` (sharded checkpoints only).
     index: Option<BTreeMap<String, usize>>,
     extra: TensorMap,
     name: String,
+    path: PathBuf,
+    format: String,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
 }
 
 impl Checkpoint {
     fn single(path: &Path) -> Result<Checkpoint> {
+        let ck = dawin_core::CheckpointFile::open(path)?;
         Ok(Checkpoint {
-            shards: vec![StateDict::open(path)?],
+            format: ck.format_name().to_string(),
+            shards: vec![ck],
             index: None,
             extra: TensorMap::new(),
             name: path.display().to_string(),
+            path: path.to_path_buf(),
         })
     }
 
@@ -75,22 +97,87 @@ impl Checkpoint {
         self
     }
 
-    fn shard_of(&self, name: &str) -> Option<&StateDict> {
+    /// The file (or shard index) it was opened from; a directory resolves to the file in it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The layout in words: `safetensors`, `torch.save (zip)`, `torch.save (legacy)`,
+    /// `pickle.dump (legacy storages)`, `TorchScript`, or `shard index of N … shards`.
+    pub fn format_name(&self) -> &str {
+        &self.format
+    }
+
+    /// Whether this is PyTorch's layout of the given kind (for a single file).
+    pub fn torch_format(&self) -> Option<TorchFormat> {
+        match (&self.index, self.shards.first()) {
+            (None, Some(dawin_core::CheckpointFile::Torch(t))) => Some(t.format()),
+            _ => None,
+        }
+    }
+
+    /// A plain value pickled in a PyTorch checkpoint, by dotted path (e.g. a head's
+    /// `normalize`); `None` for safetensors.
+    pub fn attribute(&self, dotted: &str) -> Option<Attr> {
+        self.shards.iter().find_map(|s| match s {
+            dawin_core::CheckpointFile::Torch(t) => t.attribute(dotted).cloned(),
+            dawin_core::CheckpointFile::Safetensors(_) => None,
+        })
+    }
+
+    fn shard_of(&self, name: &str) -> Option<&dawin_core::CheckpointFile> {
         match &self.index {
             None => self.shards.first(),
             Some(ix) => ix.get(name).map(|&i| &self.shards[i]),
         }
     }
+
+    fn missing_tensor(&self, name: &str) -> dawin_core::Error {
+        dawin_core::Error::MissingTensor {
+            path: self.name.clone().into(),
+            name: name.to_string(),
+        }
+    }
 }
 
 impl TensorSource for Checkpoint {
-    fn tensor_names(&self) -> Vec<String> {
+    fn source_name(&self) -> String {
+        self.name.clone()
+    }
+    fn tensor_names(&self) -> Vec<&str> {
         let mut names = self.extra.tensor_names();
         match &self.index {
             None => names.extend(self.shards.iter().flat_map(|s| s.tensor_names())),
-            Some(ix) => names.extend(ix.keys().cloned()),
+            Some(ix) => names.extend(ix.keys().map(String::as_str)),
         }
         names
+    }
+    fn tensor_meta(&self, name: &str) -> dawin_core::Result<(DType, Vec<usize>)> {
+        if self.extra.get(name).is_some() {
+            return self.extra.tensor_meta(name);
+        }
+        match self.shard_of(name) {
+            Some(s) => s.tensor_meta(name),
+            None => Err(self.missing_tensor(name)),
+        }
+    }
+    fn tensor_bytes(&self, name: &str) -> dawin_core::Result<Cow<'_, [u8]>> {
+        if self.extra.get(name).is_some() {
+            return self.extra.tensor_bytes(name);
+        }
+        match self.shard_of(name) {
+            Some(s) => s.tensor_bytes(name),
+            None => Err(self.missing_tensor(name)),
+        }
+    }
+    fn tensor_f32(&self, name: &str) -> dawin_core::Result<Vec<f32>> {
+        if self.extra.get(name).is_some() {
+            return self.extra.tensor_f32(name);
+        }
+        match self.shard_of(name) {
+            Some(s) => s.tensor_f32(name),
+            None => Err(self.missing_tensor(name)),
+        }
     }
     fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
         if let Some(s) = self.extra.tensor_shape(name) {
@@ -98,47 +185,81 @@ impl TensorSource for Checkpoint {
         }
         self.shard_of(name)?.tensor_shape(name)
     }
-    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
-        if self.extra.get(name).is_some() {
-            return self.extra.tensor_f32(name);
-        }
-        match self.shard_of(name) {
-            Some(sd) => sd.tensor_f32(name),
-            None => Err(Error::MissingTensor {
-                name: name.to_string(),
-                source_name: self.name.clone(),
-            }),
-        }
-    }
     fn metadata_value(&self, key: &str) -> Option<String> {
         self.extra
             .metadata_value(key)
             .or_else(|| self.shards.iter().find_map(|s| s.metadata_value(key)))
     }
-    fn source_name(&self) -> String {
-        self.name.clone()
-    }
 }
 
-/// Opens a checkpoint (memory-mapped, nothing read yet): a `.safetensors` file; a Hugging Face
-/// shard index (`model.safetensors.index.json`: `{"weight_map": {tensor: shard file}}`, shards
-/// next to it); or a directory holding either `model.safetensors.index.json` or
-/// `model.safetensors`. Errors name the file: missing, unreadable index, a shard lacking a tensor
-/// the index lists.
+/// The files a directory may hold a checkpoint in, in the order they are looked for: Hugging
+/// Face's (shard indexes first), then open_clip's Hugging Face repositories'.
+pub const DIRECTORY_FILES: &[&str] = &[
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+];
+
+/// Extensions of checkpoint files, for a directory holding exactly one.
+const CHECKPOINT_EXTENSIONS: &[&str] = &["safetensors", "pt", "pth", "bin", "pkl", "ckpt"];
+
+/// Opens a checkpoint (memory-mapped, nothing read yet):
+///
+/// * a file: safetensors, or a PyTorch file in any form `dawin_core::torch::TorchCheckpoint` reads
+///   (told apart by its first bytes, not its extension);
+/// * a Hugging Face shard index (`*.index.json`: `{"weight_map": {tensor: shard file}}`, shards
+///   next to it, each safetensors or PyTorch);
+/// * a directory holding one of [`DIRECTORY_FILES`] (the first found), else exactly one file
+///   with a checkpoint extension (`.safetensors`, `.pt`, `.pth`, `.bin`, `.pkl`, `.ckpt`).
+///
+/// Errors name the file: missing, unreadable, not a checkpoint, an index lacking `weight_map`,
+/// a shard lacking a tensor the index lists, a directory with none or several candidates.
 pub fn open_checkpoint(path: &Path) -> Result<Checkpoint> {
     if path.is_dir() {
-        let index = path.join("model.safetensors.index.json");
-        if index.exists() {
-            return open_sharded(&index);
+        for f in DIRECTORY_FILES {
+            let p = path.join(f);
+            if p.is_file() {
+                return open_checkpoint(&p);
+            }
         }
-        let single = path.join("model.safetensors");
-        if single.exists() {
-            return Checkpoint::single(&single);
-        }
-        return Err(missing(
-            path,
-            "is a directory without model.safetensors.index.json or model.safetensors",
-        ));
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| CHECKPOINT_EXTENSIONS.contains(&e))
+            })
+            .collect();
+        found.sort();
+        return match found.as_slice() {
+            [one] => open_checkpoint(one),
+            [] => Err(missing(
+                path,
+                format!(
+                    "is a directory without a checkpoint: none of {} nor any .safetensors, .pt,                      .pth, .bin, .pkl or .ckpt file",
+                    DIRECTORY_FILES.join(", ")
+                ),
+            )),
+            many => Err(invalid(
+                path,
+                format!(
+                    "is a directory with {} checkpoint files ({}): name one of them",
+                    many.len(),
+                    many.iter()
+                        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        };
     }
     if !path.exists() {
         return Err(missing(path, "no such file"));
@@ -178,6 +299,7 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut shards = Vec::new();
     let mut ix = BTreeMap::new();
+    let mut formats = std::collections::BTreeSet::new();
     for (file, tensors) in &by_shard {
         let p = dir.join(file);
         if !p.exists() {
@@ -186,9 +308,11 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
                 format!("no such file (a shard listed by {})", what()),
             ));
         }
-        let sd = StateDict::open(&p)?;
+        let sd = dawin_core::CheckpointFile::open(&p)?;
+        formats.insert(sd.format_name());
+        let names: HashSet<&str> = sd.tensor_names().into_iter().collect();
         for t in tensors {
-            if sd.get(t).is_none() {
+            if !names.contains(t.as_str()) {
                 return Err(invalid(
                     &p,
                     format!("lacks tensor `{t}`, which {} places in it", what()),
@@ -196,13 +320,20 @@ fn open_sharded(index: &Path) -> Result<Checkpoint> {
             }
             ix.insert(t.clone(), shards.len());
         }
+        drop(names);
         shards.push(sd);
     }
     Ok(Checkpoint {
+        format: format!(
+            "shard index of {} {} shard(s)",
+            shards.len(),
+            formats.into_iter().collect::<Vec<_>>().join(" + ")
+        ),
         shards,
         index: Some(ix),
         extra: TensorMap::new(),
         name: what(),
+        path: index.to_path_buf(),
     })
 }
 
@@ -233,7 +364,7 @@ pub fn embed_width(src: &dyn TensorSource) -> Option<usize> {
     let names = src.tensor_names();
     if let Some(n) = names
         .iter()
-        .find(|n| *n == "visual.proj" || n.ends_with(".visual.proj"))
+        .find(|n| **n == "visual.proj" || n.ends_with(".visual.proj"))
     {
         return src.tensor_shape(n).and_then(|s| s.get(1).copied());
     }
@@ -241,67 +372,6 @@ pub fn embed_width(src: &dyn TensorSource) -> Option<usize> {
         .iter()
         .find(|n| n.ends_with("visual_projection.weight"))?;
     src.tensor_shape(n).and_then(|s| s.first().copied())
-}
-
-/// The head tensors of a head file: `classification_head.weight` / `.bias` (at the top level or
-/// under a prefix), else `weight` / `bias`.
-fn head_tensor_names(sd: &StateDict) -> Option<(String, String)> {
-    const W: &str = "classification_head.weight";
-    let names = sd.names();
-    if let Some(found) = names
-        .iter()
-        .filter(|n| **n == W || n.ends_with(&format!(".{W}")))
-        .min_by_key(|n| n.len())
-    {
-        let root = &found[..found.len() - W.len()];
-        return Some((found.to_string(), format!("{root}classification_head.bias")));
-    }
-    names
-        .contains(&"weight")
-        .then(|| ("weight".to_string(), "bias".to_string()))
-}
-
-/// Loads a classification head `logits = W f + b`, `W` `[C, E]` (+ optional bias `[C]`), from a
-/// safetensors file: `classification_head.weight` / `.bias` (at the top level or under a
-/// prefix), else `weight` / `bias`. Errors name the file and the tensor.
-pub fn load_head(path: &Path) -> Result<Linear> {
-    if !path.exists() {
-        return Err(missing(path, "no such file"));
-    }
-    let sd = StateDict::open(path)?;
-    let (wn, bn) = head_tensor_names(&sd).ok_or_else(|| {
-        invalid(
-            path,
-            "has no classification_head.weight (nor weight) tensor",
-        )
-    })?;
-    let w = sd.tensor(&wn)?;
-    if w.shape.len() != 2 || w.shape.contains(&0) {
-        return Err(invalid(
-            path,
-            format!(
-                "`{wn}`: has shape {:?}, expected [classes, embedding width]",
-                w.shape
-            ),
-        ));
-    }
-    let (c, e) = (w.shape[0], w.shape[1]);
-    let bias = match sd.get(&bn) {
-        Some(b) if b.shape != [c] => {
-            return Err(invalid(
-                path,
-                format!("`{bn}`: has shape {:?}, expected [{c}]", b.shape),
-            ))
-        }
-        Some(b) => Some(b.to_f32_vec()),
-        None => None,
-    };
-    Ok(Linear {
-        weight: w.to_f32_vec(),
-        bias,
-        out_dim: c,
-        in_dim: e,
-    })
 }
 
 /// The OpenAI naming `visual.…`, for names of models built in memory.

@@ -12,7 +12,7 @@
 //! Load a safetensors checkpoint in the Hugging Face or the OpenAI / open_clip naming with
 //! [`ClipClassifier::from_files`] (naming detected: [`CheckpointNaming`], config inferred from
 //! the shapes: [`infer_config`], what shapes cannot tell: [`LoadOptions`]), or build one from
-//! tensors in memory ([`TensorMap`], any [`TensorSource`]).
+//! tensors in memory ([`TensorMap`], any [`dawin_core::TensorSource`]).
 //!
 //! **The parameter list.** The tower's tensors are listed once ([`ParamList`]: per tensor its
 //! [`ParamKey`], [`Role`], [`Group`], shape, and how each naming stores it, [`Stored`]); loading,
@@ -56,14 +56,18 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod benchmarks;
 mod blended;
 mod checkpoint;
 mod config;
+mod convert;
 pub mod cpu;
 pub mod cuda;
 mod dataset;
 mod error;
+mod head;
+mod load;
 mod model;
 mod params;
 pub mod preprocess;
@@ -75,24 +79,20 @@ pub mod tokenizer;
 pub mod webdataset;
 mod weights;
 
-pub use benchmarks::{Benchmark, BenchmarkData, ClassMapping, OpenOptions};
 pub use blended::BlendedWeights;
 pub use checkpoint::{
-    complete_vision_tower, embed_width, load_head, open_checkpoint, Checkpoint, CheckpointEncoder,
+    complete_vision_tower, embed_width, open_checkpoint, Checkpoint, CheckpointEncoder,
+    DIRECTORY_FILES,
 };
 pub use config::{Activation, VitConfig};
+pub use convert::{convert, parse_size, ConvertOptions, Converted};
 pub use dataset::{Batch, DecodePool, ImageDataset, Skipped};
 pub use error::{Error, Result};
+pub use head::{load_head, ClassificationHead, NORMALIZE_METADATA_KEY};
+pub use load::{inspect_checkpoint, open_resolved, resolve_checkpoint, Opened};
 pub use model::{ClipClassifier, DatasetPredictions, ForwardOutput};
 pub use params::{Group, Module, ParamDef, ParamKey, ParamList, Part, Role, Stored};
-// Also reachable as `preprocess::…`: left as they are while preprocessing is being rewritten
-// (another change owns `preprocess.rs` and its tests, which use both paths).
-pub use preprocess::{load_image, preprocess_file, preprocess_rgb, RgbImage, CLIP_MEAN, CLIP_STD};
-pub use prompts::PromptError;
-pub use source::{Crop, FileSource, ImageSource};
-pub use tensors::{Tensor, TensorMap, TensorSource, HEADS_METADATA_KEY};
-pub use tokenizer::{ClipTokenizer, TokenBatch, TokenizerError, TokenizerSource, Tokens};
-pub use webdataset::{WdsOptions, WebDataset};
+pub use tensors::{Tensor, TensorMap, HEADS_METADATA_KEY};
 pub use weights::{
     infer_config, CheckpointNaming, ClipWeights, LayerNorm, Linear, LoadOptions, ParamSpec,
     ResidualBlock, VisionWeights,

@@ -2,14 +2,15 @@
 
 use std::path::Path;
 
-use dawin_core::StateDict;
-
+use crate::arch::Architecture;
 use crate::config::VitConfig;
 use crate::cpu;
 use crate::dataset::{ImageDataset, Skipped};
 use crate::error::{Error, Result};
 use crate::tensors::TensorSource;
-use crate::weights::{infer_config, CheckpointNaming, ClipWeights, LoadOptions};
+use crate::weights::{CheckpointNaming, ClipWeights, LoadOptions};
+
+pub(crate) use crate::load::resolve_source;
 
 /// What a forward returns.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,7 +65,9 @@ impl DatasetPredictions {
     }
 }
 
-/// A CLIP ViT image classifier: `logits = W · f/‖f‖ + b` with `f` the CLIP image embedding.
+/// A CLIP ViT image classifier: `logits = W · f/‖f‖ + b` with `f` the CLIP image embedding
+/// (or `W · f + b` for a head whose `normalize` is false, see
+/// [`ClipClassifier::head_normalize`]).
 ///
 /// The weights are plain f32 tensors in host memory ([`ClipWeights`]); the forward here is the CPU
 /// reference ([`crate::cpu`]). A GPU backend uploads the same [`ClipWeights`] and must agree with it.
@@ -73,6 +76,8 @@ pub struct ClipClassifier {
     config: VitConfig,
     weights: ClipWeights,
     naming: Option<CheckpointNaming>,
+    architecture: Option<Box<Architecture>>,
+    head_normalize: bool,
 }
 
 impl ClipClassifier {
@@ -84,36 +89,73 @@ impl ClipClassifier {
             config,
             weights,
             naming: None,
+            architecture: None,
+            head_normalize: true,
         })
     }
 
-    /// Loads a checkpoint in either naming (detected), inferring the config from its shapes
-    /// ([`infer_config`]). The head is read from `head` when given (e.g. a separate zero-shot head
-    /// file), else from `classification_head.weight` / `.bias` of `src`.
+    /// Attaches the resolved architecture the model was loaded with (and its naming).
+    pub fn with_architecture(mut self, arch: Architecture) -> Self {
+        self.naming = Some(arch.naming.clone());
+        self.architecture = Some(Box::new(arch));
+        self
+    }
+
+    /// Sets whether the head reads L2-normalised features (`true`, CLIP's convention and the
+    /// default: `logits = W f/‖f‖ + b`) or the features as they are (`false`:
+    /// `logits = W f + b`, a `ClassificationHead(normalize=False)`).
+    pub fn with_head_normalize(mut self, normalize: bool) -> Self {
+        self.head_normalize = normalize;
+        self
+    }
+
+    /// Whether the head reads L2-normalised features (see
+    /// [`ClipClassifier::with_head_normalize`]). Only the CPU forward of this type
+    /// ([`ClipClassifier::forward_with`]) honours `false`; the blended, CUDA and multi-task
+    /// paths apply heads to normalised features and refuse a model whose head is not.
+    pub fn head_normalize(&self) -> bool {
+        self.head_normalize
+    }
+
+    /// The architecture resolved when the model was loaded from a checkpoint (every field with
+    /// its source); `None` when built in memory.
+    pub fn architecture(&self) -> Option<&Architecture> {
+        self.architecture.as_deref()
+    }
+
+    /// Loads tensors in either naming (detected), resolving the config from their shapes, their
+    /// `dawin.vit.*` metadata and `opts` ([`crate::arch`]; no file beside them is read). The head
+    /// is read from `head` when given (e.g. a separate zero-shot head file), else from
+    /// `classification_head.weight` / `.bias` of `src`. Unused tensors under the vision prefix
+    /// are an error unless `opts.ignore_unused`.
     pub fn from_source(
         src: &dyn TensorSource,
         head: Option<&dyn TensorSource>,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        let (config, naming) = infer_config(src, head, opts)?;
-        let weights = ClipWeights::load(src, head, &config, &naming)?;
-        Ok(ClipClassifier {
-            config,
-            weights,
-            naming: Some(naming),
-        })
+        let arch = resolve_source(src, head, opts)?;
+        arch.check_unused(opts.ignore_unused)?;
+        let config = arch.config()?;
+        let weights = ClipWeights::load(src, head, &config, &arch.naming)?;
+        let normalize = arch.head.as_ref().is_none_or(|h| h.normalize.value);
+        Ok(ClipClassifier::new(config, weights)?
+            .with_architecture(arch)
+            .with_head_normalize(normalize))
     }
 
-    /// Loads a safetensors checkpoint file (f32, f16, bf16 or f64 tensors, memory-mapped), with
-    /// the head from `head_file` when given; see [`ClipClassifier::from_source`].
+    /// Loads a checkpoint in any form [`crate::open_checkpoint`] reads (safetensors, PyTorch
+    /// `.pt`/`.pth`/`.bin` of every kind, shard indexes, directories), memory-mapped, with the
+    /// head from `head_file` when given (any form [`crate::load_head`] reads), the config files
+    /// beside it read ([`crate::arch`]). Unused tensors under the vision prefix are an error
+    /// unless `opts.ignore_unused`. The resolved architecture is kept
+    /// ([`ClipClassifier::architecture`]); print its [`Architecture::warnings`].
     pub fn from_files(
         checkpoint: impl AsRef<Path>,
         head_file: Option<&Path>,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        let sd = StateDict::open(checkpoint)?;
-        let head = head_file.map(StateDict::open).transpose()?;
-        Self::from_source(&sd, head.as_ref().map(|h| h as &dyn TensorSource), opts)
+        let opened = crate::load::open_resolved(checkpoint.as_ref(), head_file, opts)?;
+        Ok(opened.load(opts.ignore_unused)?.0)
     }
 
     /// Loads a checkpoint whose config is known: every tensor must have exactly the shape `config`
@@ -129,6 +171,8 @@ impl ClipClassifier {
             config,
             weights,
             naming: Some(naming),
+            architecture: None,
+            head_normalize: true,
         })
     }
 
@@ -170,7 +214,18 @@ impl ClipClassifier {
         batch: usize,
         with_features: bool,
     ) -> Result<ForwardOutput> {
-        let (logits, feats) = cpu::forward(images, batch, &self.config, &self.weights)?;
+        let (logits, feats) = if self.head_normalize {
+            cpu::forward(images, batch, &self.config, &self.weights)?
+        } else {
+            // A head on the features as they are: logits = W f + b, features still reported
+            // normalised.
+            cpu::check_images(images, batch, &self.config)?;
+            let mut feats = cpu::encode_images(images, batch, &self.config, &self.weights.visual);
+            let mut logits = vec![0.0f32; batch * self.config.num_classes];
+            cpu::linear(&feats, batch, &self.weights.head, &mut logits);
+            cpu::l2_normalize_rows(&mut feats, self.config.embed_dim);
+            (logits, feats)
+        };
         if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
             return Err(Error::arg(
                 "images",

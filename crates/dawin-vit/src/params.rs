@@ -376,13 +376,13 @@ pub(crate) fn check_config_tensors(
     if !cfg.layer_scale {
         return Ok(());
     }
-    let names: std::collections::HashSet<String> = src.tensor_names().into_iter().collect();
+    let names: std::collections::HashSet<&str> = src.tensor_names().into_iter().collect();
     let missing: Vec<String> = ParamList::new(cfg)
         .iter()
         .filter(|d| matches!(d.key.module, Module::Ls1 | Module::Ls2))
         .flat_map(|d| d.checkpoint_tensors(naming, ""))
         .map(|(n, _)| n)
-        .filter(|n| !names.contains(n))
+        .filter(|n| !names.contains(n.as_str()))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -654,7 +654,8 @@ clip_tensor_list! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlendedWeights, TensorSource};
+    use crate::tensors::TensorSource;
+    use crate::BlendedWeights;
 
     fn cfg() -> VitConfig {
         VitConfig {

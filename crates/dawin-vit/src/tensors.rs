@@ -1,29 +1,20 @@
-//! Where weights come from: anything that can list named tensors and hand them out as f32.
+//! Where weights come from: anything that lists named tensors and hands them out as f32.
 //!
-//! [`TensorSource`] is implemented for [`TensorMap`] (tensors held in memory, e.g. a merged state
-//! dict) and for `dawin_core::StateDict` (a memory-mapped safetensors file, any float dtype).
+//! The trait is dawin-core's [`TensorSource`] (re-exported here), the one tensor-source
+//! abstraction of the workspace: it is implemented by safetensors files and PyTorch files
+//! (`dawin_core::StateDict`, `dawin_core::torch::TorchCheckpoint`, `dawin_core::CheckpointFile`), by the
+//! shard indexes and directories of [`crate::Checkpoint`], and here by [`TensorMap`] (tensors
+//! held in memory, e.g. a merged state dict).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+
+pub use dawin_core::TensorSource;
 
 use crate::error::{Error, Result};
 
 /// Safetensors metadata key giving the number of attention heads (the width is not always 64 × heads).
 pub const HEADS_METADATA_KEY: &str = "dawin.vit.heads";
-
-/// A read-only set of named tensors, converted to f32 on request.
-pub trait TensorSource {
-    /// Names of all tensors, in any order.
-    fn tensor_names(&self) -> Vec<String>;
-    /// Shape of the tensor `name`, `None` when absent (or of a dtype the source cannot read).
-    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>>;
-    /// Values of the tensor `name` converted to f32 (row-major). Errors name the tensor: absent,
-    /// or of a dtype that does not convert.
-    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>>;
-    /// A metadata value (safetensors `__metadata__`), `None` when absent.
-    fn metadata_value(&self, key: &str) -> Option<String>;
-    /// How errors name this source: a file path, or `<memory>`.
-    fn source_name(&self) -> String;
-}
 
 /// A dense f32 tensor: row-major `data` of `shape`.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,16 +101,19 @@ impl TensorMap {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Copies every tensor of `src` that converts to f32, and the heads metadata, into a new map.
+    /// Copies every tensor of `src` that converts to f32, and the architecture metadata
+    /// (`dawin.vit.*`), into a new map.
     pub fn from_source(src: &dyn TensorSource) -> Self {
         let mut map = TensorMap::new();
         for name in src.tensor_names() {
-            if let (Some(shape), Ok(data)) = (src.tensor_shape(&name), src.tensor_f32(&name)) {
-                map.tensors.insert(name, Tensor { shape, data });
+            if let (Some(shape), Ok(data)) = (src.tensor_shape(name), src.tensor_f32(name)) {
+                map.tensors.insert(name.to_string(), Tensor { shape, data });
             }
         }
-        if let Some(h) = src.metadata_value(HEADS_METADATA_KEY) {
-            map.set_metadata(HEADS_METADATA_KEY, h);
+        for key in crate::arch::METADATA_KEYS {
+            if let Some(v) = src.metadata_value(key) {
+                map.set_metadata(*key, v);
+            }
         }
         map.name = Some(src.source_name());
         map
@@ -127,26 +121,44 @@ impl TensorMap {
 }
 
 impl TensorSource for TensorMap {
-    fn tensor_names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
+    fn source_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| "<memory>".to_string())
+    }
+    fn tensor_names(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+    fn tensor_meta(&self, name: &str) -> dawin_core::Result<(dawin_core::DType, Vec<usize>)> {
+        self.tensors
+            .get(name)
+            .map(|t| (dawin_core::DType::F32, t.shape.clone()))
+            .ok_or_else(|| self.missing(name))
+    }
+    fn tensor_bytes(&self, name: &str) -> dawin_core::Result<Cow<'_, [u8]>> {
+        let t = self.tensors.get(name).ok_or_else(|| self.missing(name))?;
+        Ok(Cow::Owned(
+            t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ))
+    }
+    fn tensor_f32(&self, name: &str) -> dawin_core::Result<Vec<f32>> {
+        self.tensors
+            .get(name)
+            .map(|t| t.data.clone())
+            .ok_or_else(|| self.missing(name))
     }
     fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
         self.tensors.get(name).map(|t| t.shape.clone())
     }
-    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
-        self.tensors
-            .get(name)
-            .map(|t| t.data.clone())
-            .ok_or_else(|| Error::MissingTensor {
-                name: name.to_string(),
-                source_name: self.source_name(),
-            })
-    }
     fn metadata_value(&self, key: &str) -> Option<String> {
         self.metadata.get(key).cloned()
     }
-    fn source_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| "<memory>".to_string())
+}
+
+impl TensorMap {
+    fn missing(&self, name: &str) -> dawin_core::Error {
+        dawin_core::Error::MissingTensor {
+            path: self.source_name().into(),
+            name: name.to_string(),
+        }
     }
 }
 
@@ -179,37 +191,11 @@ pub(crate) fn shape_of(src: &dyn TensorSource, name: &str) -> Result<Vec<usize>>
     if let Some(s) = src.tensor_shape(name) {
         return Ok(s);
     }
-    if src.tensor_names().iter().any(|n| n == name) {
-        src.tensor_f32(name)?;
+    if src.tensor_names().contains(&name) {
+        src.tensor_meta(name)?;
     }
     Err(Error::MissingTensor {
         name: name.to_string(),
         source_name: src.source_name(),
     })
-}
-
-impl TensorSource for dawin_core::StateDict {
-    fn tensor_names(&self) -> Vec<String> {
-        self.names().into_iter().map(str::to_string).collect()
-    }
-    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.get(name).map(|t| t.shape.to_vec())
-    }
-    fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
-        match self.tensor(name) {
-            Ok(t) => Ok(t.to_f32_vec()),
-            Err(dawin_core::Error::MissingTensor { .. }) => Err(Error::MissingTensor {
-                name: name.to_string(),
-                source_name: self.source_name(),
-            }),
-            // e.g. a dtype dawin-core does not read; its message names the tensor and the file.
-            Err(e) => Err(e.into()),
-        }
-    }
-    fn metadata_value(&self, key: &str) -> Option<String> {
-        self.metadata().and_then(|m| m.get(key).cloned())
-    }
-    fn source_name(&self) -> String {
-        self.path().display().to_string()
-    }
 }

@@ -166,7 +166,7 @@ impl CheckpointNaming {
 
     /// The checkpoint name of a tensor of the tower or of block 0 (a tensor stored as one
     /// checkpoint tensor), from the list; needs no config.
-    fn name_of(&self, module: Module, part: Part) -> String {
+    pub(crate) fn name_of(&self, module: Module, part: Part) -> String {
         let kind = KINDS
             .iter()
             .find(|k| k.module == module && k.part == part)
@@ -184,7 +184,7 @@ impl CheckpointNaming {
     }
 
     /// Whether this naming stores tensor `(module, part)` transposed.
-    fn transposed(&self, module: Module, part: Part) -> bool {
+    pub(crate) fn transposed(&self, module: Module, part: Part) -> bool {
         let kind = KINDS
             .iter()
             .find(|k| k.module == module && k.part == part)
@@ -197,168 +197,57 @@ impl CheckpointNaming {
     }
 }
 
-/// How to resolve what the shapes of a checkpoint cannot tell.
-#[derive(Clone, Copy, Debug, Default)]
+/// How to load a checkpoint: what its tensors cannot tell, and what to do with tensors the model
+/// does not use. Each field is a source of [`crate::arch`]'s resolution (flags outrank config
+/// files, which outrank defaults; none may contradict the tensor shapes or the checkpoint's
+/// metadata).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadOptions {
-    /// Number of attention heads. Resolution: the metadata key `dawin.vit.heads` when present
-    /// (an override that disagrees with it is an error), else this value, else `width / 64`.
+    /// Number of attention heads (`--heads`).
     pub heads: Option<usize>,
     /// Layer-norm epsilon (default 1e-5, CLIP's).
     pub layer_norm_eps: Option<f32>,
-}
-
-fn parse_block_index(name: &str, block_prefix: &str) -> Option<usize> {
-    let rest = name.strip_prefix(block_prefix)?;
-    let idx = rest.split('.').next()?;
-    idx.parse().ok()
-}
-
-fn dim(src: &dyn TensorSource, name: &str, shape: &[usize], rank: usize) -> Result<()> {
-    if shape.len() != rank || shape.contains(&0) {
-        return Err(Error::TensorShape {
-            name: name.to_string(),
-            source_name: src.source_name(),
-            got: shape.to_vec(),
-            expected: format!("a non-empty tensor of rank {rank}"),
-        });
-    }
-    Ok(())
+    /// One of open_clip's model names (`--arch ViT-B-32`, see
+    /// [`crate::arch::OPEN_CLIP_PRESETS`]).
+    pub arch: Option<String>,
+    /// The MLP activation (`--activation gelu|quick-gelu`).
+    pub activation: Option<Activation>,
+    /// A config file to read (`--config`): a Hugging Face `config.json` or open_clip's
+    /// `open_clip_config.json` (told by content), in place of the one of that kind beside the
+    /// checkpoint.
+    pub config: Option<std::path::PathBuf>,
+    /// Do not read `config.json` / `open_clip_config.json` beside the checkpoint.
+    pub no_config_files: bool,
+    /// Load even when tensors under the vision tower's prefix are unused (they are listed in a
+    /// warning instead of refused).
+    pub ignore_unused: bool,
 }
 
 /// Where `classification_head.weight` is in `src` (top level first, then under any prefix):
 /// the prefix of the head's tensor names.
-fn head_root(src: &dyn TensorSource) -> Option<String> {
+pub(crate) fn head_root(src: &dyn TensorSource) -> Option<String> {
     const W: &str = "classification_head.weight";
     let names = src.tensor_names();
     let found = names
         .iter()
-        .filter(|n| n.as_str() == W || n.ends_with(&format!(".{W}")))
+        .filter(|n| **n == W || n.ends_with(&format!(".{W}")))
         .min_by_key(|n| n.len())?;
     Some(found[..found.len() - W.len()].to_string())
 }
 
-/// Infers the configuration of the checkpoint `src` from its tensor shapes:
-/// patch size and width from the patch embedding, image size from the positional embedding
-/// (`T = (image/patch)² + 1`), layers by counting blocks, MLP size from block 0, embedding size
-/// from the projection and classes from the classification head (in `head` if given, else in `src`).
+/// Resolves the configuration of the checkpoint `src` ([`crate::arch`]: the tensor shapes, the
+/// `dawin.vit.*` metadata, the options' flags and `opts.config`; no file beside it is read, as
+/// `src` may be in memory) with the head from `head` if given, else from `src`'s
+/// `classification_head.weight`. Unused tensors under the vision prefix are an error unless
+/// `opts.ignore_unused`.
 pub fn infer_config(
     src: &dyn TensorSource,
     head: Option<&dyn TensorSource>,
     opts: &LoadOptions,
 ) -> Result<(VitConfig, CheckpointNaming)> {
-    let naming = CheckpointNaming::detect(src)?;
-    let pname = naming.name_of(Module::PatchEmbedding, Part::Weight);
-    let ps = shape_of(src, &pname)?;
-    if ps.len() != 4 || ps[1] != 3 || ps[2] != ps[3] || ps[0] == 0 || ps[2] == 0 {
-        return Err(Error::TensorShape {
-            name: pname,
-            source_name: src.source_name(),
-            got: ps,
-            expected: "[width, 3, patch, patch]".into(),
-        });
-    }
-    let (width, patch) = (ps[0], ps[2]);
-    let posname = naming.name_of(Module::PositionalEmbedding, Part::Weight);
-    let pos = shape_of(src, &posname)?;
-    let grid = pos
-        .first()
-        .map(|&t| ((t.saturating_sub(1)) as f64).sqrt().round() as usize);
-    let ok =
-        pos.len() == 2 && pos[1] == width && grid.is_some_and(|g| g > 0 && g * g + 1 == pos[0]);
-    if !ok {
-        return Err(Error::TensorShape {
-            name: posname,
-            source_name: src.source_name(),
-            got: pos,
-            expected: format!("[g² + 1, {width}] for some grid g"),
-        });
-    }
-    let image_size = grid.unwrap_or(0) * patch;
-
-    let bp = naming.block_prefix();
-    let layers = src
-        .tensor_names()
-        .iter()
-        .filter_map(|n| parse_block_index(n, &bp))
-        .max()
-        .map_or(0, |m| m + 1);
-    if layers == 0 {
-        return Err(Error::NotClipVision {
-            source_name: src.source_name(),
-            reason: format!("no transformer block (no tensor named `{bp}0.…`)"),
-        });
-    }
-    let fc = naming.name_of(Module::MlpFc, Part::Weight);
-    let fcs = shape_of(src, &fc)?;
-    dim(src, &fc, &fcs, 2)?;
-    let mlp_dim = fcs[0];
-
-    let projname = naming.name_of(Module::Proj, Part::Weight);
-    let prs = shape_of(src, &projname)?;
-    dim(src, &projname, &prs, 2)?;
-    // [out, in] as ClipWeights stores it, or its transpose.
-    let embed_dim = if naming.transposed(Module::Proj, Part::Weight) {
-        prs[1]
-    } else {
-        prs[0]
-    };
-
-    let hsrc = head.unwrap_or(src);
-    let hw = head_root(hsrc)
-        .map(|root| format!("{root}classification_head.weight"))
-        .ok_or_else(|| Error::MissingTensor {
-            name: "classification_head.weight".into(),
-            source_name: hsrc.source_name(),
-        })?;
-    let hs = shape_of(hsrc, &hw)?;
-    dim(hsrc, &hw, &hs, 2)?;
-    let num_classes = hs[0];
-
-    let meta_heads = match src.metadata_value(HEADS_METADATA_KEY) {
-        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
-            Error::Config(format!(
-                "metadata `{HEADS_METADATA_KEY}` = {v:?} of {} is not a number",
-                src.source_name()
-            ))
-        })?),
-        None => None,
-    };
-    let heads = match (meta_heads, opts.heads) {
-        (Some(m), Some(o)) if m != o => {
-            return Err(Error::Config(format!(
-                "heads = {o} was asked for, but {} says `{HEADS_METADATA_KEY}` = {m}",
-                src.source_name()
-            )))
-        }
-        (Some(m), _) => m,
-        (None, Some(o)) => o,
-        (None, None) => {
-            if width % 64 != 0 {
-                return Err(Error::Config(format!(
-                    "width {width} of {} is not a multiple of 64: give the number of heads \
-                     (metadata `{HEADS_METADATA_KEY}` or an explicit override)",
-                    src.source_name()
-                )));
-            }
-            width / 64
-        }
-    };
-    let cfg = VitConfig {
-        image_size,
-        patch_size: patch,
-        width,
-        layers,
-        heads,
-        mlp_dim,
-        embed_dim,
-        num_classes,
-        layer_norm_eps: opts.layer_norm_eps.unwrap_or(1e-5),
-        // Not determined by the tensor shapes: OpenAI's CLIP choices.
-        activation: Activation::QuickGelu,
-        layer_scale: false,
-    };
-    cfg.validate()?;
-    Ok((cfg, naming))
+    let arch = crate::model::resolve_source(src, head, opts)?;
+    arch.check_unused(opts.ignore_unused)?;
+    Ok((arch.config()?, arch.naming))
 }
 
 /// Where one parameter (a slice of [`ClipWeights::params`]) lives in a checkpoint: one
@@ -372,7 +261,7 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    fn new(def: &ParamDef, naming: &CheckpointNaming, head_root: &str) -> Self {
+    pub(crate) fn new(def: &ParamDef, naming: &CheckpointNaming, head_root: &str) -> Self {
         ParamSpec {
             parts: def.checkpoint_tensors(naming, head_root),
             transpose: matches!(def.stored(naming), Stored::Transposed(_)),

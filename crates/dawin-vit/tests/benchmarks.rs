@@ -7,7 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use dawin_vit::benchmarks::{open, Benchmark, Input, OpenOptions};
-use dawin_vit::{preprocess_rgb, RgbImage};
+use dawin_vit::preprocess::preprocess_rgb;
+use dawin_vit::preprocess::RgbImage;
 
 /// Writes a `w × h` PNG whose pixel (x, y) is `f(x, y)`.
 fn png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
@@ -28,11 +29,14 @@ fn tree(root: &Path, files: &[(&str, &str)]) {
     }
 }
 
-fn open_default(b: Benchmark, root: &Path) -> dawin_vit::Result<dawin_vit::BenchmarkData> {
+fn open_default(
+    b: Benchmark,
+    root: &Path,
+) -> dawin_vit::Result<dawin_vit::benchmarks::BenchmarkData> {
     open(b, root.to_str().unwrap(), 8, &OpenOptions::default())
 }
 
-fn names(d: &dawin_vit::BenchmarkData) -> Vec<String> {
+fn names(d: &dawin_vit::benchmarks::BenchmarkData) -> Vec<String> {
     (0..d.dataset.len())
         .map(|i| {
             let n = PathBuf::from(d.dataset.sample_name(i));

@@ -50,10 +50,14 @@ fn image_folder_sorts_classes_and_files() {
     assert_eq!(batch.images.len(), 5 * 3 * 32 * 32);
     // The grayscale sample: three equal channels up to the per-channel normalisation.
     let g = &batch.images[..3 * 32 * 32];
-    let px = |c: usize| g[c * 32 * 32 + 100] * dawin_vit::CLIP_STD[c] + dawin_vit::CLIP_MEAN[c];
+    let px = |c: usize| {
+        g[c * 32 * 32 + 100] * dawin_vit::preprocess::CLIP_STD[c]
+            + dawin_vit::preprocess::CLIP_MEAN[c]
+    };
     assert!((px(0) - px(1)).abs() < 1e-6 && (px(1) - px(2)).abs() < 1e-6);
     // Same values as preprocessing the file directly.
-    let direct = dawin_vit::preprocess_file(dir.path().join("b_cat/1.png"), 32).unwrap();
+    let direct =
+        dawin_vit::preprocess::preprocess_file(dir.path().join("b_cat/1.png"), 32).unwrap();
     assert_eq!(&batch.images[4 * 3 * 32 * 32..], &direct[..]);
 }
 
@@ -160,7 +164,7 @@ fn safetensors_u8_images_are_preprocessed_like_files() {
     assert_eq!(&b.images[3 * 32 * 32..], &want[..]);
     assert_eq!(
         &b.images[..3 * 32 * 32],
-        &dawin_vit::preprocess_file(fixture("img_rgb.png"), 32).unwrap()[..]
+        &dawin_vit::preprocess::preprocess_file(fixture("img_rgb.png"), 32).unwrap()[..]
     );
     assert!(ds.sample_name(1).ends_with("ds.safetensors:images[1]"));
 }

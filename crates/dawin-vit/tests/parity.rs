@@ -5,10 +5,8 @@
 mod common;
 
 use common::{f32s, fixture, read_raw, rel_err, tensor_map};
-use dawin_core::{write_safetensors, OwnedTensor, StateDict};
-use dawin_vit::{
-    CheckpointNaming, ClipClassifier, LoadOptions, TensorMap, TensorSource, VitConfig,
-};
+use dawin_core::{write_safetensors, OwnedTensor, StateDict, TensorSource};
+use dawin_vit::{CheckpointNaming, ClipClassifier, LoadOptions, TensorMap, VitConfig};
 
 const TOL: f64 = 1e-4;
 

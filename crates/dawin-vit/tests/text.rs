@@ -5,12 +5,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dawin_core::StateDict;
+use dawin_core::TensorSource;
 use dawin_vit::text::{
     computed_positions, zero_shot_head, ClipTextModel, TextConfig, TextNaming, TextOptions,
     TextPositions, TextWeights, META_CLASSES, META_TEMPLATES,
 };
 use dawin_vit::tokenizer::ClipTokenizer;
-use dawin_vit::{Activation, Error, TensorMap, TensorSource};
+use dawin_vit::{Activation, Error, TensorMap};
 
 fn fixture(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -519,7 +520,7 @@ fn the_head_file_holds_the_head_and_what_it_was_built_from() {
     assert_eq!(meta[META_CLASSES], r#"["cat","dog","bird"]"#);
     assert_eq!(meta[META_TEMPLATES], r#"["a {}."]"#);
     assert_eq!(meta["dawin.zeroshot.checkpoint_sha256"], "abc");
-    let lin = dawin_vit::load_head(&out).unwrap();
+    let lin = dawin_vit::load_head(&out).unwrap().linear;
     assert_eq!((lin.out_dim, lin.in_dim), (3, 32));
     assert_eq!(head.tensor_map().tensor_names().len(), 2);
 }

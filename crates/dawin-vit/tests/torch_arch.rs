@@ -6,7 +6,7 @@
 //! tower's `visual.*` state dict plus `classification_head.{weight,bias}`; `arch_<v>_io.safetensors`
 //! holds 3 inputs, the L2-normalised features and the logits `W f/‖f‖ + b` computed by open_clip
 //! in float64 (rounded to f32); `arch_<v>_open_clip_config.json` is open_clip's config. The
-//! `.pt` files are read by `dawin_core::Checkpoint` (the inert PyTorch reader). The config is
+//! `.pt` files are read by `dawin_core::CheckpointFile` (the inert PyTorch reader). The config is
 //! built here from the open_clip config by hand (`quick_gelu` absent means exact GELU,
 //! `ls_init_value` present means LayerScale, heads = width / head_width): the automatic
 //! resolution from config files is tested where it is implemented.
@@ -17,7 +17,6 @@ use std::path::PathBuf;
 
 use common::{merged, rel_err};
 use dawin_core::TensorSource as _;
-use dawin_vit::TensorSource as _;
 use dawin_vit::{
     cpu, Activation, BlendedWeights, CheckpointNaming, ClipClassifier, ClipWeights, TensorMap,
     VitConfig,
@@ -33,9 +32,9 @@ fn torch_fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Every tensor of a checkpoint read by `dawin_core::Checkpoint`, as f32, in a [`TensorMap`].
+/// Every tensor of a checkpoint read by `dawin_core::CheckpointFile`, as f32, in a [`TensorMap`].
 fn read_checkpoint(path: &PathBuf) -> TensorMap {
-    let ck = dawin_core::Checkpoint::open(path).unwrap();
+    let ck = dawin_core::CheckpointFile::open(path).unwrap();
     let mut map = TensorMap::new();
     for name in ck.tensor_names() {
         let (_, shape) = ck.tensor_meta(name).unwrap();
@@ -339,7 +338,7 @@ fn merges_include_the_layer_scale_factors() {
         .iter()
         .map(|n| {
             let t = map.get(n).unwrap();
-            dawin_core::OwnedTensor::from_slice(n, t.shape.clone(), &t.data)
+            dawin_core::OwnedTensor::from_slice(*n, t.shape.clone(), &t.data)
         })
         .collect();
     dawin_core::write_safetensors(&path, &tensors, None).unwrap();

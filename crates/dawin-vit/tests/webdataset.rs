@@ -6,11 +6,14 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{fixture, read_raw};
+use dawin_vit::preprocess::preprocess_rgb;
+use dawin_vit::preprocess::RgbImage;
+use dawin_vit::source::Crop;
 use dawin_vit::source::ImageSource;
 use dawin_vit::webdataset::{
     expand_braces, expand_shard_spec, for_each_sample, split_key, WdsOptions, WebDataset,
 };
-use dawin_vit::{preprocess_rgb, Crop, ImageDataset, RgbImage};
+use dawin_vit::ImageDataset;
 use sha2::{Digest, Sha256};
 
 fn wds(name: &str) -> PathBuf {

@@ -97,6 +97,13 @@ impl CudaClassifier<CudaVit> {
     /// Errors: a config the kernels cannot run (named), a GPU below compute capability 8.0, a
     /// failed upload.
     pub fn new(gpu: Arc<Gpu>, host: ClipClassifier, precision: Precision) -> Result<Self> {
+        if !host.head_normalize() {
+            return Err(Error::invalid(
+                "--device",
+                "the CUDA forward applies the head to L2-normalised features; this model's head \
+                 has normalize = false: run it on the CPU (--device cpu)",
+            ));
+        }
         let vit =
             CudaVit::new(gpu, host.config(), &[host.weights()], precision).map_err(cuda_err)?;
         let mut v = Self::on_device(vit, vec![Some(host)])?;

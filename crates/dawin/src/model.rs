@@ -115,6 +115,17 @@ impl Model for ClipClassifier {
 
 impl Interpolate for ClipClassifier {
     fn check_compatible(&self, other: &Self) -> Result<()> {
+        if self.head_normalize() != other.head_normalize() {
+            return Err(Error::invalid(
+                "checkpoints",
+                format!(
+                    "θ0's head has normalize = {}, θ1's normalize = {}: heads on normalised and on \
+                     raw features do not interpolate",
+                    self.head_normalize(),
+                    other.head_normalize()
+                ),
+            ));
+        }
         let (a, b) = (self.config(), other.config());
         if a != b {
             return Err(Error::invalid(
@@ -161,11 +172,17 @@ impl Interpolate for ClipClassifier {
                 dawin_core::merge::lerp(a, b, lambda, dst)?;
             }
         }
-        Ok(ClipClassifier::new(self.config().clone(), w)?)
+        Ok(ClipClassifier::new(self.config().clone(), w)?
+            .with_head_normalize(self.head_normalize()))
     }
 
-    /// [`dawin_vit::BlendedWeights`] of (θ0, θ1): holds two f32 model copies.
+    /// [`dawin_vit::BlendedWeights`] of (θ0, θ1): holds two f32 model copies. `None` (one merge
+    /// per distinct λ) for heads on raw features (`normalize = false`), which the blended forward
+    /// does not apply.
     fn per_sample_forward(&self, other: &Self) -> Option<Result<Box<dyn PerSampleForward + '_>>> {
+        if !self.head_normalize() {
+            return None;
+        }
         Some(
             self.check_compatible(other)
                 .and_then(|()| Ok(dawin_vit::BlendedWeights::from_classifiers(self, &[other])?))

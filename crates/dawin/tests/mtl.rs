@@ -462,7 +462,7 @@ fn a_hugging_face_vision_tower_takes_the_base_projection() {
     );
     let opts = LoadOptions {
         heads: Some(4),
-        layer_norm_eps: None,
+        ..Default::default()
     };
     // Base in OpenAI naming (the demo file) and in Hugging Face naming.
     let hf_base = dir.path().join("hf_base.safetensors");

@@ -574,7 +574,7 @@ fn pooled_class_mappings_take_the_max_over_each_group_before_everything() {
     assert!(n > 30, "{n} samples");
     let x = d.load(&keep).unwrap();
     let inner = InMemoryDataset::new("pooled", x.clone(), d.sample_numel(), labels).unwrap();
-    let mapping = dawin::vit::ClassMapping::new(groups.clone()).unwrap();
+    let mapping = dawin::vit::benchmarks::ClassMapping::new(groups.clone()).unwrap();
     let pd = dawin::WithClassMapping::new(inner, mapping).unwrap();
     let (val, id) = (data("val", 40), data("id", 40));
     let out = eval_ab(
@@ -636,7 +636,7 @@ fn singleton_mappings_are_the_class_subset_bit_for_bit() {
         .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37)
         .collect();
     let subset = [7usize, 2, 9, 0];
-    let m = dawin::vit::ClassMapping::from_subset(&subset).unwrap();
+    let m = dawin::vit::benchmarks::ClassMapping::from_subset(&subset).unwrap();
     let mapped = dawin::eval::map_logits(z.clone(), 10, Some(&m)).unwrap();
     let copy: Vec<f32> = z
         .chunks(10)
@@ -646,6 +646,6 @@ fn singleton_mappings_are_the_class_subset_bit_for_bit() {
     assert_eq!(bits(&mapped), bits(&copy));
     assert_eq!(bits(&m.pool_rows(&z, 10).unwrap()), bits(&copy));
     assert_eq!(dawin::eval::map_logits(z.clone(), 10, None).unwrap(), z);
-    let bad = dawin::vit::ClassMapping::from_subset(&[10]).unwrap();
+    let bad = dawin::vit::benchmarks::ClassMapping::from_subset(&[10]).unwrap();
     assert!(dawin::eval::map_logits(z, 10, Some(&bad)).is_err());
 }

@@ -67,6 +67,15 @@ const FILES_2: [(&str, &[u8]); 9] = [
     ),
 ];
 
+/// The demo's towers were trained by scripts/make_demo.py with QuickGELU (x·σ(1.702x)); their
+/// files say the heads (`dawin.vit.heads`) but not the activation, so it is given here.
+fn demo_options() -> LoadOptions {
+    LoadOptions {
+        activation: Some(dawin::vit::Activation::QuickGelu),
+        ..LoadOptions::default()
+    }
+}
+
 /// Shifted test sets of the demo, in table order.
 const TESTS: [&str; 5] = ["rotate", "noise", "invert", "blur", "occlude"];
 
@@ -77,7 +86,7 @@ fn two_models(mut common: Common) -> Result<()> {
         std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
     }
     let p = |n: &str| dir.path().join(format!("{n}.safetensors"));
-    let opts = LoadOptions::default();
+    let opts = demo_options();
     let m0 = ClipClassifier::from_files(p("theta0"), None, &opts)?;
     let m1 = ClipClassifier::from_files(p("theta1"), None, &opts)?;
     let s = m0.config().image_size;
@@ -164,7 +173,7 @@ fn multi_task(o: &MtlOpts) -> Result<()> {
         &list(""),
         &list("heads"),
         &list("data"),
-        &LoadOptions::default(),
+        &demo_options(),
         o,
         None,
         Some(&default_out),

@@ -1,7 +1,7 @@
 //! `dawin eval`: every method on an ID validation set, an ID test set and shifted test sets
 //! ([`dawin::eval::evaluate`]), or streaming DaWin batch by batch
 //! ([`dawin::eval::evaluate_streaming`]).
-use super::{load_model, stem};
+use super::{annotate_report, load_model, model_tag, stem, warn_defaults};
 use crate::args::{dataset_arg, Common, DataArgs, LoadArgs, TextArgs};
 use crate::device::{on_gpu, resolve_device, Device};
 use clap::Args;
@@ -13,13 +13,22 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Pre-trained / zero-shot checkpoint θ0 (.safetensors, OpenAI or Hugging Face naming, with
-    /// classification_head.weight/.bias, or a CLIP with its text tower and --zeroshot-classes).
+    /// Pre-trained / zero-shot checkpoint θ0: .safetensors, .pt/.pth/.bin (torch.save, pickle,
+    /// TorchScript), a shard index or a directory; OpenAI/open_clip or Hugging Face naming; with
+    /// classification_head.weight/.bias unless --theta0-head is given, or a CLIP with its text
+    /// tower and --zeroshot-classes.
     #[arg(long)]
     theta0: PathBuf,
-    /// Fine-tuned checkpoint θ1 (same architecture).
+    /// Fine-tuned checkpoint θ1 (same architecture, same forms).
     #[arg(long)]
     theta1: PathBuf,
+    /// θ0's classification head from a file (a pickled ClassificationHead, a state dict or
+    /// safetensors with weight/bias or classification_head.*); replaces a head in θ0.
+    #[arg(long, value_name = "FILE", conflicts_with = "zeroshot_classes")]
+    theta0_head: Option<PathBuf>,
+    /// θ1's classification head from a file (as --theta0-head).
+    #[arg(long, value_name = "FILE")]
+    theta1_head: Option<PathBuf>,
     /// Labelled ID validation set, PATH or NAME=PATH: an image folder, WebDataset shards
     /// (`x.tar`, `a.tar::b.tar`, `val-{0000..0063}.tar`) or a safetensors file
     /// (`images`/`labels`); NAME selects the dataset's convention as for --test.
@@ -80,8 +89,9 @@ fn load_pair(a: &EvalArgs) -> Result<(ClipClassifier, ClipClassifier, [Option<St
                 "only apply with --zeroshot-classes",
             ));
         }
-        let m0 = load_model(&a.theta0, &a.load.options())?;
-        return Ok((m0, load_model(&a.theta1, &a.load.options())?, [None, None]));
+        let m0 = load_model(&a.theta0, a.theta0_head.as_deref(), &a.load.options())?;
+        let m1 = load_model(&a.theta1, a.theta1_head.as_deref(), &a.load.options())?;
+        return Ok((m0, m1, [None, None]));
     };
     let templates = a.templates.as_deref().unwrap_or("openai-imagenet");
     let spec = a.text.spec(classes.clone(), templates.to_string())?;
@@ -98,10 +108,10 @@ fn load_pair(a: &EvalArgs) -> Result<(ClipClassifier, ClipClassifier, [Option<St
     }
     let tag = format!(":zeroshot-head={}", zs.key);
     let m0 = classifier_with_head(&a.theta0, &zs, &a.load.options())?;
-    if has_classification_head(&a.theta1)? {
+    if a.theta1_head.is_some() || has_classification_head(&a.theta1)? {
         return Ok((
             m0,
-            load_model(&a.theta1, &a.load.options())?,
+            load_model(&a.theta1, a.theta1_head.as_deref(), &a.load.options())?,
             [Some(tag), None],
         ));
     }
@@ -115,6 +125,14 @@ fn load_pair(a: &EvalArgs) -> Result<(ClipClassifier, ClipClassifier, [Option<St
 
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
     let (m0, m1, tags) = load_pair(&a)?;
+    let archs: Vec<_> = [&m0, &m1].iter().filter_map(|m| m.architecture()).collect();
+    warn_defaults(&archs);
+    // The cache keys also hold each model's head file and architecture (a flag such as
+    // --activation changes the logits, not the file).
+    let tags = [
+        Some(tags[0].clone().unwrap_or_default() + &model_tag(&m0, a.theta0_head.as_deref())?),
+        Some(tags[1].clone().unwrap_or_default() + &model_tag(&m1, a.theta1_head.as_deref())?),
+    ];
     m0.check_compatible(&m1).map_err(|e| {
         Error::invalid(
             format!("{} vs {}", a.theta0.display(), a.theta1.display()),
@@ -272,6 +290,12 @@ fn run_eval_tagged(
     );
     if let Some(o) = &out {
         dawin::report::write_outputs(&res, o)?;
+        let archs: Vec<(String, &dawin::vit::arch::Architecture)> =
+            [("theta0", theta0.1), ("theta1", theta1.1)]
+                .into_iter()
+                .filter_map(|(k, m)| m.architecture().map(|a| (k.to_string(), a)))
+                .collect();
+        annotate_report(o, &archs)?;
         if !common.no_plots {
             dawin::plot::lambda_histograms(&res.per_sample, &o.join("lambda_hist.png"))?;
             dawin::plot::id_vs_ood(r, &o.join("id_vs_ood.png"))?;

@@ -1,8 +1,8 @@
 //! `dawin eval-mtl`: the multi-task evaluation ([`dawin::mtl::evaluate_mtl_full`]) of a base
 //! encoder, M fine-tuned encoders and one head per dataset; the tables printed, `report.json`,
 //! the heat map and the per-sample arrays written.
-use super::name_path;
-use crate::args::{DataArgs, MtlOpts, TextArgs};
+use super::{annotate_report, name_path, warn_defaults};
+use crate::args::{ArchArgs, DataArgs, MtlOpts, TextArgs};
 use crate::device::{mtl_on_gpu, resolve_device, Device};
 use clap::Args;
 use dawin::mtl::{
@@ -16,15 +16,17 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub(crate) struct EvalMtlArgs {
-    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors, a shard index
-    /// model.safetensors.index.json, or a directory with either; a head in it is ignored).
+    /// Base (pre-trained) checkpoint θ0: the image encoder (.safetensors, .pt/.pth/.bin of any
+    /// PyTorch kind, a shard index, or a directory; a head in it is ignored).
     #[arg(long)]
     base: PathBuf,
-    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base; file, shard
-    /// index or directory; a Hugging Face CLIPVisionModel takes the base's projection).
+    /// Fine-tuned checkpoint, repeatable: NAME=PATH (same architecture as the base; any form of
+    /// --base; a Hugging Face CLIPVisionModel takes the base's projection).
     #[arg(long = "model", required = true)]
     models: Vec<String>,
-    /// Classification head of a dataset, repeatable: NAME=PATH (classification_head.weight [C, E]).
+    /// Classification head of a dataset, repeatable: NAME=FILE (a pickled ClassificationHead such
+    /// as task_vectors' head_<Task>.pt, a state dict or safetensors with weight/bias or
+    /// classification_head.weight [C, E] / .bias [C]).
     #[arg(long = "head", required_unless_present = "zeroshot_heads")]
     heads: Vec<String>,
     /// Zero-shot head of a dataset from the base's CLIP text tower, repeatable:
@@ -47,6 +49,8 @@ pub(crate) struct EvalMtlArgs {
     #[arg(long)]
     vit_heads: Option<usize>,
     #[command(flatten)]
+    arch: ArchArgs,
+    #[command(flatten)]
     opts: MtlOpts,
 }
 
@@ -67,10 +71,7 @@ pub(crate) fn run(a: EvalMtlArgs) -> Result<()> {
         .iter()
         .map(|s| name_path("--test", s))
         .collect::<Result<Vec<_>>>()?;
-    let opts = LoadOptions {
-        heads: a.vit_heads,
-        layer_norm_eps: None,
-    };
+    let opts = a.arch.options(a.vit_heads);
     let data = Some(&a.data);
     run_mtl(&a.base, &models, &heads, &tests, &opts, &a.opts, data, None)
 }
@@ -162,6 +163,13 @@ pub(crate) fn run_mtl(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let loaded = load_mtl(base, models, heads, load)?;
+    warn_defaults(
+        &loaded
+            .architectures
+            .iter()
+            .map(|(_, a)| a)
+            .collect::<Vec<_>>(),
+    );
     for n in &loaded.vision_only {
         eprintln!("model `{n}`: a vision tower only (no visual_projection.weight); projection taken from the base");
     }
@@ -247,6 +255,12 @@ pub(crate) fn run_mtl(
     println!("‖θ_j − θ0‖/‖θ0‖: {}", dist.join(", "));
     if let Some(dir) = &out {
         write_mtl_outputs(&output, dir)?;
+        let archs: Vec<(String, &dawin::vit::arch::Architecture)> = loaded
+            .architectures
+            .iter()
+            .map(|(n, a)| (n.clone(), a))
+            .collect();
+        annotate_report(dir, &archs)?;
         dawin::plot::lambda_heatmap(r, &dir.join("lambda_heatmap.png"))?;
         println!("outputs: {}", dir.display());
     }

@@ -1,7 +1,7 @@
 //! `dawin logits`: one checkpoint over a dataset (or one shard of it, `--shard I/N`), its logits
 //! (and features, labels) written as `.npy` and/or into the logits cache `dawin eval` reads
 //! ([`dawin::eval::shard_logits`]).
-use super::{checkpoint_fingerprint, load_model, stem};
+use super::{checkpoint_fingerprint, load_model, model_tag, stem, warn_defaults};
 use crate::args::{dataset_arg, BatchArg, DataArgs, DeviceArg, LoadArgs};
 use crate::device::{resolve_device, Device};
 use clap::Args;
@@ -14,9 +14,14 @@ use std::path::PathBuf;
 #[command(mut_arg("heads", |a| a.help("Attention heads, when the checkpoint does not say")))]
 #[command(mut_arg("device", |a| a.help("Device: auto, cpu, cuda or cuda:N")))]
 pub(crate) struct LogitsArgs {
-    /// Checkpoint (.safetensors).
+    /// Checkpoint: .safetensors, .pt/.pth/.bin (torch.save, pickle, TorchScript), a shard index
+    /// or a directory.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Classification head from a file (a pickled ClassificationHead, a state dict or
+    /// safetensors with weight/bias or classification_head.*); replaces a head in the checkpoint.
+    #[arg(long, value_name = "FILE")]
+    head: Option<PathBuf>,
     /// Dataset, PATH or NAME=PATH: an image folder, WebDataset shards (`x.tar`, `a.tar::b.tar`,
     /// `val-{0000..0063}.tar`) or a safetensors file; NAME selects the convention as in
     /// `dawin eval --test` (imagenet, imagenet-v2, imagenet-r, imagenet-a, imagenet-sketch,
@@ -68,7 +73,10 @@ pub(crate) fn run(a: LogitsArgs) -> Result<()> {
         ));
     }
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
-    let m = load_model(&a.checkpoint, &a.load.options())?;
+    let m = load_model(&a.checkpoint, a.head.as_deref(), &a.load.options())?;
+    warn_defaults(&m.architecture().into_iter().collect::<Vec<_>>());
+    // As `dawin eval` keys its cache: the file, then the architecture and head file.
+    let fingerprint = checkpoint_fingerprint(&a.checkpoint)? + &model_tag(&m, a.head.as_deref())?;
     let c = m.config().num_classes;
     let batch = a.batch.batch_size.max(1);
     let opts = a.reading.options()?;
@@ -81,11 +89,7 @@ pub(crate) fn run(a: LogitsArgs) -> Result<()> {
     let range = shard.map_or(0..n, |s| s.range(n));
     let (z, feats, cached) = match (&a.cache_dir, &a.features) {
         (Some(dir), None) => {
-            let named = Named::new(
-                stem(&a.checkpoint),
-                &m,
-                checkpoint_fingerprint(&a.checkpoint)?,
-            );
+            let named = Named::new(stem(&a.checkpoint), &m, fingerprint.clone());
             let s = shard.unwrap_or(Shard::new(0, 1)?);
             let (z, _, cached) = dawin::eval::shard_logits(&named, &d, s, dir, batch, true)?;
             (z, None, cached)
@@ -100,10 +104,7 @@ pub(crate) fn run(a: LogitsArgs) -> Result<()> {
                 Ok(())
             })?;
             if let Some(dir) = &a.cache_dir {
-                let key = dawin::eval::cache_key(
-                    &checkpoint_fingerprint(&a.checkpoint)?,
-                    &d.fingerprint()?,
-                );
+                let key = dawin::eval::cache_key(&fingerprint, &d.fingerprint()?);
                 let s = shard.filter(|s| s.count > 1);
                 dawin::eval::store(dir, &key, s, &z, c)?;
             }

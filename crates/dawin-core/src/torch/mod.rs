@@ -53,7 +53,6 @@ mod graph;
 mod loader;
 mod opcodes;
 mod pickle;
-mod source;
 mod tensor;
 
 use std::collections::HashMap;
@@ -64,7 +63,6 @@ use std::sync::Arc;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-pub use source::{Checkpoint, TensorSource};
 pub use tensor::TorchTensor;
 
 /// The reader's allocations (besides the memory map) stay below this many times the file size,
@@ -167,6 +165,19 @@ pub enum TorchFormat {
     Pickle,
     /// A TorchScript archive (`torch.jit.save`).
     TorchScript,
+}
+
+impl TorchFormat {
+    /// The layout in words: `torch.save (zip)`, `torch.save (legacy)`,
+    /// `pickle.dump (legacy storages)`, `TorchScript`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TorchFormat::Zip => "torch.save (zip)",
+            TorchFormat::Legacy => "torch.save (legacy)",
+            TorchFormat::Pickle => "pickle.dump (legacy storages)",
+            TorchFormat::TorchScript => "TorchScript",
+        }
+    }
 }
 
 /// A plain (non-tensor) value of the object graph, for [`TorchCheckpoint::attribute`].

@@ -151,7 +151,7 @@ impl<'a> TorchTensor<'a> {
         })
     }
 
-    pub(super) fn dtype_or_err(&self) -> Result<DType> {
+    pub(crate) fn dtype_or_err(&self) -> Result<DType> {
         self.e
             .dtype
             .to_dtype()

@@ -401,7 +401,7 @@ impl TextWeights {
             if def.key.module == TextModule::LogitScale {
                 let name = &parts[0].0;
                 let v = match src.tensor_shape(name) {
-                    None if !src.tensor_names().contains(name) => None,
+                    None if !src.tensor_names().contains(&name.as_str()) => None,
                     _ => {
                         let s = shape_of(src, name)?;
                         if s.iter().product::<usize>() != 1 || s.len() > 1 {

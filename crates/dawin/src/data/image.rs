@@ -2,8 +2,9 @@
 //! decoded on a pool of worker threads.
 use super::{file_fingerprint, hex, Dataset};
 use crate::error::{Error, Result};
+use dawin_vit::benchmarks::ClassMapping;
 use dawin_vit::benchmarks::{self, Benchmark, Input, OpenOptions};
-use dawin_vit::{ClassMapping, DecodePool, ImageDataset, Skipped};
+use dawin_vit::{DecodePool, ImageDataset, Skipped};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -47,7 +48,7 @@ fn default_pool() -> Result<Arc<DecodePool>> {
 /// slot of the batch, so the order never depends on the number of workers.
 ///
 /// Fingerprint (the logits cache key): SHA-256 of the input size, the convention's
-/// [`fingerprint_tag`](dawin_vit::BenchmarkData::fingerprint_tag), the labels, the left-out
+/// [`fingerprint_tag`](dawin_vit::benchmarks::BenchmarkData::fingerprint_tag), the labels, the left-out
 /// samples, and the files: for a folder every image's path relative to the root, size and
 /// modification time; for shards every shard's file name, size and modification time; for a
 /// safetensors file its bytes. The same files at another root (a copy that keeps modification

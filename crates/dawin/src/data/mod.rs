@@ -12,7 +12,7 @@
 //! * [`for_each_batch`]: the pipelined data path — batch k + 1 is loaded on a background thread
 //!   while the caller (the forward) works on batch k, with a bounded number of batches alive.
 use crate::error::{Error, Result};
-use dawin_vit::ClassMapping;
+use dawin_vit::benchmarks::ClassMapping;
 use sha2::{Digest, Sha256};
 
 mod image;

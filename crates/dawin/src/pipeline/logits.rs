@@ -15,7 +15,8 @@ use crate::data::{for_each_batch, Dataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::progress;
-use dawin_vit::{cpu, ClassMapping, ClipClassifier, Linear};
+use dawin_vit::benchmarks::ClassMapping;
+use dawin_vit::{cpu, ClipClassifier, Linear};
 use std::path::Path;
 
 pub use super::cache::CACHE_VERSION;

@@ -75,7 +75,8 @@ impl ZeroShotBuild {
 }
 
 /// SHA-256 of a checkpoint: of the file's bytes; for a directory or a shard index, of the
-/// SHA-256 of every `.safetensors` and `.json` file of its folder, in name order.
+/// SHA-256 of every checkpoint or config file of its folder (`.safetensors`, `.json`, `.bin`,
+/// `.pt`, `.pth`, `.pkl`, `.ckpt`: PyTorch shards too), in name order.
 pub fn checkpoint_fingerprint(path: &Path) -> Result<String> {
     if path.is_file() && path.extension().is_none_or(|e| e != "json") {
         return file_fingerprint(path);
@@ -90,8 +91,11 @@ pub fn checkpoint_fingerprint(path: &Path) -> Result<String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "safetensors" || e == "json")
+                && p.extension().is_some_and(|e| {
+                    ["safetensors", "json", "bin", "pt", "pth", "pkl", "ckpt"]
+                        .iter()
+                        .any(|x| e == *x)
+                })
         })
         .collect();
     files.sort();
@@ -255,7 +259,7 @@ pub fn zero_shot_head_cached(
     let mut p = prepare(checkpoint, spec)?;
     let path = cache_dir.map(|d| d.join(format!("zeroshot-head-{}.safetensors", p.key)));
     if let Some(file) = path.as_ref().filter(|f| f.is_file()) {
-        let head = load_head(file)?;
+        let head = load_head(file)?.linear;
         if head.out_dim == p.classes.len() {
             let sd = dawin_core::StateDict::open(file)?;
             let assumed = sd.metadata().and_then(|m| m.get(META_ASSUMPTIONS));
@@ -297,23 +301,51 @@ pub fn write_zero_shot_head(
 
 /// Whether the checkpoint (file, shard index or directory) holds a `classification_head.weight`.
 pub fn has_classification_head(checkpoint: &Path) -> Result<bool> {
-    use dawin_vit::TensorSource;
+    use dawin_core::TensorSource;
     const W: &str = "classification_head.weight";
     let ck = open_checkpoint(checkpoint)?;
     Ok(ck
         .tensor_names()
         .iter()
-        .any(|n| n == W || n.ends_with(&format!(".{W}"))))
+        .any(|n| *n == W || n.ends_with(&format!(".{W}"))))
 }
 
 /// A classifier from `checkpoint`'s image tower with the zero-shot head `head` (its own
-/// `classification_head`, if any, is not used).
+/// `classification_head`, if any, is not used), its architecture resolved as for any checkpoint
+/// (flags, config files beside it, metadata, shapes; unused vision tensors refused unless
+/// `load.ignore_unused`). The head applies to L2-normalised features, as CLIP's zero-shot
+/// classifier does.
 pub fn classifier_with_head(
     checkpoint: &Path,
     head: &ZeroShotBuild,
     load: &LoadOptions,
 ) -> Result<ClipClassifier> {
+    use dawin_vit::arch::{Resolved, Source, SourceKind};
     let ck = open_checkpoint(checkpoint)?;
-    let map = head.tensor_map()?;
-    Ok(ClipClassifier::from_source(&ck, Some(&map), load)?)
+    let head = dawin_vit::ClassificationHead {
+        linear: head.head.clone(),
+        normalize: Resolved::new(
+            true,
+            Source::new(
+                SourceKind::Default,
+                "a zero-shot head reads L2-normalised features (CLIP)",
+            ),
+        ),
+        source_name: head
+            .path
+            .as_ref()
+            .map_or_else(|| "<zero-shot head>".into(), |p| p.display().to_string()),
+        weight_name: "classification_head.weight".into(),
+    };
+    let arch = dawin_vit::resolve_checkpoint(&ck, Some(&head), load)?;
+    let opened = dawin_vit::Opened {
+        checkpoint: ck,
+        head: Some(head),
+        arch,
+    };
+    let (model, warning) = opened.load(load.ignore_unused)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(model)
 }

@@ -80,7 +80,7 @@ fn plan_runs_gelu_layer_scale_and_any_head_width() {
     assert!(e.contains("heads") && e.contains("132"), "{e}");
 }
 
-/// The plan on open_clip towers saved by PyTorch (`arch_*.pt`, read by `dawin_core::Checkpoint`;
+/// The plan on open_clip towers saved by PyTorch (`arch_*.pt`, read by `dawin_core::CheckpointFile`;
 /// see `tests/torch_arch.rs`), against PyTorch's float64 logits: QuickGELU, exact GELU,
 /// LayerScale, head width 48. And the blended plan with a random λ per sample against the
 /// CPU forward of the explicit f32 merge.
@@ -110,7 +110,7 @@ fn plan_matches_pytorch_on_the_open_clip_towers() {
             activation,
             layer_scale,
         };
-        let ck = dawin_core::Checkpoint::open(dir.join(format!("arch_{tag}.pt"))).unwrap();
+        let ck = dawin_core::CheckpointFile::open(dir.join(format!("arch_{tag}.pt"))).unwrap();
         let mut map = crate::TensorMap::new();
         for name in ck.tensor_names() {
             let (_, shape) = ck.tensor_meta(name).unwrap();

@@ -31,9 +31,10 @@ use crate::error::{Error, Result};
 use crate::progress;
 use dawin_core::merge::ParamSource;
 use dawin_core::stats;
+use dawin_vit::arch::Architecture;
 use dawin_vit::{
-    complete_vision_tower, cpu, embed_width, load_head, open_checkpoint, BlendedWeights,
-    CheckpointEncoder, ClipClassifier, Linear, LoadOptions,
+    complete_vision_tower, cpu, embed_width, load_head, open_checkpoint, resolve_checkpoint,
+    BlendedWeights, CheckpointEncoder, ClipClassifier, Linear, LoadOptions, Opened,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -519,59 +520,103 @@ pub struct MtlModels {
     /// Fine-tuned models that were vision towers only (Hugging Face `CLIPVisionModel`), their
     /// projection taken from the base.
     pub vision_only: Vec<String>,
+    /// The resolved architecture of the base (`"base"`) and of each fine-tuned model, every field
+    /// with its source.
+    pub architectures: Vec<(String, Architecture)>,
 }
 
 /// Loads the base checkpoint and the named head files, and opens the named fine-tuned
 /// checkpoints (memory-mapped, their shapes checked, their own heads ignored; values are read
-/// when the evaluation needs them). Checkpoints are opened with [`open_checkpoint`] (single
-/// files, shard indexes or directories); a Hugging Face vision tower without
-/// `visual_projection.weight` (`CLIPVisionModel`) gets the base's projection. Errors name the
-/// file: a head whose width differs from the encoder's embedding, a fine-tuned checkpoint whose
-/// tensors differ in shape from the base's (another base or architecture), a missing file.
+/// when the evaluation needs them). Every checkpoint may be in any form
+/// [`dawin_vit::open_checkpoint`] reads (safetensors, `.pt`/`.pth`/`.bin` of every PyTorch kind,
+/// shard indexes, directories) and every head in any form [`load_head`] reads (a pickled
+/// `ClassificationHead`, a state dict, safetensors); each architecture is resolved with `opts`
+/// and the config files beside it ([`dawin_vit::arch`]) and must agree with the base's. A
+/// Hugging Face vision tower without `visual_projection.weight` (`CLIPVisionModel`) gets the
+/// base's projection. Errors name the file: a head whose width differs from the encoder's
+/// embedding or whose `normalize` is false (the multi-task path applies heads to normalised
+/// features), a fine-tuned checkpoint whose tensors or resolved architecture differ from the
+/// base's, unused tensors (unless `opts.ignore_unused`), a missing file.
 pub fn load_mtl(
     base: &Path,
     models: &[(String, PathBuf)],
     heads: &[(String, PathBuf)],
     opts: &LoadOptions,
 ) -> Result<MtlModels> {
-    let (_, first_head) = heads
-        .first()
-        .ok_or_else(|| Error::invalid("--head", "at least one head is required"))?;
+    if heads.is_empty() {
+        return Err(Error::invalid("--head", "at least one head is required"));
+    }
     let mut loaded_heads = Vec::new();
     for (name, p) in heads {
-        loaded_heads.push((name.clone(), load_head(p)?));
+        let h = load_head(p)?;
+        if !h.normalize.value {
+            return Err(Error::invalid(
+                format!("head `{name}` ({})", p.display()),
+                format!(
+                    "has normalize = false ({}): the multi-task evaluation applies every head \
+                     to L2-normalised features (normalize = true, CLIP's convention)",
+                    h.normalize.source
+                ),
+            ));
+        }
+        loaded_heads.push((name.clone(), h));
     }
     let bck = open_checkpoint(base)?;
     if let Some(e) = embed_width(&bck) {
         for ((name, h), (_, p)) in loaded_heads.iter().zip(heads) {
-            if h.in_dim != e {
+            if h.in_dim() != e {
                 return Err(Error::invalid(
                     format!("head `{name}` ({})", p.display()),
                     format!(
                         "has input width {} ([{}, {}]), the encoder {} embeds to {e}",
-                        h.in_dim,
-                        h.out_dim,
-                        h.in_dim,
+                        h.in_dim(),
+                        h.num_classes(),
+                        h.in_dim(),
                         base.display()
                     ),
                 ));
             }
         }
     }
-    let hsd = dawin_core::StateDict::open(first_head)?;
-    let b = ClipClassifier::from_source(&bck, Some(&hsd), opts)
+    let arch = resolve_checkpoint(&bck, Some(&loaded_heads[0].1), opts)
         .map_err(|e| Error::invalid(format!("base {}", base.display()), e.to_string()))?;
-    drop(bck);
+    let opened = Opened {
+        checkpoint: bck,
+        head: Some(loaded_heads[0].1.clone()),
+        arch,
+    };
+    let (b, warning) = opened
+        .load(opts.ignore_unused)
+        .map_err(|e| Error::invalid(format!("base {}", base.display()), e.to_string()))?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let mut architectures = vec![(
+        "base".to_string(),
+        b.architecture().cloned().expect("loaded from a file"),
+    )];
     let mut ms = Vec::new();
     let mut vision_only = Vec::new();
     for (name, p) in models {
+        let what = || format!("model `{name}` ({})", p.display());
         let (ck, completed) = complete_vision_tower(open_checkpoint(p)?, &b)?;
         if completed {
             vision_only.push(name.clone());
         }
+        let mut arch = resolve_checkpoint(&ck, Some(&loaded_heads[0].1), opts)
+            .map_err(|e| Error::invalid(what(), e.to_string()))?;
+        arch.inherit_from(&architectures[0].1)
+            .map_err(|e| Error::invalid(what(), e.to_string()))?;
+        if let Some(w) = arch
+            .check_unused(opts.ignore_unused)
+            .map_err(|e| Error::invalid(what(), e.to_string()))?
+        {
+            eprintln!("warning: {w}");
+        }
+        architectures.push((name.clone(), arch));
         let c = CheckpointEncoder::new(ck, b.config().clone(), &b.weights().head).map_err(|e| {
             Error::invalid(
-                format!("model `{name}` ({})", p.display()),
+                what(),
                 format!("does not match the base {}: {e}", base.display()),
             )
         })?;
@@ -580,7 +625,11 @@ pub fn load_mtl(
     Ok(MtlModels {
         base: b,
         models: ms,
-        heads: loaded_heads,
+        heads: loaded_heads
+            .into_iter()
+            .map(|(n, h)| (n, h.linear))
+            .collect(),
         vision_only,
+        architectures,
     })
 }
