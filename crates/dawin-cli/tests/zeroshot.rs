@@ -435,3 +435,84 @@ fn eval_mtl_builds_per_dataset_heads() {
     ]);
     fails_with(&o, &["mnist", "already has a head"]);
 }
+
+/// The text tower's heads and activation come from open_clip's `open_clip_config.json` beside the
+/// checkpoint (as the vision tower's do): with it, no flag is needed to get open_clip's head of
+/// the exact-GELU, 4-head tower; without it, the stated defaults (width/64 heads, QuickGELU) give
+/// another head, and say so.
+#[test]
+fn zeroshot_head_reads_the_text_tower_from_open_clip_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (want, classes, templates, _) = expected("gelu");
+    let cl = write_lines(d, "classes.txt", &classes);
+    let tp = write_lines(d, "templates.txt", &templates);
+    let head = |ck: &str, out: &Path| {
+        ok(&run(&[
+            "zeroshot-head",
+            "--clip",
+            ck,
+            "--classes",
+            &cl,
+            "--templates",
+            &tp,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]))
+    };
+    let weight = |out: &Path| {
+        StateDict::open(out)
+            .unwrap()
+            .tensor("classification_head.weight")
+            .unwrap()
+            .to_f32_vec()
+    };
+    let with = d.join("with");
+    std::fs::create_dir_all(&with).unwrap();
+    let ck = gunzip(
+        "clip_gelu/open_clip.safetensors.gz",
+        &with,
+        "model.safetensors",
+    );
+    std::fs::copy(
+        text_fixture("clip_gelu/open_clip_config.json"),
+        with.join("open_clip_config.json"),
+    )
+    .unwrap();
+    let out = d.join("with.safetensors");
+    let (_, stderr) = head(&ck, &out);
+    assert!(
+        stderr.contains("text heads = 4 (open_clip_config.json")
+            && stderr.contains("text activation = gelu (open_clip_config.json"),
+        "{stderr}"
+    );
+    let rel = max_rel(&weight(&out), &want, 32);
+    println!("clip_gelu with open_clip_config.json, no flags: head max rel {rel:.1e}");
+    assert!(rel < 1e-4, "{rel}");
+    let meta = StateDict::open(&out).unwrap().metadata().unwrap().clone();
+    assert!(
+        meta["dawin.zeroshot.text_assumptions"].contains("open_clip_config.json"),
+        "{meta:?}"
+    );
+
+    let without = d.join("without");
+    std::fs::create_dir_all(&without).unwrap();
+    let ck = gunzip(
+        "clip_gelu/open_clip.safetensors.gz",
+        &without,
+        "model.safetensors",
+    );
+    let out = d.join("without.safetensors");
+    let (_, stderr) = head(&ck, &out);
+    assert!(
+        stderr.contains("text heads = 1 (not in the weights")
+            && stderr.contains("text activation = quick-gelu (not in the weights"),
+        "{stderr}"
+    );
+    let rel = max_rel(&weight(&out), &want, 32);
+    assert!(
+        rel > 1e-3,
+        "defaults should not give open_clip's head: {rel}"
+    );
+}

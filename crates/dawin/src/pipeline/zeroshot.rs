@@ -139,13 +139,62 @@ struct Prepared {
     checkpoint_sha256: String,
     key: String,
     notes: Vec<String>,
+    /// The text options in effect: the flags, else what the config files beside the checkpoint
+    /// (or its metadata) say.
+    text: TextOptions,
+}
+
+/// The text tower's heads and activation where `given` (the flags) leaves them open, from what
+/// [`dawin_vit::resolve_checkpoint`] reads beside and in the checkpoint: open_clip's
+/// `open_clip_config.json` (`text_cfg.heads`, `quick_gelu` — absent meaning exact GELU), a
+/// Hugging Face `config.json` (`text_config.num_attention_heads`, `hidden_act`), the `dawin.*`
+/// metadata. A value only a default would decide stays open: the text tower then states its own
+/// default and how to override it. Returns the options and one line per value taken.
+fn text_options(checkpoint: &Path, given: &TextOptions) -> (TextOptions, Vec<String>) {
+    use dawin_vit::arch::SourceKind;
+    let mut t = *given;
+    let mut lines = Vec::new();
+    if t.heads.is_some() && t.activation.is_some() {
+        return (t, lines);
+    }
+    // A checkpoint whose vision side cannot be resolved still has a text tower to read: its
+    // fields then come from the text tower's own stated defaults.
+    let arch = open_checkpoint(checkpoint)
+        .and_then(|ck| dawin_vit::resolve_checkpoint(&ck, None, &LoadOptions::default()));
+    let Some(text) = arch.ok().and_then(|a| a.text) else {
+        return (t, lines);
+    };
+    if t.heads.is_none() {
+        if let Some(h) = text.heads.filter(|h| h.source.kind != SourceKind::Default) {
+            lines.push(format!(
+                "text heads = {} ({}; override: --text-heads)",
+                h.value, h.source
+            ));
+            t.heads = Some(h.value);
+        }
+    }
+    if t.activation.is_none() {
+        if let Some(a) = text
+            .activation
+            .filter(|a| a.source.kind != SourceKind::Default)
+        {
+            lines.push(format!(
+                "text activation = {} ({}; override: --text-activation)",
+                a.value.name(),
+                a.source
+            ));
+            t.activation = Some(a.value);
+        }
+    }
+    (t, lines)
 }
 
 fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
     let (classes, classes_from) = resolve_classes(&spec.classes).map_err(vit)?;
     let (templates, templates_from) = resolve_templates(&spec.templates).map_err(vit)?;
     let (tokenizer, tok_line) = tokenizer_for(checkpoint, spec)?;
-    let notes = vec![
+    let (text, text_lines) = text_options(checkpoint, &spec.text);
+    let mut notes = vec![
         format!(
             "zero-shot head of {}: {} classes ({classes_from}) × {} templates ({templates_from})",
             checkpoint.display(),
@@ -154,6 +203,7 @@ fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
         ),
         tok_line,
     ];
+    notes.extend(text_lines);
     let checkpoint_sha256 = checkpoint_fingerprint(checkpoint)?;
     let mut h = Sha256::new();
     for part in [
@@ -162,7 +212,7 @@ fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
         serde_json::to_string(&classes).expect("strings serialise"),
         serde_json::to_string(&templates).expect("strings serialise"),
         tokenizer.merges_fingerprint().to_string(),
-        format!("{:?}", spec.text),
+        format!("{text:?}"),
     ] {
         h.update(part.as_bytes());
         h.update([0u8]);
@@ -175,13 +225,13 @@ fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
         checkpoint_sha256,
         key,
         notes,
+        text,
     })
 }
 
 /// Builds the head of `p` with `checkpoint`'s text tower and writes it to `dest` when given.
 fn build(
     checkpoint: &Path,
-    spec: &ZeroShotSpec,
     p: Prepared,
     dest: Option<&Path>,
     progress: bool,
@@ -193,9 +243,28 @@ fn build(
         checkpoint_sha256,
         key,
         mut notes,
+        text,
     } = p;
-    let model = ClipTextModel::from_path(checkpoint, &spec.text)?;
-    notes.extend(model.assumptions().iter().cloned());
+    let model = ClipTextModel::from_path(checkpoint, &text)?;
+    // What was assumed or read about the text tower: the lines taken from the config files (in
+    // `notes` already), then the model's own, less its "(given)" for those same fields.
+    let from_files: Vec<String> = notes
+        .iter()
+        .filter(|n| n.starts_with("text "))
+        .cloned()
+        .collect();
+    let mut assumed = from_files.clone();
+    for a in model.assumptions() {
+        let field = a.split(" = ").next().unwrap_or_default();
+        let restated = a.ends_with("(given)")
+            && from_files
+                .iter()
+                .any(|f| f.starts_with(&format!("{field} = ")));
+        if !restated {
+            notes.push(a.clone());
+            assumed.push(a.clone());
+        }
+    }
     let tok = tokenizer
         .with_context_length(model.config().context_length)
         .map_err(vit)?;
@@ -231,7 +300,7 @@ fn build(
             ),
             (
                 META_ASSUMPTIONS.to_string(),
-                serde_json::to_string(model.assumptions()).expect("strings serialise"),
+                serde_json::to_string(&assumed).expect("strings serialise"),
             ),
         ]);
         built.write(p, &extra)?;
@@ -277,7 +346,7 @@ pub fn zero_shot_head_cached(
             });
         }
     }
-    let mut b = build(checkpoint, spec, p, path.as_deref(), progress)?;
+    let mut b = build(checkpoint, p, path.as_deref(), progress)?;
     if let Some(f) = &b.path {
         b.notes
             .push(format!("written to the cache: {}", f.display()));
@@ -296,7 +365,7 @@ pub fn write_zero_shot_head(
     progress: bool,
 ) -> Result<ZeroShotBuild> {
     let p = prepare(checkpoint, spec)?;
-    build(checkpoint, spec, p, Some(out), progress)
+    build(checkpoint, p, Some(out), progress)
 }
 
 /// Whether the checkpoint (file, shard index or directory) holds a `classification_head.weight`.
