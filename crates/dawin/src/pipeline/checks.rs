@@ -86,36 +86,8 @@ pub(crate) fn check_dataset<M: Interpolate>(model: &M, d: &dyn Dataset) -> Resul
             format!("{} labels for {} samples", d.labels().len(), d.len()),
         ));
     }
-    let heads = model.num_classes();
-    if let Some(need) = d.head_classes().filter(|&n| n != heads) {
-        return Err(Error::invalid(
-            what(),
-            format!(
-                "its convention needs an ImageNet-1k head of {need} classes, the head has {heads} \
-                 (name the dataset otherwise to read it as a plain image folder)"
-            ),
-        ));
-    }
-    if let Some(m) = d.class_mapping() {
-        let need = m.min_head_classes();
-        if need > heads {
-            return Err(Error::invalid(
-                format!("class subset of dataset `{}`", d.name()),
-                format!("lists class {}, the head has {heads} classes", need - 1),
-            ));
-        }
-    }
-    let c = super::logits::classes_of(d, heads) as i64;
-    if let Some(i) = d.labels().iter().position(|&y| y < 0 || y >= c) {
-        return Err(Error::invalid(
-            what(),
-            format!(
-                "label {} of sample {i} is not a class of the head ({c} classes)",
-                d.labels()[i]
-            ),
-        ));
-    }
-    Ok(())
+    // The head the convention needs, the mapping's head classes, every label a class.
+    crate::data::check_head(d, model.num_classes())
 }
 
 /// Refuses θ1 when it lies farther than `max` from θ0 ([`Interpolate::relative_distance`]).
