@@ -495,6 +495,31 @@ fn zeroshot_head_reads_the_text_tower_from_open_clip_config() {
         meta["dawin.zeroshot.text_assumptions"].contains("open_clip_config.json"),
         "{meta:?}"
     );
+    // Built into a cache, then read from it: each line about the text tower said once, both times.
+    let cache = d.join("cache");
+    let spec = dawin::zeroshot::ZeroShotSpec {
+        classes: cl.clone(),
+        templates: tp.clone(),
+        ..Default::default()
+    };
+    for from_cache in [false, true] {
+        let b = dawin::zeroshot::zero_shot_head_cached(Path::new(&ck), &spec, Some(&cache), false)
+            .unwrap();
+        assert_eq!(b.from_cache, from_cache);
+        for field in [
+            "text heads = 4 (open_clip_config.json",
+            "text activation = gelu (open",
+        ] {
+            let n = b.notes.iter().filter(|l| l.starts_with(field)).count();
+            assert_eq!(n, 1, "{field} (from cache: {from_cache}): {:?}", b.notes);
+        }
+        assert!(
+            !b.notes.iter().any(|l| l.ends_with("(given)")),
+            "{:?}",
+            b.notes
+        );
+        assert!(max_rel(&b.head.weight, &want, 32) < 1e-4);
+    }
 
     let without = d.join("without");
     std::fs::create_dir_all(&without).unwrap();

@@ -142,6 +142,8 @@ struct Prepared {
     /// The text options in effect: the flags, else what the config files beside the checkpoint
     /// (or its metadata) say.
     text: TextOptions,
+    /// The values of `text` that came from those files, and one line each saying so.
+    from_files: (TextOptions, Vec<String>),
 }
 
 /// The text tower's heads and activation where `given` (the flags) leaves them open, from what
@@ -149,20 +151,25 @@ struct Prepared {
 /// `open_clip_config.json` (`text_cfg.heads`, `quick_gelu` — absent meaning exact GELU), a
 /// Hugging Face `config.json` (`text_config.num_attention_heads`, `hidden_act`), the `dawin.*`
 /// metadata. A value only a default would decide stays open: the text tower then states its own
-/// default and how to override it. Returns the options and one line per value taken.
-fn text_options(checkpoint: &Path, given: &TextOptions) -> (TextOptions, Vec<String>) {
+/// default and how to override it. Returns the options in effect, the values taken from the
+/// files, and one line per value taken.
+fn text_options(
+    checkpoint: &Path,
+    given: &TextOptions,
+) -> (TextOptions, (TextOptions, Vec<String>)) {
     use dawin_vit::arch::SourceKind;
     let mut t = *given;
+    let mut taken = TextOptions::default();
     let mut lines = Vec::new();
     if t.heads.is_some() && t.activation.is_some() {
-        return (t, lines);
+        return (t, (taken, lines));
     }
     // A checkpoint whose vision side cannot be resolved still has a text tower to read: its
     // fields then come from the text tower's own stated defaults.
     let arch = open_checkpoint(checkpoint)
         .and_then(|ck| dawin_vit::resolve_checkpoint(&ck, None, &LoadOptions::default()));
     let Some(text) = arch.ok().and_then(|a| a.text) else {
-        return (t, lines);
+        return (t, (taken, lines));
     };
     if t.heads.is_none() {
         if let Some(h) = text.heads.filter(|h| h.source.kind != SourceKind::Default) {
@@ -171,6 +178,7 @@ fn text_options(checkpoint: &Path, given: &TextOptions) -> (TextOptions, Vec<Str
                 h.value, h.source
             ));
             t.heads = Some(h.value);
+            taken.heads = Some(h.value);
         }
     }
     if t.activation.is_none() {
@@ -184,17 +192,18 @@ fn text_options(checkpoint: &Path, given: &TextOptions) -> (TextOptions, Vec<Str
                 a.source
             ));
             t.activation = Some(a.value);
+            taken.activation = Some(a.value);
         }
     }
-    (t, lines)
+    (t, (taken, lines))
 }
 
 fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
     let (classes, classes_from) = resolve_classes(&spec.classes).map_err(vit)?;
     let (templates, templates_from) = resolve_templates(&spec.templates).map_err(vit)?;
     let (tokenizer, tok_line) = tokenizer_for(checkpoint, spec)?;
-    let (text, text_lines) = text_options(checkpoint, &spec.text);
-    let mut notes = vec![
+    let (text, from_files) = text_options(checkpoint, &spec.text);
+    let notes = vec![
         format!(
             "zero-shot head of {}: {} classes ({classes_from}) × {} templates ({templates_from})",
             checkpoint.display(),
@@ -203,7 +212,6 @@ fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
         ),
         tok_line,
     ];
-    notes.extend(text_lines);
     let checkpoint_sha256 = checkpoint_fingerprint(checkpoint)?;
     let mut h = Sha256::new();
     for part in [
@@ -226,6 +234,7 @@ fn prepare(checkpoint: &Path, spec: &ZeroShotSpec) -> Result<Prepared> {
         key,
         notes,
         text,
+        from_files,
     })
 }
 
@@ -244,27 +253,20 @@ fn build(
         key,
         mut notes,
         text,
+        from_files: (taken, mut assumed),
     } = p;
     let model = ClipTextModel::from_path(checkpoint, &text)?;
-    // What was assumed or read about the text tower: the lines taken from the config files (in
-    // `notes` already), then the model's own, less its "(given)" for those same fields.
-    let from_files: Vec<String> = notes
-        .iter()
-        .filter(|n| n.starts_with("text "))
-        .cloned()
-        .collect();
-    let mut assumed = from_files.clone();
+    // What was read or assumed about the text tower: the values taken from the config files,
+    // then the model's own lines, less its "(given)" for those values (they were not the user's).
     for a in model.assumptions() {
-        let field = a.split(" = ").next().unwrap_or_default();
         let restated = a.ends_with("(given)")
-            && from_files
-                .iter()
-                .any(|f| f.starts_with(&format!("{field} = ")));
+            && ((taken.heads.is_some() && a.starts_with("text heads = "))
+                || (taken.activation.is_some() && a.starts_with("text activation = ")));
         if !restated {
-            notes.push(a.clone());
             assumed.push(a.clone());
         }
     }
+    notes.extend(assumed.iter().cloned());
     let tok = tokenizer
         .with_context_length(model.config().context_length)
         .map_err(vit)?;
